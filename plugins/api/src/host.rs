@@ -1,0 +1,349 @@
+//! The host callbacks: everything a plugin may do to the world.
+//!
+//! [`HostApi`] is the FFI-safe trait the host implements; [`Host`] wraps it
+//! with ordinary Rust signatures (`&str`, `&[u8]`, `Result`) for plugin code.
+
+// `#[sabi_trait]` expands to unsafe vtable code; the module itself writes none.
+#![allow(unsafe_code)]
+// ...and trait impls inside a const block, which rustc flags as non-local.
+#![allow(non_local_definitions)]
+
+use abi_stable::{
+    StableAbi, sabi_trait,
+    sabi_types::RMut,
+    std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
+};
+
+use crate::error::PluginError;
+
+/// Where a command runs.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunPlace {
+    /// Inside the current hook's rootfs: a chroot in fresh mount, PID, UTS
+    /// and IPC namespaces, with `/proc`, `/sys`, `/dev`, `/dev/pts` mounted
+    /// and a `policy-rc.d` that stops package scripts from starting daemons.
+    /// Nothing the command starts or mounts outlives it.
+    Rootfs,
+    /// On the host, as the user running lxc-tmpl (for `debootstrap`,
+    /// `ssh-keygen`, querying host tools).
+    Host,
+}
+
+/// A command for [`Host::run`].
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct CommandSpec {
+    /// Program and arguments. A program without `/` is looked up in `PATH`
+    /// (inside the rootfs for [`RunPlace::Rootfs`]).
+    pub argv: RVec<RString>,
+    /// Extra environment variables. Rootfs commands start from a clean
+    /// environment (`PATH`, `HOME`, `LANG=C.UTF-8`, `DEBIAN_FRONTEND=noninteractive`).
+    pub env: RVec<Tuple2<RString, RString>>,
+    /// Bytes fed to the command's standard input.
+    pub stdin: RVec<u8>,
+    /// Where it runs.
+    pub place: RunPlace,
+    /// When true, a non-zero exit is returned as an error that names the
+    /// command, its status and the tail of its output.
+    pub check: bool,
+}
+
+impl CommandSpec {
+    /// A checked command running inside the rootfs.
+    pub fn in_rootfs<S: AsRef<str>>(argv: &[S]) -> Self {
+        Self {
+            argv: argv.iter().map(|a| RString::from(a.as_ref())).collect(),
+            env: RVec::new(),
+            stdin: RVec::new(),
+            place: RunPlace::Rootfs,
+            check: true,
+        }
+    }
+
+    /// A checked command running on the host.
+    pub fn on_host<S: AsRef<str>>(argv: &[S]) -> Self {
+        Self { place: RunPlace::Host, ..Self::in_rootfs(argv) }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push(Tuple2(key.into(), value.into()));
+        self
+    }
+
+    /// Sets standard input.
+    pub fn stdin(mut self, data: &[u8]) -> Self {
+        self.stdin = data.into();
+        self
+    }
+
+    /// Returns the exit status instead of an error when the command fails.
+    pub fn unchecked(mut self) -> Self {
+        self.check = false;
+        self
+    }
+}
+
+/// What a finished command left.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct CommandOutput {
+    /// Exit status; 128+N when killed by signal N.
+    pub status: i32,
+    /// Everything it wrote to standard output.
+    pub stdout: RVec<u8>,
+    /// Everything it wrote to standard error.
+    pub stderr: RVec<u8>,
+}
+
+impl CommandOutput {
+    /// Standard output as text (lossy UTF-8).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// The type of a file in the rootfs, as seen without following a final symlink.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A device, fifo or socket.
+    Other,
+}
+
+/// One LXC config entry, written with the LXC 2.1+ key names; the host
+/// translates them when the target LXC is older.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// The key (`lxc.uts.name`, `lxc.include`, `lxc.mount.entry`).
+    pub key: RString,
+    /// The value.
+    pub value: RString,
+}
+
+impl ConfigEntry {
+    /// A config entry.
+    pub fn new(key: &str, value: &str) -> Self {
+        Self { key: key.into(), value: value.into() }
+    }
+}
+
+/// Severity of a log line.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Shown with `-v`.
+    Debug,
+    /// Shown unless `-q`.
+    Info,
+    /// Always shown.
+    Warn,
+}
+
+/// The callbacks the host implements for plugins. Plugins use [`Host`].
+///
+/// Paths named "rootfs path" are resolved inside the current hook's root as
+/// if chrooted: `..` and absolute symlinks cannot leave it.
+#[sabi_trait]
+pub trait HostApi {
+    /// Runs a command; see [`CommandSpec`].
+    fn run(&mut self, command: &CommandSpec) -> RResult<CommandOutput, PluginError>;
+    /// Reads a rootfs file.
+    fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError>;
+    /// Creates or replaces a rootfs file with `data` and permission bits `mode`.
+    fn write_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>, mode: u32) -> RResult<(), PluginError>;
+    /// Appends to a rootfs file, creating it with mode 0644 if missing.
+    fn append_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>) -> RResult<(), PluginError>;
+    /// Creates a rootfs directory and its missing parents.
+    fn mkdir_all(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError>;
+    /// Creates a symlink at rootfs path `link` pointing to `target` (stored as given).
+    fn symlink(&mut self, target: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError>;
+    /// Creates a hard link at rootfs path `link` to rootfs file `existing`.
+    fn hard_link(&mut self, existing: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError>;
+    /// Sets the permission bits of a rootfs path (never through a symlink).
+    fn set_mode(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError>;
+    /// Sets the owner of a rootfs path (never through a symlink).
+    fn set_owner(&mut self, path: RStr<'_>, uid: u32, gid: u32) -> RResult<(), PluginError>;
+    /// Removes a rootfs file, symlink or directory tree; missing is not an error.
+    fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError>;
+    /// The kind of a rootfs path, `None` if it does not exist.
+    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError>;
+    /// Copies a host file into the rootfs with permission bits `mode`.
+    fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError>;
+    /// Reads a host file (`/etc/timezone`, a key given on the command line).
+    fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError>;
+    /// The kind of a host path, following symlinks; `None` if it does not exist.
+    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError>;
+    /// Renders a minijinja template; `context_json` is a JSON object.
+    fn render(&mut self, name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError>;
+    /// Adds an entry to the container's LXC config.
+    fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError>;
+    /// The last value of a key in the base config the container starts from.
+    fn config_value(&mut self, key: RStr<'_>) -> ROption<RString>;
+    /// Logs a line.
+    fn log(&mut self, level: LogLevel, message: RStr<'_>);
+    /// Reports the start of a long step (shown as progress on a terminal).
+    #[sabi(last_prefix_field)]
+    fn progress(&mut self, step: RStr<'_>);
+}
+
+/// The host callbacks as passed across the boundary.
+pub type HostApiMut<'a> = HostApi_TO<'a, RMut<'a, ()>>;
+
+/// The host, as plugin code sees it: [`HostApi`] with Rust signatures.
+///
+/// Every hook gets one. Rootfs paths may be written with or without a leading
+/// `/`; they always mean a path inside the root the hook acts on.
+pub struct Host<'a> {
+    api: HostApiMut<'a>,
+}
+
+impl std::fmt::Debug for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host")
+    }
+}
+
+impl<'a> Host<'a> {
+    /// Wraps the FFI handle. Called by the code [`export_plugin!`](crate::export_plugin) generates.
+    pub fn new(api: HostApiMut<'a>) -> Self {
+        Self { api }
+    }
+
+    /// Runs a command; with [`CommandSpec::check`] a failure is an error.
+    pub fn run(&mut self, command: &CommandSpec) -> Result<CommandOutput, PluginError> {
+        self.api.run(command).into_result()
+    }
+
+    /// Runs a checked command inside the rootfs and returns its output.
+    pub fn run_in_rootfs<S: AsRef<str>>(&mut self, argv: &[S]) -> Result<CommandOutput, PluginError> {
+        self.run(&CommandSpec::in_rootfs(argv))
+    }
+
+    /// Runs a checked command on the host and returns its output.
+    pub fn run_on_host<S: AsRef<str>>(&mut self, argv: &[S]) -> Result<CommandOutput, PluginError> {
+        self.run(&CommandSpec::on_host(argv))
+    }
+
+    /// Reads a rootfs file.
+    pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>, PluginError> {
+        self.api.read_file(path.into()).into_result().map(RVec::into_vec)
+    }
+
+    /// Creates or replaces a rootfs file.
+    pub fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), PluginError> {
+        self.api.write_file(path.into(), data.into(), mode).into_result()
+    }
+
+    /// Appends to a rootfs file.
+    pub fn append_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
+        self.api.append_file(path.into(), data.into()).into_result()
+    }
+
+    /// Creates a rootfs directory and its parents.
+    pub fn mkdir_all(&mut self, path: &str, mode: u32) -> Result<(), PluginError> {
+        self.api.mkdir_all(path.into(), mode).into_result()
+    }
+
+    /// Creates a symlink `link` -> `target` in the rootfs.
+    pub fn symlink(&mut self, target: &str, link: &str) -> Result<(), PluginError> {
+        self.api.symlink(target.into(), link.into()).into_result()
+    }
+
+    /// Creates a hard link `link` to `existing` in the rootfs.
+    pub fn hard_link(&mut self, existing: &str, link: &str) -> Result<(), PluginError> {
+        self.api.hard_link(existing.into(), link.into()).into_result()
+    }
+
+    /// Sets permission bits.
+    pub fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), PluginError> {
+        self.api.set_mode(path.into(), mode).into_result()
+    }
+
+    /// Sets the owner.
+    pub fn set_owner(&mut self, path: &str, uid: u32, gid: u32) -> Result<(), PluginError> {
+        self.api.set_owner(path.into(), uid, gid).into_result()
+    }
+
+    /// Removes a file or directory tree; missing is fine.
+    pub fn remove(&mut self, path: &str) -> Result<(), PluginError> {
+        self.api.remove(path.into()).into_result()
+    }
+
+    /// The kind of a rootfs path, `None` if absent.
+    pub fn file_kind(&mut self, path: &str) -> Result<Option<FileKind>, PluginError> {
+        self.api.file_kind(path.into()).into_result().map(ROption::into_option)
+    }
+
+    /// Copies a host file into the rootfs.
+    pub fn copy_from_host(&mut self, host_path: &str, path: &str, mode: u32) -> Result<(), PluginError> {
+        self.api.copy_from_host(host_path.into(), path.into(), mode).into_result()
+    }
+
+    /// Reads a host file.
+    pub fn read_host_file(&mut self, host_path: &str) -> Result<Vec<u8>, PluginError> {
+        self.api.read_host_file(host_path.into()).into_result().map(RVec::into_vec)
+    }
+
+    /// The kind of a host path (symlinks followed), `None` if absent.
+    pub fn host_file_kind(&mut self, host_path: &str) -> Result<Option<FileKind>, PluginError> {
+        self.api.host_file_kind(host_path.into()).into_result().map(ROption::into_option)
+    }
+
+    /// Renders a minijinja template with a serializable context.
+    pub fn render<C: serde::Serialize>(&mut self, name: &str, source: &str, context: &C) -> Result<String, PluginError> {
+        let json = serde_json::to_string(context)
+            .map_err(|e| PluginError::failed(format!("cannot serialize context of template {name}: {e}")))?;
+        self.api.render(name.into(), source.into(), json.as_str().into()).into_result().map(RString::into_string)
+    }
+
+    /// Renders a template and writes the result to a rootfs file.
+    pub fn write_template<C: serde::Serialize>(
+        &mut self,
+        path: &str,
+        source: &str,
+        context: &C,
+        mode: u32,
+    ) -> Result<(), PluginError> {
+        let text = self.render(path, source, context)?;
+        self.write_file(path, text.as_bytes(), mode)
+    }
+
+    /// Adds an LXC config entry.
+    pub fn config(&mut self, entry: ConfigEntry) -> Result<(), PluginError> {
+        self.api.config(&entry).into_result()
+    }
+
+    /// The last value of a key in the base config.
+    pub fn config_value(&mut self, key: &str) -> Option<String> {
+        self.api.config_value(key.into()).into_option().map(RString::into_string)
+    }
+
+    /// Logs at debug level (shown with `-v`).
+    pub fn debug(&mut self, message: &str) {
+        self.api.log(LogLevel::Debug, message.into());
+    }
+
+    /// Logs at info level.
+    pub fn info(&mut self, message: &str) {
+        self.api.log(LogLevel::Info, message.into());
+    }
+
+    /// Logs a warning.
+    pub fn warn(&mut self, message: &str) {
+        self.api.log(LogLevel::Warn, message.into());
+    }
+
+    /// Announces a long step.
+    pub fn progress(&mut self, step: &str) {
+        self.api.progress(step.into());
+    }
+}

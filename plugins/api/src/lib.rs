@@ -1,0 +1,136 @@
+/*!
+The plugin API of `lxc-tmpl`: the one crate a distro plugin depends on.
+
+`lxc-tmpl` builds LXC containers. The engine (the *host*) owns everything
+privileged: locks, the namespaced chroot runner, symlink-safe writes into the
+rootfs, the rootfs cache and the LXC config file. A *plugin* knows one
+distribution: which options it takes, how to build its root filesystem, which
+files to write and which config entries its containers need. A plugin never
+forks, mounts, chroots or opens a rootfs path itself; it asks the host through
+the [`Host`] handed to every hook. That keeps privileged code in one audited
+place and keeps plugins small.
+
+# Shape of a plugin
+
+A plugin is a `cdylib` that implements [`Distro`] and exports it with
+[`export_plugin!`]:
+
+```no_run
+use lxc_tmpl_plugin_api::{
+    export_plugin, ConfigEntry, Distro, Host, HookContext, Manifest, OptionSpec, PluginError,
+};
+
+#[derive(Default)]
+struct Hello;
+
+impl Distro for Hello {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("hello", env!("CARGO_PKG_VERSION"), "A container that says hello")
+            .option(OptionSpec::value("greeting", "TEXT", "Text written to /etc/motd").default_value("hello"))
+    }
+
+    fn download(&self, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        host.mkdir_all("etc", 0o755)?;
+        Ok(())
+    }
+
+    fn configure(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let greeting = ctx.option("greeting").unwrap_or("hello");
+        host.write_file("etc/motd", format!("{greeting}\n").as_bytes(), 0o644)?;
+        host.write_file("etc/hostname", format!("{}\n", ctx.name).as_bytes(), 0o644)
+    }
+
+    fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        host.config(ConfigEntry::new("lxc.uts.name", ctx.name.as_str()))
+    }
+}
+
+export_plugin!(Hello);
+```
+
+with this in the plugin's `Cargo.toml`:
+
+```toml
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+lxc-tmpl-plugin-api = "1"
+```
+
+Build it, drop the `.so` into a plugin directory (or point
+`$LXC_TMPL_PLUGIN_PATH` at its folder) and it shows up in `lxc-tmpl list`.
+
+# Hooks
+
+The host calls the hooks of [`Distro`] in this order; each has a default that
+does nothing, so a plugin writes only the ones its distribution needs:
+
+| hook | what it does | root the [`Host`] file operations act on |
+|---|---|---|
+| [`validate`](Distro::validate) | check options and host facts before anything is made | none (file operations fail) |
+| [`cache_key`](Distro::cache_key) | name the cached rootfs this container is copied from, or none | none |
+| [`download`](Distro::download) | build the rootfs | the cache staging dir, or the container rootfs when uncached |
+| [`sources_list`](Distro::sources_list) | package sources | container rootfs |
+| [`configure`](Distro::configure) | hostname, hosts, network, locale, keys | container rootfs |
+| [`config`](Distro::config) | LXC config entries via [`Host::config`] | container rootfs |
+| [`trim`](Distro::trim) | remove or mask what makes no sense in a container | container rootfs |
+| [`post_process`](Distro::post_process) | extra packages, timezone, fixes | container rootfs |
+| [`finalize`](Distro::finalize) | users, keys, bind mounts | container rootfs |
+| [`message`](Distro::message) | text printed when creation succeeded | container rootfs |
+
+Paths given to [`Host`] file operations are rootfs paths (`etc/hostname` and
+`/etc/hostname` mean the same file); they are resolved as if chrooted, so a
+symlink in the rootfs can never lead a write out of it.
+
+# Errors and panics
+
+A hook returns [`PluginError`]; the host prints it as one line and cleans up
+what the create made. A panic inside a hook is caught by the code that
+[`export_plugin!`] generates and becomes a [`PluginError`] of kind
+[`ErrorKind::PANIC`]: a faulty plugin can never abort the host.
+
+# Compatibility promise
+
+The crate version is the API version ([`API_VERSION`]). The host loads a
+plugin when both have the same major version and the plugin's minor version is
+not newer than the host's: a plugin built against 1.0 loads in any 1.x host.
+Minor versions only append: new hooks (an old plugin gets the default), new
+[`Host`] methods, new option fields. Anything else is a new major version, and
+the host refuses such a plugin with a message naming both versions.
+*/
+
+#![deny(missing_docs)]
+// abi_stable's derives name the generated reference types `Foo_Ref`/`Foo_TO`.
+#![allow(non_camel_case_types)]
+
+mod context;
+mod distro;
+mod error;
+mod export;
+mod host;
+mod manifest;
+mod module;
+
+pub use context::{HookContext, HostFacts, OptionValue};
+pub use distro::Distro;
+pub use error::{ErrorKind, PluginError};
+pub use host::{
+    CommandOutput, CommandSpec, ConfigEntry, FileKind, Host, HostApi, HostApi_TO, HostApiMut,
+    LogLevel, RunPlace,
+};
+pub use manifest::{Manifest, OptionSpec, ReleaseInfo};
+pub use module::{PluginModule, PluginModule_Ref};
+
+/// Re-exported so plugins and the host use the very same `abi_stable` build.
+pub use abi_stable;
+
+/// The API version this crate defines, and the one a plugin built against it
+/// reports to the host. Equal to this crate's package version.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[doc(hidden)]
+pub mod __private {
+    //! Support code for [`export_plugin!`](crate::export_plugin); not part of the API.
+    pub use crate::export::{Instance, root_module};
+}

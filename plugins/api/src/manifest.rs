@@ -1,0 +1,188 @@
+//! What a plugin says about itself: name, versions, releases, options.
+//!
+//! Everything here is data, so that the host can build `--help`, parse
+//! arguments (also the ones `lxc-create` passes in template mode) and answer
+//! `lxc-tmpl info` without calling into the plugin again.
+
+use abi_stable::{
+    StableAbi,
+    std_types::{ROption, RString, RVec},
+};
+
+/// The description of a distro plugin, returned by [`Distro::manifest`](crate::Distro::manifest).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Manifest {
+    /// The distro name used on the command line (`--distro NAME`), lowercase
+    /// letters, digits and `-`.
+    pub name: RString,
+    /// The plugin's own version, semver (`0.3.1`).
+    pub version: RString,
+    /// One line for `lxc-tmpl list`.
+    pub summary: RString,
+    /// Architectures the plugin can build, dpkg names (`amd64`, `arm64`);
+    /// empty means "whatever the host runs".
+    pub arches: RVec<RString>,
+    /// Releases the plugin knows; empty for distros without releases.
+    pub releases: RVec<ReleaseInfo>,
+    /// How the default release is chosen, in words (`host release on Ubuntu, else latest LTS`).
+    pub default_release: RString,
+    /// The plugin's own command-line options.
+    pub options: RVec<OptionSpec>,
+}
+
+impl Manifest {
+    /// A manifest with a name, version and summary and nothing else.
+    pub fn new(name: &str, version: &str, summary: &str) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            summary: summary.into(),
+            arches: RVec::new(),
+            releases: RVec::new(),
+            default_release: RString::new(),
+            options: RVec::new(),
+        }
+    }
+
+    /// Adds an option.
+    pub fn option(mut self, option: OptionSpec) -> Self {
+        self.options.push(option);
+        self
+    }
+
+    /// Adds a release.
+    pub fn release(mut self, release: ReleaseInfo) -> Self {
+        self.releases.push(release);
+        self
+    }
+
+    /// Sets the supported architectures.
+    pub fn arches(mut self, arches: &[&str]) -> Self {
+        self.arches = arches.iter().map(|a| RString::from(*a)).collect();
+        self
+    }
+
+    /// Sets the words describing the default release.
+    pub fn default_release(mut self, rule: &str) -> Self {
+        self.default_release = rule.into();
+        self
+    }
+
+    /// Finds a release by codename, version or alias.
+    pub fn find_release(&self, wanted: &str) -> Option<&ReleaseInfo> {
+        self.releases.iter().find(|r| r.matches(wanted))
+    }
+}
+
+/// One release of a distribution.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct ReleaseInfo {
+    /// The codename (`jammy`, `bookworm`).
+    pub codename: RString,
+    /// The version number (`22.04`, `12`), empty if none.
+    pub version: RString,
+    /// Other accepted names (`stable`).
+    pub aliases: RVec<RString>,
+    /// Long-term support release.
+    pub lts: bool,
+    /// End of life as `YYYY-MM-DD`, empty if unknown.
+    pub eol: RString,
+}
+
+impl ReleaseInfo {
+    /// A release with a codename and version.
+    pub fn new(codename: &str, version: &str) -> Self {
+        Self {
+            codename: codename.into(),
+            version: version.into(),
+            aliases: RVec::new(),
+            lts: false,
+            eol: RString::new(),
+        }
+    }
+
+    /// Whether `wanted` names this release (codename, version or alias).
+    pub fn matches(&self, wanted: &str) -> bool {
+        self.codename == wanted
+            || (!self.version.is_empty() && self.version == wanted)
+            || self.aliases.iter().any(|a| a == wanted)
+    }
+}
+
+/// A plugin option, described as data.
+///
+/// The host turns it into a command-line flag for `lxc-tmpl create` and for
+/// template mode, shows it in `--help` and `lxc-tmpl info`, applies the
+/// environment fallback and the default, and hands the result to every hook
+/// in [`HookContext::options`](crate::HookContext::options).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct OptionSpec {
+    /// Long name without dashes (`busybox-path`).
+    pub long: RString,
+    /// Short name, one ASCII letter, if any (`r` for `-r`).
+    pub short: ROption<u8>,
+    /// Placeholder for the value in help (`PATH`); `None` makes a flag that
+    /// takes no value.
+    pub value_name: ROption<RString>,
+    /// One line of help.
+    pub help: RString,
+    /// Value used when neither the command line nor the environment gives one.
+    pub default: ROption<RString>,
+    /// Environment variable read when the option is not given (`MIRROR`).
+    pub env: ROption<RString>,
+    /// May be given more than once; hooks see every value.
+    pub repeatable: bool,
+}
+
+impl OptionSpec {
+    /// An option that takes a value.
+    pub fn value(long: &str, value_name: &str, help: &str) -> Self {
+        Self {
+            long: long.into(),
+            short: ROption::RNone,
+            value_name: ROption::RSome(value_name.into()),
+            help: help.into(),
+            default: ROption::RNone,
+            env: ROption::RNone,
+            repeatable: false,
+        }
+    }
+
+    /// A flag that takes no value; hooks see it as present or absent.
+    pub fn flag(long: &str, help: &str) -> Self {
+        Self { value_name: ROption::RNone, ..Self::value(long, "", help) }
+    }
+
+    /// Sets the short name (`'r'` for `-r`).
+    pub fn short(mut self, short: char) -> Self {
+        assert!(short.is_ascii_alphanumeric(), "short option must be an ASCII letter or digit");
+        self.short = ROption::RSome(short as u8);
+        self
+    }
+
+    /// Sets the default value.
+    pub fn default_value(mut self, default: &str) -> Self {
+        self.default = ROption::RSome(default.into());
+        self
+    }
+
+    /// Sets the environment variable read when the option is absent.
+    pub fn env(mut self, var: &str) -> Self {
+        self.env = ROption::RSome(var.into());
+        self
+    }
+
+    /// Allows the option more than once.
+    pub fn repeatable(mut self) -> Self {
+        self.repeatable = true;
+        self
+    }
+
+    /// Whether the option takes a value.
+    pub fn takes_value(&self) -> bool {
+        self.value_name.is_some()
+    }
+}

@@ -1,0 +1,61 @@
+//! The root module a plugin library exports: the FFI face of [`Distro`](crate::Distro).
+//!
+//! It is an abi_stable *prefix type*: later minor versions append hooks after
+//! the last field of 1.0, and the host sees a missing hook of an older plugin
+//! as `None` and uses the default. Plugins never build it by hand; the
+//! [`export_plugin!`](crate::export_plugin) macro does.
+//!
+//! Hook signatures are spelled out on each field rather than through a type
+//! alias: abi_stable's derive only understands function pointers written inline.
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    sabi_types::VersionStrings,
+    std_types::{ROption, RResult, RStr, RString},
+};
+
+use crate::{context::HookContext, error::PluginError, host::HostApiMut, manifest::Manifest};
+
+/// The root module of a plugin library.
+#[allow(missing_debug_implementations)] // a table of function pointers
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
+#[sabi(missing_field(option))]
+pub struct PluginModule {
+    /// The API version the plugin was built against ([`API_VERSION`](crate::API_VERSION)
+    /// of the API crate it linked). The host checks it before any call.
+    pub api_version: RStr<'static>,
+    /// Returns the plugin's [`Manifest`].
+    pub manifest: extern "C" fn() -> RResult<Manifest, PluginError>,
+    /// [`Distro::validate`](crate::Distro::validate).
+    pub validate: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::cache_key`](crate::Distro::cache_key).
+    pub cache_key: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+    /// [`Distro::download`](crate::Distro::download).
+    pub download: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::sources_list`](crate::Distro::sources_list).
+    pub sources_list: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::configure`](crate::Distro::configure).
+    pub configure: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::config`](crate::Distro::config).
+    pub config: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::trim`](crate::Distro::trim).
+    pub trim: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::post_process`](crate::Distro::post_process).
+    pub post_process: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::finalize`](crate::Distro::finalize).
+    pub finalize: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    /// [`Distro::message`](crate::Distro::message).
+    #[sabi(last_prefix_field)]
+    pub message: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+}
+
+impl RootModule for PluginModule_Ref {
+    declare_root_module_statics! {PluginModule_Ref}
+    const BASE_NAME: &'static str = "lxc_tmpl_plugin";
+    const NAME: &'static str = "lxc-tmpl plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
