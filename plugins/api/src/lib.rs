@@ -124,6 +124,9 @@ pub use module::{PluginModule, PluginModule_Ref};
 
 /// Re-exported so plugins and the host use the very same `abi_stable` build.
 pub use abi_stable;
+/// Re-exported for [`Host::render`] contexts (`serde_json::json!`), so a plugin
+/// needs no dependency besides this crate.
+pub use serde_json;
 
 /// The API version this crate defines, and the one a plugin built against it
 /// reports to the host. Equal to this crate's package version.

@@ -1,0 +1,4 @@
+//! The lxc-tmpl host (work in progress).
+pub mod rootfs;
+pub mod runner;
+pub mod sys;
