@@ -1,1 +1,117 @@
-fn main() {}
+//! `lxc-tmpl`: create LXC containers from distro plugins.
+//!
+//! The binary parses the command line, loads the plugins and hands the work
+//! to the `lxc-tmpl-host` library. It alone uses `anyhow`; errors are printed
+//! as `error: ...` on one line (a failed command adds the tail of its
+//! output), with exit status 1 for failures and 2 for usage errors.
+//!
+//! It is also its own namespace helper: the runner re-executes this binary
+//! as `lxc-tmpl __run-in-rootfs ...` to run a command inside a rootfs.
+
+mod cli;
+mod commands;
+mod report;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use anyhow::Result;
+use clap::{CommandFactory, FromArgMatches};
+use lxc_tmpl_host::{
+    facts,
+    plugin::{PluginSet, default_plugin_dirs},
+};
+
+use crate::cli::{Cli, Commands};
+
+/// The hidden subcommand the runner re-executes us with.
+const RUNNER_HELPER: &str = "__run-in-rootfs";
+
+/// A usage error: exit status 2.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == RUNNER_HELPER) {
+        let status = lxc_tmpl_host::runner::helper_main(&args[2..]);
+        return ExitCode::from(u8::try_from(status).unwrap_or(1));
+    }
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn run(args: Vec<OsString>) -> Result<ExitCode> {
+    let plugins = PluginSet::load(&default_plugin_dirs(), facts::running_as_root());
+    for skipped in &plugins.skipped {
+        eprintln!("warning: {}", skipped.error);
+    }
+
+    let mut command = Cli::command();
+    let is_create = args.get(1).is_some_and(|a| a == "create");
+    let mut plugin = None;
+    if is_create {
+        if let Some(distro) = cli::distro_in_args(&args[1..]) {
+            let found = plugins
+                .find(&distro)
+                .ok_or_else(|| UsageError(commands::create::unknown_distro(&distro, &plugins)))?;
+            command = cli::with_distro_options(command, &found.manifest);
+            plugin = Some(found);
+        }
+    }
+    let matches = match command.try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(err)
+            if matches!(
+                err.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            err.print()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(err) => return Err(UsageError(one_line(&err)).into()),
+    };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| UsageError(one_line(&e)))?;
+    match &cli.command {
+        Commands::Create(create) => {
+            let plugin = plugin.expect("clap requires --distro, which selected the plugin");
+            let (_, sub) = matches.subcommand().expect("a subcommand was parsed");
+            commands::create::create(create, sub, plugin)?;
+        }
+        Commands::List(list) => commands::list::list(list, &plugins)?,
+        Commands::Info(info) => commands::list::info(info, &plugins)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// clap's message without usage and tips, on one line:
+/// `the following required arguments were not provided: --name <NAME>`.
+fn one_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let text: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let text = text.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text} (see lxc-tmpl --help)")
+}

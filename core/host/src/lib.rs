@@ -1,4 +1,33 @@
-//! The lxc-tmpl host (work in progress).
+/*!
+The lxc-tmpl host: everything privileged and everything distro-agnostic.
+
+A distro plugin (see the `lxc-tmpl-plugin-api` crate) knows one distribution;
+this crate does the rest, and is the only code that forks, mounts, chroots or
+writes into a rootfs:
+
+- [`plugin`]: finding and loading plugin libraries with every check, and the
+  [`HostApi`](lxc_tmpl_plugin_api::HostApi) served to their hooks;
+- [`create`]: running a plugin's hooks in order to make a container;
+- [`container`]: the container directory, claimed with lxc-create's `partial`
+  protocol and removed if the create fails;
+- [`rootfs`]: symlink-safe file operations inside a rootfs;
+- [`runner`] and [`sys`]: commands run inside a rootfs in fresh namespaces,
+  leaving no process or mount behind;
+- [`cache`] and [`lock`]: the rootfs cache and its locks;
+- [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
+- [`names`] and [`facts`]: container names and host facts.
+
+Errors are typed per module (`thiserror`); the `lxc-tmpl` binary adds context.
+*/
+
+pub mod cache;
+pub mod container;
+pub mod create;
+pub mod facts;
+pub mod lock;
+pub mod lxcconf;
+pub mod names;
+pub mod plugin;
 pub mod rootfs;
 pub mod runner;
 pub mod sys;

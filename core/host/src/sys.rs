@@ -1,0 +1,388 @@
+//! The system-call layer under the runner (the youki pattern).
+//!
+//! The in-namespace setup of [`crate::runner`] talks to the kernel only through the small
+//! [`Syscall`] trait, so its exact sequence of `unshare`/`mount`/`chroot` calls can be unit
+//! tested with [`RecordingSyscall`] without privileges. [`LinuxSyscall`] is the real thing.
+//!
+//! The few process-level operations that need `unsafe` (fork, claiming an inherited fd,
+//! resetting signal dispositions, `_exit`, passing an fd to a spawned child) also live here,
+//! each behind a safe function that checks or documents its precondition, so that no other
+//! module of the crate needs `unsafe`.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, FcntlArg, FdFlag, fcntl};
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::ForkResult;
+
+/// The kernel operations the runner's in-namespace setup needs.
+pub trait Syscall {
+    /// `unshare(2)`: move the calling process into new namespaces.
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()>;
+    /// `mount(NULL, "/", NULL, MS_SLAVE|MS_REC, NULL)`: receive mount events from the host
+    /// but never send any back, so nothing mounted in the new namespace reaches the host.
+    fn make_rslave_root(&self) -> nix::Result<()>;
+    /// `mount(2)`. `target` is usually `/proc/self/fd/N` of an fd resolved safely inside the
+    /// rootfs.
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()>;
+    /// `sethostname(2)` in the (new) UTS namespace.
+    fn sethostname(&self, name: &str) -> nix::Result<()>;
+    /// `chroot(2)`.
+    fn chroot(&self, path: &Path) -> nix::Result<()>;
+    /// `chdir(2)`.
+    fn chdir(&self, path: &Path) -> nix::Result<()>;
+    /// `symlink(2)`; only used after `chroot`, so `link` is resolved inside the new root.
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()>;
+    /// `prctl(PR_SET_PDEATHSIG)`: get `signal` when the parent (thread) dies.
+    fn set_pdeathsig(&self, signal: Signal) -> nix::Result<()>;
+}
+
+/// [`Syscall`] on the running kernel.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxSyscall;
+
+impl Syscall for LinuxSyscall {
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
+        nix::sched::unshare(flags)
+    }
+
+    fn make_rslave_root(&self) -> nix::Result<()> {
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    }
+
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn sethostname(&self, name: &str) -> nix::Result<()> {
+        nix::unistd::sethostname(name)
+    }
+
+    fn chroot(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chroot(path)
+    }
+
+    fn chdir(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chdir(path)
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
+        nix::unistd::symlinkat(target, AT_FDCWD, link)
+    }
+
+    fn set_pdeathsig(&self, signal: Signal) -> nix::Result<()> {
+        nix::sys::prctl::set_pdeathsig(signal)
+    }
+}
+
+/// One call recorded by [`RecordingSyscall`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Unshare(CloneFlags),
+    MakeRslaveRoot,
+    Mount {
+        source: Option<PathBuf>,
+        target: PathBuf,
+        /// Where `target` pointed when it was a `/proc/self/fd/N` magic link, read at the time
+        /// of the call (the fd is closed afterwards).
+        resolved_target: Option<PathBuf>,
+        fstype: Option<String>,
+        flags: MsFlags,
+        data: Option<String>,
+    },
+    Sethostname(String),
+    Chroot(PathBuf),
+    Chdir(PathBuf),
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    SetPdeathsig(Signal),
+}
+
+/// A [`Syscall`] that records calls instead of making them, for tests of call sequences.
+/// It can be told to fail the n-th call (0-based) with `EPERM` to test error paths.
+#[derive(Debug, Default)]
+pub struct RecordingSyscall {
+    calls: Mutex<Vec<Call>>,
+    fail_at: Option<usize>,
+}
+
+impl RecordingSyscall {
+    /// A recorder whose calls all succeed.
+    pub fn new() -> RecordingSyscall {
+        RecordingSyscall::default()
+    }
+
+    /// A recorder whose `n`-th call (0-based) fails with `EPERM`; the failing call is recorded.
+    pub fn failing_at(n: usize) -> RecordingSyscall {
+        RecordingSyscall {
+            calls: Mutex::default(),
+            fail_at: Some(n),
+        }
+    }
+
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record(&self, call: Call) -> nix::Result<()> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.push(call);
+        if self.fail_at == Some(calls.len() - 1) {
+            return Err(Errno::EPERM);
+        }
+        Ok(())
+    }
+}
+
+impl Syscall for RecordingSyscall {
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
+        self.record(Call::Unshare(flags))
+    }
+
+    fn make_rslave_root(&self) -> nix::Result<()> {
+        self.record(Call::MakeRslaveRoot)
+    }
+
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
+        let resolved_target = target
+            .starts_with("/proc/self/fd")
+            .then(|| std::fs::read_link(target).ok())
+            .flatten();
+        self.record(Call::Mount {
+            source: source.map(Path::to_path_buf),
+            target: target.to_path_buf(),
+            resolved_target,
+            fstype: fstype.map(str::to_owned),
+            flags,
+            data: data.map(str::to_owned),
+        })
+    }
+
+    fn sethostname(&self, name: &str) -> nix::Result<()> {
+        self.record(Call::Sethostname(name.to_owned()))
+    }
+
+    fn chroot(&self, path: &Path) -> nix::Result<()> {
+        self.record(Call::Chroot(path.to_path_buf()))
+    }
+
+    fn chdir(&self, path: &Path) -> nix::Result<()> {
+        self.record(Call::Chdir(path.to_path_buf()))
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
+        self.record(Call::Symlink {
+            target: target.to_path_buf(),
+            link: link.to_path_buf(),
+        })
+    }
+
+    fn set_pdeathsig(&self, signal: Signal) -> nix::Result<()> {
+        self.record(Call::SetPdeathsig(signal))
+    }
+}
+
+/// Number of threads of the calling process, from `/proc/self/status`.
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// `fork(2)`, refused unless the calling process has exactly one thread.
+///
+/// The runner's helper forks and then keeps running Rust code (allocating, formatting) in the
+/// child; that is only sound when no other thread could have held a lock (e.g. the allocator's)
+/// at the time of the fork. Returns `EDEADLK` if the process is multi-threaded.
+pub fn fork_single_threaded() -> nix::Result<ForkResult> {
+    if thread_count() != Some(1) {
+        return Err(Errno::EDEADLK);
+    }
+    // SAFETY: the process has a single thread (checked just above, and nothing in between
+    // starts one), so the child inherits no lock held by another thread and may run arbitrary
+    // code, not only async-signal-safe functions.
+    #[allow(unsafe_code)]
+    unsafe {
+        nix::unistd::fork()
+    }
+}
+
+/// Take ownership of an fd this process inherited from its parent (the runner's status pipe),
+/// and mark it close-on-exec so the command run later does not inherit it.
+///
+/// Returns `None` if `fd` is a standard stream or is not open. Must be called at most once per
+/// fd, before anything else in the process could have adopted it.
+pub fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    if fd <= 2 {
+        return None;
+    }
+    // SAFETY: a borrow for the duration of one fcntl call; an invalid fd just makes fcntl fail
+    // with EBADF.
+    #[allow(unsafe_code)]
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
+    // SAFETY: the fd is open (fcntl succeeded) and was passed to us by the parent for exactly
+    // this purpose; no other owner exists in this freshly started helper process.
+    #[allow(unsafe_code)]
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Arrange for `fd` to appear as `target` (without close-on-exec) in the child `cmd` spawns.
+/// The caller keeps `fd` open until the child has been spawned.
+pub fn pass_fd_to_child(cmd: &mut Command, fd: BorrowedFd<'_>, target: RawFd) {
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs between fork and exec in the child and only calls dup2 and
+    // fcntl, which are async-signal-safe; it touches no memory shared with other threads.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == target {
+                // dup2 onto itself would keep FD_CLOEXEC set; clear it instead.
+                if nix::libc::fcntl(raw, nix::libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if nix::libc::dup2(raw, target) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Prepare a forked child for `execve`: default dispositions for the signals the Rust runtime
+/// (or anyone) may have ignored, and an empty signal mask. Ignored dispositions and the mask
+/// survive exec, and a command started with SIGPIPE ignored misbehaves in pipelines.
+pub fn reset_signals_for_exec() -> nix::Result<()> {
+    for signal in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGTSTP,
+    ] {
+        // SAFETY: installing SIG_DFL runs no handler code, so no signal-safety requirement of a
+        // handler applies.
+        #[allow(unsafe_code)]
+        unsafe {
+            nix::sys::signal::signal(signal, SigHandler::SigDfl)?;
+        }
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// `_exit(2)`: leave a forked child at once, without running exit handlers or flushing stdio
+/// buffers inherited from the parent.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and never returns.
+    #[allow(unsafe_code)]
+    unsafe {
+        nix::libc::_exit(code)
+    }
+}
+
+/// `Path` from a `/proc/self/fd/N` magic link for `fd`: mounting onto it mounts onto exactly
+/// the inode `fd` refers to, with no second path lookup.
+pub fn proc_fd_path(fd: &impl AsFd) -> PathBuf {
+    Path::new("/proc/self/fd").join(OsStr::new(&fd.as_fd().as_raw_fd().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sys_recording_records_and_fails_on_request() {
+        let sys = RecordingSyscall::failing_at(1);
+        sys.sethostname("web1").unwrap();
+        assert_eq!(sys.chroot(Path::new("/r")), Err(Errno::EPERM));
+        sys.chdir(Path::new("/")).unwrap();
+        assert_eq!(
+            sys.calls(),
+            vec![
+                Call::Sethostname("web1".into()),
+                Call::Chroot("/r".into()),
+                Call::Chdir("/".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn sys_recording_resolves_fd_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        let sys = RecordingSyscall::new();
+        sys.mount(
+            None,
+            &proc_fd_path(&fd),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None,
+        )
+        .unwrap();
+        match &sys.calls()[0] {
+            Call::Mount {
+                resolved_target, ..
+            } => assert_eq!(resolved_target.as_deref(), Some(dir.path())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sys_fork_refused_when_multithreaded() {
+        // The test harness runs tests on worker threads, so this process has several threads.
+        let _keep =
+            std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        assert_eq!(fork_single_threaded().err(), Some(Errno::EDEADLK));
+    }
+
+    #[test]
+    fn sys_take_inherited_fd_rejects_std_streams_and_closed_fds() {
+        assert!(take_inherited_fd(0).is_none());
+        assert!(take_inherited_fd(2).is_none());
+        assert!(take_inherited_fd(1_000_000).is_none());
+    }
+}

@@ -30,7 +30,12 @@ pub struct HookContext {
 impl HookContext {
     /// The (last) value of an option, if it has one.
     pub fn option(&self, long: &str) -> Option<&str> {
-        self.options.iter().rev().find(|o| o.long == long).and_then(|o| o.values.last()).map(|v| v.as_str())
+        self.options
+            .iter()
+            .rev()
+            .find(|o| o.long == long)
+            .and_then(|o| o.values.last())
+            .map(|v| v.as_str())
     }
 
     /// Every value of a repeatable option, in command-line order.

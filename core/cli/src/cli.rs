@@ -1,0 +1,334 @@
+//! The command line: clap definitions for the fixed part, plus the options
+//! each distro plugin declares as data, added at run time once `--distro` is
+//! known.
+
+use std::path::PathBuf;
+
+use clap::{
+    Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum, parser::ValueSource,
+};
+use lxc_tmpl_plugin_api::{Manifest, OptionSpec, OptionValue};
+
+/// Create LXC containers from distro plugins.
+#[derive(Debug, Parser)]
+#[command(name = "lxc-tmpl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Create a container (distro options: `lxc-tmpl create --distro D --help`).
+    Create(CreateArgs),
+    /// List the distro plugins found.
+    List(ListArgs),
+    /// Show a distro plugin's options, releases and architectures.
+    Info(InfoArgs),
+}
+
+/// `lxc-tmpl create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Distro plugin to use (see `lxc-tmpl list`).
+    #[arg(long, value_name = "DISTRO")]
+    pub distro: String,
+    /// Container name; also its hostname.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub name: String,
+    /// Directory holding containers [default: lxc.lxcpath, usually /var/lib/lxc].
+    #[arg(short = 'P', long, value_name = "LXCPATH")]
+    pub lxcpath: Option<PathBuf>,
+    /// Container directory [default: LXCPATH/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Rootfs directory; must be empty or absent [default: container directory/rootfs].
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Base config file [default: lxc.default_config, usually /etc/lxc/default.conf].
+    #[arg(short = 'f', long = "config", value_name = "BASECONF")]
+    pub config: Option<PathBuf>,
+    /// Rootfs cache directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "LXC_CACHE_PATH",
+        default_value = "/var/cache/lxc-tmpl"
+    )]
+    pub cache_dir: PathBuf,
+    /// Rebuild the distro's cached rootfs before using it.
+    #[arg(long)]
+    pub flush_cache: bool,
+    /// Print the steps and the config without touching the disk.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the config for this LXC version [default: the installed one].
+    #[arg(long, value_name = "VERSION")]
+    pub lxc_version: Option<String>,
+    /// Keep what was made if the create fails (for debugging).
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Print only errors and warnings.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print every command run.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Output format of `list` and `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// `lxc-tmpl list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `lxc-tmpl info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The distro.
+    pub distro: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Short options the fixed part of `create` uses; a plugin's short option
+/// with one of these letters is reachable by its long name only there.
+const CORE_SHORTS: &[char] = &['n', 'P', 'f', 'q', 'v', 'h', 'V'];
+
+/// The clap id of a distro option.
+fn arg_id(long: &str) -> String {
+    format!("distro-option:{long}")
+}
+
+/// Turns a plugin's option description into a clap argument.
+pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
+    let mut arg = Arg::new(arg_id(&spec.long))
+        .long(spec.long.to_string())
+        .help(spec.help.to_string());
+    if let Some(short) = spec.short.into_option().map(char::from) {
+        if !reserved_shorts.contains(&short) {
+            arg = arg.short(short);
+        }
+    }
+    arg = match spec.value_name.as_ref().into_option() {
+        Some(value_name) => {
+            arg.value_name(value_name.to_string())
+                .num_args(1)
+                .action(if spec.repeatable {
+                    ArgAction::Append
+                } else {
+                    ArgAction::Set
+                })
+        }
+        None => arg.action(if spec.repeatable {
+            ArgAction::Count
+        } else {
+            ArgAction::SetTrue
+        }),
+    };
+    if let Some(default) = spec.default.as_ref().into_option() {
+        arg = arg.default_value(default.to_string());
+    }
+    if let Some(var) = spec.env.as_ref().into_option() {
+        arg = arg.env(var.to_string());
+    }
+    arg
+}
+
+/// The `create` subcommand with a distro's options added.
+pub fn with_distro_options(cli: Command, manifest: &Manifest) -> Command {
+    let heading = format!("{} options", manifest.name);
+    cli.mut_subcommand("create", |create| {
+        manifest.options.iter().fold(create, |create, spec| {
+            create.arg(distro_arg(spec, CORE_SHORTS).help_heading(heading.clone()))
+        })
+    })
+}
+
+/// The distro options from parsed matches: values for options that have
+/// one (given, from the environment or defaulted), presence for flags given.
+/// Also returns the options as typed on the command line, for the config header.
+pub fn distro_values(manifest: &Manifest, matches: &ArgMatches) -> (Vec<OptionValue>, Vec<String>) {
+    let mut values = Vec::new();
+    let mut typed = Vec::new();
+    for spec in manifest.options.iter() {
+        let id = arg_id(&spec.long);
+        let from_command_line = matches.value_source(&id) == Some(ValueSource::CommandLine);
+        if spec.takes_value() {
+            let given: Vec<String> = matches
+                .get_many::<String>(&id)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            if given.is_empty() {
+                continue;
+            }
+            if from_command_line {
+                for value in &given {
+                    typed.push(format!("--{}", spec.long));
+                    typed.push(value.clone());
+                }
+            }
+            values.push(OptionValue {
+                long: spec.long.clone(),
+                values: given.into_iter().map(Into::into).collect(),
+            });
+        } else {
+            let count = if spec.repeatable {
+                usize::from(matches.get_count(&id))
+            } else {
+                usize::from(matches.get_flag(&id))
+            };
+            if count > 0 {
+                typed.extend(std::iter::repeat_n(format!("--{}", spec.long), count));
+                values.push(OptionValue {
+                    long: spec.long.clone(),
+                    values: Default::default(),
+                });
+            }
+        }
+    }
+    (values, typed)
+}
+
+/// Finds the value of `--distro` in raw arguments before clap runs, so the
+/// distro's options can be added to the parser.
+pub fn distro_in_args(args: &[std::ffi::OsString]) -> Option<String> {
+    let mut iter = args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = iter.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--distro" {
+            return iter.next().map(|v| v.into_owned());
+        }
+        if let Some(value) = arg.strip_prefix("--distro=") {
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn manifest() -> Manifest {
+        Manifest::new("demo", "1.0.0", "demo")
+            .option(
+                OptionSpec::value("release", "CODENAME", "release")
+                    .short('r')
+                    .default_value("jammy"),
+            )
+            .option(OptionSpec::value("variant", "V", "variant").short('v'))
+            .option(OptionSpec::value("packages", "LIST", "extra").repeatable())
+            .option(OptionSpec::flag("trim", "trim").short('x'))
+    }
+
+    fn parse(args: &[&str]) -> Result<ArgMatches, clap::Error> {
+        with_distro_options(Cli::command(), &manifest()).try_get_matches_from(args)
+    }
+
+    #[test]
+    fn distro_options_parse_with_defaults_and_repeats() {
+        let m = parse(&[
+            "lxc-tmpl",
+            "create",
+            "--distro",
+            "demo",
+            "-n",
+            "c1",
+            "--packages",
+            "a",
+            "--packages=b",
+            "-x",
+        ])
+        .unwrap();
+        let (_, sub) = m.subcommand().unwrap();
+        let (values, typed) = distro_values(&manifest(), sub);
+        let get = |l: &str| {
+            values
+                .iter()
+                .find(|v| v.long == l)
+                .map(|v| v.values.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            get("release"),
+            Some(vec!["jammy".to_owned()]),
+            "default applied"
+        );
+        assert_eq!(get("packages"), Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(get("trim"), Some(vec![]));
+        assert_eq!(get("variant"), None);
+        assert_eq!(
+            typed,
+            ["--packages", "a", "--packages", "b", "--trim"],
+            "defaults are not 'typed'"
+        );
+    }
+
+    #[test]
+    fn core_short_wins_over_plugin_short() {
+        let m = parse(&[
+            "lxc-tmpl",
+            "create",
+            "--distro",
+            "demo",
+            "-n",
+            "c1",
+            "-v",
+            "--variant",
+            "minbase",
+        ])
+        .unwrap();
+        let (_, sub) = m.subcommand().unwrap();
+        assert!(sub.get_flag("verbose"));
+        assert_eq!(
+            sub.get_one::<String>(&arg_id("variant")).unwrap(),
+            "minbase"
+        );
+    }
+
+    #[test]
+    fn unknown_distro_option_is_an_error() {
+        assert!(
+            parse(&[
+                "lxc-tmpl", "create", "--distro", "demo", "-n", "c1", "--nope"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn finds_distro_before_parsing() {
+        let args: Vec<std::ffi::OsString> = ["create", "-n", "x", "--distro=busybox"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(distro_in_args(&args).as_deref(), Some("busybox"));
+        let args: Vec<std::ffi::OsString> = ["create", "--distro", "ubuntu"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(distro_in_args(&args).as_deref(), Some("ubuntu"));
+        let args: Vec<std::ffi::OsString> = ["create", "--", "--distro", "x"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(distro_in_args(&args), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! `lxc-tmpl create`: turns the command line into a [`CreateRequest`] and
+//! hands it to the host's [`Creator`].
+
+use anyhow::{Context, Result, bail};
+use clap::ArgMatches;
+use lxc_tmpl_host::{
+    create::{CreateRequest, Creator},
+    facts,
+    lxcconf::{BaseConfig, Dialect},
+    names::validate_container_name,
+    plugin::{LoadedPlugin, PluginSet},
+    runner::Runner,
+};
+use lxc_tmpl_plugin_api::HostFacts;
+
+use crate::{
+    cli::{CreateArgs, distro_values},
+    report::{StderrReporter, Verbosity},
+};
+
+/// The message for a distro no plugin provides, naming a plugin file that
+/// failed to load for it if there is one.
+pub fn unknown_distro(distro: &str, plugins: &PluginSet) -> String {
+    if let Some(skipped) = plugins.skipped_for(distro) {
+        return format!("distro '{distro}' cannot be used: {}", skipped.error);
+    }
+    let known: Vec<&str> = plugins
+        .plugins
+        .iter()
+        .map(|p| p.manifest.name.as_str())
+        .collect();
+    if known.is_empty() {
+        format!(
+            "unknown distro '{distro}': no distro plugins were found (set LXC_TMPL_PLUGIN_PATH)"
+        )
+    } else {
+        format!(
+            "unknown distro '{distro}': choose one of {} (see lxc-tmpl list)",
+            known.join(", ")
+        )
+    }
+}
+
+/// `lxc-tmpl create`.
+pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
+    validate_container_name(&args.name)?;
+    if !args.dry_run && !facts::running_as_root() {
+        bail!(
+            "creating a container needs root: run lxc-tmpl as root (or use --dry-run to see what it would do)"
+        );
+    }
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let reporter = StderrReporter { verbosity };
+
+    let installed = facts::installed_lxc_version();
+    let target = match &args.lxc_version {
+        Some(text) => facts::parse_lenient_version(text).with_context(|| {
+            format!("--lxc-version '{text}' is not a version: give one like 5.0 or 2.0")
+        })?,
+        None => installed
+            .clone()
+            .unwrap_or_else(|| semver::Version::new(5, 0, 0)),
+    };
+    let dialect = Dialect::for_version(target.clone());
+    // The reload check needs an installed LXC that reads the same dialect.
+    let check_config = match &installed {
+        Some(installed) => {
+            Dialect::for_version(installed.clone()).is_legacy() == dialect.is_legacy()
+        }
+        None => false,
+    };
+    if !args.dry_run && installed.is_none() {
+        bail!("LXC is not installed (no lxc-create in PATH): install the lxc package");
+    }
+    if !args.dry_run && !check_config {
+        reporter.warn(&format!(
+            "the config is written for LXC {target} but LXC {} is installed: it cannot be checked here",
+            installed.as_ref().map(ToString::to_string).unwrap_or_default()
+        ));
+    }
+
+    let lxcpath = args.lxcpath.clone().unwrap_or_else(facts::default_lxcpath);
+    let container_dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| lxcpath.join(&args.name));
+    let base = match &args.config {
+        Some(path) => BaseConfig::load(path)?,
+        None => BaseConfig::host_default()?,
+    };
+    let (options, parameters) = distro_values(&plugin.manifest, matches);
+    let (distro_id, distro_codename) = facts::host_os_release();
+    let request = CreateRequest {
+        name: args.name.clone(),
+        lxcpath,
+        container_dir,
+        rootfs: args.rootfs.clone(),
+        base,
+        cache_dir: args.cache_dir.clone(),
+        flush_cache: args.flush_cache,
+        dialect,
+        check_config,
+        keep_on_failure: args.keep_on_failure,
+        parameters,
+        options,
+        facts: HostFacts {
+            arch: facts::dpkg_arch().into(),
+            distro_id: distro_id.into(),
+            distro_codename: distro_codename.into(),
+            lxc_version: target.to_string().into(),
+            mapped_uid: None.into(),
+            mapped_gid: None.into(),
+        },
+    };
+    let runner = Runner::new(
+        std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?,
+    );
+    let creator = Creator {
+        plugin,
+        runner: &runner,
+        reporter: &reporter,
+    };
+
+    if args.dry_run {
+        let outcome = creator.dry_run(&request)?;
+        let rootfs = request
+            .rootfs
+            .clone()
+            .unwrap_or_else(|| request.container_dir.join("rootfs"));
+        println!("# dry run: nothing was written");
+        println!(
+            "# would create container '{}' in {} (rootfs {})",
+            request.name,
+            request.container_dir.display(),
+            rootfs.display()
+        );
+        match &outcome.cache {
+            Some((dir, _)) => println!(
+                "# would build or reuse the cached rootfs {} and copy it",
+                dir.display()
+            ),
+            None => println!(
+                "# would build the rootfs in place ({} keeps no cache)",
+                plugin.manifest.name
+            ),
+        }
+        println!(
+            "# would run hooks: download, sources_list, configure, config, trim, post_process, finalize, message"
+        );
+        println!("# would write {}:", outcome.config_path.display());
+        print!("{}", outcome.config);
+        return Ok(());
+    }
+
+    let outcome = creator.create(&request)?;
+    if let Some((dir, built)) = &outcome.cache {
+        let how = if *built { "built" } else { "reused" };
+        reporter.info(&format!("cache {how}: {}", dir.display()));
+    }
+    if verbosity > Verbosity::Quiet {
+        println!(
+            "created container '{}' in {}",
+            request.name,
+            request.container_dir.display()
+        );
+        if let Some(message) = outcome.message {
+            println!("{message}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! The rootfs cache: one directory per cache key, built in a staging
+//! directory and renamed into place only when complete.
+//!
+//! Layout under the cache dir (`$LXC_CACHE_PATH`, `/var/cache/lxc-tmpl` by default):
+//!
+//! ```text
+//! <distro>/<hash>.lock      flock: exclusive to build/flush, shared to copy out
+//! <distro>/<hash>/key       the full key text, for people and for collision checks
+//! <distro>/<hash>/rootfs/   the finished rootfs; exists only when complete
+//! <distro>/<hash>/staging.* a build in progress (or a killed one, removed by the next builder)
+//! ```
+//!
+//! A killed build leaves only a `staging.*` directory, which nothing mistakes
+//! for a cache: completeness is the `rootfs` name, given by one `rename(2)`.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use thiserror::Error;
+
+use crate::lock::{FileLock, LockError, LockMode};
+
+/// A cache operation failed.
+#[derive(Debug, Error)]
+pub enum CacheError {
+    /// Locking failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A filesystem operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Copying the cached rootfs out failed.
+    #[error("copying {from} to {to} failed: {detail}")]
+    Copy {
+        /// Cached rootfs.
+        from: PathBuf,
+        /// Container rootfs.
+        to: PathBuf,
+        /// What `cp` said.
+        detail: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, CacheError>;
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
+    move |source| CacheError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One cache entry, identified by distro and key.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    key: String,
+    label: String,
+}
+
+/// A cached rootfs that is complete and held under a shared lock: it cannot
+/// be flushed or rebuilt while this value lives.
+#[derive(Debug)]
+pub struct ReadyCache {
+    /// The cached rootfs.
+    pub rootfs: PathBuf,
+    /// Whether this call built it (false: it was already there).
+    pub built: bool,
+    _lock: FileLock,
+}
+
+impl CacheEntry {
+    /// The entry of `key` for `distro` under `cache_dir`.
+    pub fn new(cache_dir: &Path, distro: &str, key: &str) -> Self {
+        let hash = format!("{:016x}", fnv1a64(key.as_bytes()));
+        let distro_dir = cache_dir.join(distro);
+        CacheEntry {
+            dir: distro_dir.join(&hash),
+            lock_path: distro_dir.join(format!("{hash}.lock")),
+            key: key.to_owned(),
+            label: format!("{distro} {key}"),
+        }
+    }
+
+    /// The entry's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// Makes sure the entry is complete, building it with `build` (given an
+    /// empty staging dir) if needed, and returns it under a shared lock.
+    /// With `flush`, an existing entry is removed first. `on_wait` is told
+    /// who holds the lock whenever this call has to wait.
+    pub fn ensure<E: From<CacheError>>(
+        &self,
+        flush: bool,
+        mut on_wait: impl FnMut(&str),
+        build: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    ) -> std::result::Result<ReadyCache, E> {
+        let parent = self.dir.parent().expect("cache entry has a parent");
+        fs::create_dir_all(parent).map_err(io_err("cannot create cache directory", parent))?;
+        let lock_err = |e: LockError| E::from(CacheError::Lock(e));
+        let building = format!("building cache {}", self.label);
+        if !flush {
+            let lock =
+                FileLock::acquire(&self.lock_path, LockMode::Shared, "copying", &mut on_wait)
+                    .map_err(lock_err)?;
+            if self.rootfs().is_dir() {
+                return Ok(ReadyCache {
+                    rootfs: self.rootfs(),
+                    built: false,
+                    _lock: lock,
+                });
+            }
+        }
+        let mut lock = FileLock::acquire(
+            &self.lock_path,
+            LockMode::Exclusive,
+            &building,
+            &mut on_wait,
+        )
+        .map_err(lock_err)?;
+        if flush {
+            remove_if_present(&self.dir)?;
+        }
+        // Someone may have built it while we waited for the exclusive lock.
+        let built = if self.rootfs().is_dir() {
+            false
+        } else {
+            self.build_into_place(build)?;
+            true
+        };
+        lock.set_mode(LockMode::Shared, "copying")
+            .map_err(lock_err)?;
+        Ok(ReadyCache {
+            rootfs: self.rootfs(),
+            built,
+            _lock: lock,
+        })
+    }
+
+    fn build_into_place<E: From<CacheError>>(
+        &self,
+        build: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        fs::create_dir_all(&self.dir).map_err(io_err("cannot create cache entry", &self.dir))?;
+        self.remove_stale_staging()?;
+        let staging = self.dir.join(format!("staging.{}", std::process::id()));
+        fs::create_dir(&staging).map_err(io_err("cannot create staging directory", &staging))?;
+        // From here on the staging dir is ours to remove if the build fails.
+        if let Err(e) = build(&staging) {
+            let _ = remove_if_present(&staging);
+            return Err(e);
+        }
+        fs::write(self.dir.join("key"), format!("{}\n", self.key))
+            .map_err(io_err("cannot write", &self.dir))?;
+        fs::rename(&staging, self.rootfs()).map_err(io_err("cannot move into place", &staging))?;
+        Ok(())
+    }
+
+    /// Builds that were killed leave `staging.*`; only an exclusive holder
+    /// calls this, so none of them is still running.
+    fn remove_stale_staging(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.dir).map_err(io_err("cannot read", &self.dir))? {
+            let entry = entry.map_err(io_err("cannot read", &self.dir))?;
+            if entry.file_name().to_string_lossy().starts_with("staging.") {
+                remove_if_present(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies a cached rootfs into an empty container rootfs, keeping owners,
+/// modes, hard links, xattrs and device nodes, with reflinks where the
+/// filesystem offers them (`cp -a --reflink=auto`).
+pub fn copy_rootfs(from: &Path, to: &Path) -> Result<()> {
+    let output = Command::new("cp")
+        .args(["-a", "--reflink=auto", "--"])
+        .arg(from.join("."))
+        .arg(to)
+        .output()
+        .map_err(io_err("cannot run cp for", from))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(CacheError::Copy {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("cannot remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// FNV-1a: a stable, dependency-free hash for directory names (not security).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error type of the tests' builders.
+    #[derive(Debug)]
+    struct TestError(#[allow(dead_code)] String);
+    impl From<CacheError> for TestError {
+        fn from(e: CacheError) -> Self {
+            TestError(e.to_string())
+        }
+    }
+    impl From<io::Error> for TestError {
+        fn from(e: io::Error) -> Self {
+            TestError(e.to_string())
+        }
+    }
+    type TestResult = std::result::Result<(), TestError>;
+
+    #[test]
+    fn builds_once_then_reuses() {
+        let cache = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "release=x arch=y");
+        let ready = entry
+            .ensure(
+                false,
+                |_| {},
+                |staging| -> TestResult {
+                    fs::write(staging.join("marker"), "1")?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert!(ready.built);
+        assert_eq!(
+            fs::read_to_string(ready.rootfs.join("marker")).unwrap(),
+            "1"
+        );
+        drop(ready);
+        let again = entry
+            .ensure(
+                false,
+                |_| {},
+                |_| -> TestResult { panic!("must not rebuild") },
+            )
+            .unwrap();
+        assert!(!again.built);
+    }
+
+    #[test]
+    fn failed_or_killed_build_leaves_no_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "k");
+        let err = entry.ensure(
+            false,
+            |_| {},
+            |staging| -> TestResult {
+                fs::write(staging.join("half"), "")?;
+                Err(TestError("download broke".into()))
+            },
+        );
+        assert!(err.is_err());
+        assert!(!entry.dir().join("rootfs").exists());
+        // A killed build leaves a staging dir; the next build clears it.
+        fs::create_dir_all(entry.dir().join("staging.99999/etc")).unwrap();
+        let ready = entry
+            .ensure(false, |_| {}, |_| -> TestResult { Ok(()) })
+            .unwrap();
+        assert!(ready.built);
+        assert!(!entry.dir().join("staging.99999").exists());
+    }
+
+    #[test]
+    fn flush_rebuilds() {
+        let cache = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "k");
+        drop(
+            entry
+                .ensure(false, |_| {}, |_| -> TestResult { Ok(()) })
+                .unwrap(),
+        );
+        let ready = entry
+            .ensure(
+                true,
+                |_| {},
+                |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) },
+            )
+            .unwrap();
+        assert!(ready.built && ready.rootfs.join("new").exists());
+    }
+
+    #[test]
+    fn keys_map_to_distinct_stable_dirs() {
+        let a = CacheEntry::new(Path::new("/c"), "ubuntu", "jammy amd64");
+        let b = CacheEntry::new(Path::new("/c"), "ubuntu", "jammy arm64");
+        assert_ne!(a.dir(), b.dir());
+        assert_eq!(
+            a.dir(),
+            CacheEntry::new(Path::new("/c"), "ubuntu", "jammy amd64").dir()
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! Creating a container: the hooks of a plugin, run in order against the
+//! right root, between claiming the container directory and committing it.
+//!
+//! ```text
+//! validate -> cache_key -> claim <lxcpath>/<name> (partial lock)
+//!   -> download (into the cache staging dir, or straight into the rootfs)
+//!   -> copy cache -> rootfs
+//!   -> sources_list -> configure -> config -> trim -> post_process -> finalize
+//!   -> write config -> unlock partial -> LXC reload check -> commit -> message
+//! ```
+//!
+//! Any failure drops the claim, which removes everything the create made.
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::{sabi_trait::TD_Opaque, std_types::RResult};
+use lxc_tmpl_plugin_api::{
+    ConfigEntry, HookContext, HostApi_TO, HostApiMut, HostFacts, LogLevel, OptionValue, PluginError,
+};
+use thiserror::Error;
+
+use crate::{
+    cache::{CacheEntry, CacheError, copy_rootfs},
+    container::{ContainerDir, ContainerError},
+    lxcconf::{BaseConfig, ConfigDocument, Dialect, LxcConfError, random_hwaddr},
+    plugin::{
+        LoadedPlugin,
+        bridge::{Bridge, Reporter},
+    },
+    rootfs::{Rootfs, RootfsError},
+    runner::Runner,
+};
+
+/// Why a create failed.
+#[derive(Debug, Error)]
+pub enum CreateError {
+    /// A hook returned an error or panicked.
+    #[error("{distro}: {}", error.message)]
+    Hook {
+        /// The distro.
+        distro: String,
+        /// The hook.
+        hook: &'static str,
+        /// What the plugin (or the host on its behalf) said.
+        error: PluginError,
+    },
+    /// The container directory could not be claimed.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The config could not be built.
+    #[error(transparent)]
+    Config(#[from] LxcConfError),
+    /// The rootfs could not be opened.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// Writing the config failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// LXC refused the config that was written.
+    #[error("LXC {version} cannot load the generated config {path}: {detail}")]
+    ConfigRejected {
+        /// The config file.
+        path: PathBuf,
+        /// Installed LXC version.
+        version: String,
+        /// What lxc-info said.
+        detail: String,
+    },
+}
+
+/// Everything a create needs besides the plugin.
+#[derive(Debug)]
+pub struct CreateRequest {
+    /// The container name.
+    pub name: String,
+    /// The lxcpath the container lives in.
+    pub lxcpath: PathBuf,
+    /// The container directory (`<lxcpath>/<name>` unless `--path`).
+    pub container_dir: PathBuf,
+    /// A user-chosen rootfs directory (`--rootfs`).
+    pub rootfs: Option<PathBuf>,
+    /// The base config.
+    pub base: BaseConfig,
+    /// The cache directory.
+    pub cache_dir: PathBuf,
+    /// Rebuild the cache entry even if it exists.
+    pub flush_cache: bool,
+    /// The dialect to write.
+    pub dialect: Dialect,
+    /// Check the written config with the installed LXC (needs LXC of the target dialect).
+    pub check_config: bool,
+    /// Keep what was made when the create fails.
+    pub keep_on_failure: bool,
+    /// The distro options as typed, for the config header.
+    pub parameters: Vec<String>,
+    /// The distro options, parsed.
+    pub options: Vec<OptionValue>,
+    /// Facts about the host.
+    pub facts: HostFacts,
+}
+
+/// What a successful create (or dry run) produced.
+#[derive(Debug)]
+pub struct CreateOutcome {
+    /// The container config text.
+    pub config: String,
+    /// Where it was (or would be) written.
+    pub config_path: PathBuf,
+    /// The plugin's closing message.
+    pub message: Option<String>,
+    /// The cache entry used, if any, and whether it was built by this create.
+    pub cache: Option<(PathBuf, bool)>,
+}
+
+/// The hooks that act on the finished container rootfs, in order.
+const ROOTFS_HOOKS: &[&str] = &[
+    "sources_list",
+    "configure",
+    "config",
+    "trim",
+    "post_process",
+    "finalize",
+];
+
+/// One create, with the plugin and the services it uses.
+pub struct Creator<'a> {
+    /// The plugin.
+    pub plugin: &'a LoadedPlugin,
+    /// The namespaced runner.
+    pub runner: &'a Runner,
+    /// Progress and logs.
+    pub reporter: &'a dyn Reporter,
+}
+
+impl std::fmt::Debug for Creator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creator")
+            .field("plugin", &self.plugin)
+            .finish()
+    }
+}
+
+impl Creator<'_> {
+    fn distro(&self) -> &str {
+        &self.plugin.manifest.name
+    }
+
+    fn context(&self, req: &CreateRequest, rootfs: &Path) -> HookContext {
+        HookContext {
+            distro: self.plugin.manifest.name.clone(),
+            name: req.name.as_str().into(),
+            container_path: req.container_dir.display().to_string().into(),
+            rootfs_path: rootfs.display().to_string().into(),
+            options: req.options.clone().into(),
+            facts: req.facts.clone(),
+        }
+    }
+
+    fn bridge<'b>(
+        &'b self,
+        req: &'b CreateRequest,
+        root: Option<Rootfs>,
+        bind_resolv_conf: bool,
+    ) -> Bridge<'b> {
+        Bridge {
+            root,
+            runner: self.runner,
+            hostname: &req.name,
+            bind_resolv_conf,
+            base: &req.base,
+            entries: Vec::new(),
+            reporter: self.reporter,
+        }
+    }
+
+    /// Calls hook `name` with `bridge` as its host.
+    fn call<T>(
+        &self,
+        name: &'static str,
+        ctx: &HookContext,
+        bridge: &mut Bridge<'_>,
+        hook: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<T, PluginError>,
+    ) -> Result<T, CreateError> {
+        self.reporter.log(LogLevel::Debug, &format!("hook {name}"));
+        let api: HostApiMut<'_> = HostApi_TO::from_ptr(bridge, TD_Opaque);
+        hook(ctx, api)
+            .into_result()
+            .map_err(|error| CreateError::Hook {
+                distro: self.distro().to_owned(),
+                hook: name,
+                error,
+            })
+    }
+
+    /// Calls one of the hooks that return nothing, by name.
+    fn call_unit(
+        &self,
+        name: &'static str,
+        ctx: &HookContext,
+        bridge: &mut Bridge<'_>,
+    ) -> Result<(), CreateError> {
+        let m = &self.plugin.module;
+        let hook = match name {
+            "validate" => m.validate(),
+            "download" => m.download(),
+            "sources_list" => m.sources_list(),
+            "configure" => m.configure(),
+            "config" => m.config(),
+            "trim" => m.trim(),
+            "post_process" => m.post_process(),
+            "finalize" => m.finalize(),
+            other => unreachable!("no hook named {other}"),
+        };
+        self.call(name, ctx, bridge, hook)
+    }
+
+    fn cache_key(
+        &self,
+        req: &CreateRequest,
+        ctx: &HookContext,
+    ) -> Result<Option<String>, CreateError> {
+        let mut bridge = self.bridge(req, None, false);
+        let key = self.call(
+            "cache_key",
+            ctx,
+            &mut bridge,
+            self.plugin.module.cache_key(),
+        )?;
+        Ok(key.into_option().map(|k| k.into_string()))
+    }
+
+    fn render_config(
+        &self,
+        req: &CreateRequest,
+        rootfs: &Path,
+        entries: &[ConfigEntry],
+    ) -> Result<String, CreateError> {
+        let manifest = &self.plugin.manifest;
+        let mut base = req.base.clone();
+        // Only for the file written; a dry run would otherwise print a MAC
+        // that the real create does not use.
+        if let Ok(mac) = random_hwaddr() {
+            base.add_hwaddr_if_single_veth(&mac);
+        }
+        Ok(ConfigDocument {
+            template: format!(
+                "lxc-tmpl {} {} ({})",
+                manifest.name,
+                manifest.version,
+                self.plugin.file.display()
+            ),
+            parameters: req.parameters.clone(),
+            base: &base,
+            rootfs,
+            entries,
+            dialect: &req.dialect,
+        }
+        .render()?)
+    }
+
+    /// Runs validate, cache_key and config without touching the disk and
+    /// returns the config the create would write.
+    pub fn dry_run(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
+        let rootfs = req
+            .rootfs
+            .clone()
+            .unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let ctx = self.context(req, &rootfs);
+        let mut bridge = self.bridge(req, None, false);
+        self.call_unit("validate", &ctx, &mut bridge)?;
+        let key = self.cache_key(req, &ctx)?;
+        let mut bridge = self.bridge(req, None, false);
+        self.call_unit("config", &ctx, &mut bridge)?;
+        let config = self.render_config(req, &rootfs, &bridge.entries)?;
+        Ok(CreateOutcome {
+            config,
+            config_path: req.container_dir.join("config"),
+            message: None,
+            cache: key.map(|k| {
+                (
+                    CacheEntry::new(&req.cache_dir, self.distro(), &k)
+                        .dir()
+                        .to_owned(),
+                    false,
+                )
+            }),
+        })
+    }
+
+    /// Creates the container.
+    pub fn create(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
+        let planned_rootfs = req
+            .rootfs
+            .clone()
+            .unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let ctx = self.context(req, &planned_rootfs);
+        self.reporter.step("validate");
+        self.call_unit("validate", &ctx, &mut self.bridge(req, None, false))?;
+        let key = self.cache_key(req, &ctx)?;
+
+        let mut claim = ContainerDir::claim(&req.name, &req.container_dir, req.rootfs.as_deref())?;
+        if req.keep_on_failure {
+            claim.keep_on_failure();
+        }
+        let cache = match key {
+            Some(key) => Some(self.download_via_cache(req, &ctx, &key, claim.rootfs())?),
+            None => {
+                self.reporter.step("download");
+                let mut bridge = self.bridge(req, Some(Rootfs::open(claim.rootfs())?), true);
+                self.call_unit("download", &ctx, &mut bridge)?;
+                None
+            }
+        };
+
+        let mut entries = Vec::new();
+        for hook in ROOTFS_HOOKS {
+            self.reporter.step(hook);
+            let mut bridge = self.bridge(
+                req,
+                Some(Rootfs::open(claim.rootfs())?),
+                *hook == "post_process",
+            );
+            self.call_unit(hook, &ctx, &mut bridge)?;
+            entries.append(&mut bridge.entries);
+        }
+
+        let config = self.render_config(req, claim.rootfs(), &entries)?;
+        let config_path = claim.config_path();
+        std::fs::write(&config_path, &config).map_err(|source| CreateError::Write {
+            path: config_path.clone(),
+            source,
+        })?;
+        // LXC refuses to open a container whose partial file is locked.
+        claim.release_partial()?;
+        if req.check_config {
+            self.reporter.step("check config");
+            check_config_loads(&config_path, &req.name)?;
+        }
+        let message = {
+            let mut bridge = self.bridge(req, Some(Rootfs::open(claim.rootfs())?), false);
+            self.call("message", &ctx, &mut bridge, self.plugin.module.message())?
+        };
+        claim.commit()?;
+        Ok(CreateOutcome {
+            config,
+            config_path,
+            message: message.into_option().map(|m| m.into_string()),
+            cache,
+        })
+    }
+
+    fn download_via_cache(
+        &self,
+        req: &CreateRequest,
+        ctx: &HookContext,
+        key: &str,
+        rootfs: &Path,
+    ) -> Result<(PathBuf, bool), CreateError> {
+        let entry = CacheEntry::new(&req.cache_dir, self.distro(), key);
+        let reporter = self.reporter;
+        let ready = entry.ensure(
+            req.flush_cache,
+            |holder| {
+                reporter.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "waiting for cache lock {}: held by {holder}",
+                        entry.dir().display()
+                    ),
+                )
+            },
+            |staging| -> Result<(), CreateError> {
+                reporter.step("download");
+                let mut bridge = self.bridge(req, Some(Rootfs::open(staging)?), true);
+                self.call_unit("download", ctx, &mut bridge)
+            },
+        )?;
+        if !ready.built {
+            reporter.log(
+                LogLevel::Info,
+                &format!("using cached rootfs {}", ready.rootfs.display()),
+            );
+        }
+        reporter.step("copy rootfs");
+        copy_rootfs(&ready.rootfs, rootfs)?;
+        Ok((entry.dir().to_owned(), ready.built))
+    }
+}
+
+/// Asks the installed LXC to load the container's config, as lxc-create
+/// reloads it after running a template: a key LXC rejects means the
+/// container could not be started or managed.
+fn check_config_loads(config_path: &Path, name: &str) -> Result<(), CreateError> {
+    let dir = config_path
+        .parent()
+        .expect("config is in the container dir");
+    let lxcpath = dir.parent().unwrap_or(Path::new("/"));
+    let output = std::process::Command::new("lxc-info")
+        .arg("-P")
+        .arg(lxcpath)
+        .args(["-n", name, "-c", "lxc.uts.name"])
+        .output();
+    let version = crate::facts::installed_lxc_version()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "?".into());
+    let rejected = |detail: String| CreateError::ConfigRejected {
+        path: config_path.to_owned(),
+        version: version.clone(),
+        detail,
+    };
+    match output {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stderr);
+            let detail = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .last()
+                .unwrap_or("lxc-info failed")
+                .trim();
+            Err(rejected(detail.to_owned()))
+        }
+        Err(e) => Err(rejected(format!("cannot run lxc-info ({e}); install lxc"))),
+    }
+}

@@ -1,0 +1,393 @@
+//! The host side of the plugin boundary: [`Bridge`] implements
+//! [`HostApi`] for one hook call, on top of the namespaced runner, the
+//! symlink-safe [`Rootfs`] and the config being assembled.
+//!
+//! Every error becomes a one-line [`PluginError`] of kind
+//! [`ErrorKind::HOST`] (or [`ErrorKind::FAILED`] for a failed command) that
+//! names the path or command, so the plugin can pass it on unchanged.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use lxc_tmpl_plugin_api::{
+    CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, HostApi, LogLevel, PluginError,
+    RunPlace,
+};
+
+use crate::{
+    lxcconf::BaseConfig,
+    rootfs::Rootfs,
+    runner::{RunRequest, Runner},
+};
+
+/// Where the host reports progress and log lines; the CLI decides how they
+/// look (`-q`, `-v`, terminal or not).
+pub trait Reporter {
+    /// A step of the create starts (`download`, `configure`).
+    fn step(&self, step: &str);
+    /// A log line, from the host or a plugin.
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// How many lines of a failed command's output an error shows.
+const OUTPUT_TAIL_LINES: usize = 8;
+
+/// The [`HostApi`] for the hooks of one create.
+pub struct Bridge<'a> {
+    /// The root that rootfs operations act on; `None` in hooks that run
+    /// before any rootfs exists (validate, cache_key).
+    pub root: Option<Rootfs>,
+    /// The namespaced runner.
+    pub runner: &'a Runner,
+    /// Hostname for commands run in the rootfs (the container name).
+    pub hostname: &'a str,
+    /// Bind the host's resolv.conf into the rootfs for commands (downloads).
+    pub bind_resolv_conf: bool,
+    /// The base config, for [`HostApi::config_value`].
+    pub base: &'a BaseConfig,
+    /// Entries collected from the `config` hook.
+    pub entries: Vec<ConfigEntry>,
+    /// Progress and logs.
+    pub reporter: &'a dyn Reporter,
+}
+
+impl std::fmt::Debug for Bridge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("root", &self.root.as_ref().map(Rootfs::path))
+            .finish()
+    }
+}
+
+fn host_error(message: String) -> PluginError {
+    PluginError::new(ErrorKind::HOST, message)
+}
+
+impl Bridge<'_> {
+    fn root(&self, operation: &str) -> Result<&Rootfs, PluginError> {
+        self.root.as_ref().ok_or_else(|| {
+            host_error(format!(
+                "{operation}: no rootfs exists yet in this hook (plugin bug)"
+            ))
+        })
+    }
+
+    /// Runs `f` on the current root, turning its error into a `PluginError`.
+    fn with_root<T, E: std::fmt::Display>(
+        &self,
+        operation: &str,
+        f: impl FnOnce(&Rootfs) -> Result<T, E>,
+    ) -> RResult<T, PluginError> {
+        self.root(operation)
+            .and_then(|root| f(root).map_err(|e| host_error(format!("{operation}: {e}"))))
+            .into()
+    }
+
+    fn run_command(&mut self, spec: &CommandSpec) -> Result<CommandOutput, PluginError> {
+        let argv: Vec<String> = spec.argv.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = spec
+            .env
+            .iter()
+            .map(|t| (t.0.to_string(), t.1.to_string()))
+            .collect();
+        let Some(program) = argv.first() else {
+            return Err(host_error("run: empty command (plugin bug)".into()));
+        };
+        self.reporter.log(
+            LogLevel::Debug,
+            &format!("running {}: {}", place_name(spec.place), argv.join(" ")),
+        );
+        let (status, stdout, stderr) = match spec.place {
+            RunPlace::Rootfs => {
+                let root = self.root("run")?.path().to_owned();
+                let output = self
+                    .runner
+                    .run(&RunRequest {
+                        root: &root,
+                        argv: &argv,
+                        env: &env,
+                        stdin: &spec.stdin,
+                        hostname: Some(self.hostname),
+                        bind_resolv_conf: self.bind_resolv_conf,
+                    })
+                    .map_err(|e| {
+                        host_error(format!(
+                            "cannot run {program} inside {}: {e}",
+                            root.display()
+                        ))
+                    })?;
+                (output.status, output.stdout, output.stderr)
+            }
+            RunPlace::Host => run_on_host(&argv, &env, &spec.stdin)?,
+        };
+        if spec.check && status != 0 {
+            return Err(PluginError::failed(command_failure(
+                &argv, spec.place, status, &stdout, &stderr,
+            )));
+        }
+        Ok(CommandOutput {
+            status,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        })
+    }
+}
+
+fn place_name(place: RunPlace) -> &'static str {
+    match place {
+        RunPlace::Rootfs => "in rootfs",
+        RunPlace::Host => "on host",
+    }
+}
+
+fn run_on_host(
+    argv: &[String],
+    env: &[(String, String)],
+    stdin: &[u8],
+) -> Result<(i32, Vec<u8>, Vec<u8>), PluginError> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| host_error(format!("cannot run {} on the host: {e}", argv[0])))?;
+    if let Some(mut input) = child.stdin.take() {
+        // A command that exits without reading its input is not an error.
+        let _ = input.write_all(stdin);
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| host_error(format!("waiting for {}: {e}", argv[0])))?;
+    let status = output.status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + output.status.signal().unwrap_or(0)
+    });
+    Ok((status, output.stdout, output.stderr))
+}
+
+/// `command 'x y' failed on host with exit status 3: <tail>`.
+fn command_failure(
+    argv: &[String],
+    place: RunPlace,
+    status: i32,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> String {
+    let output = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        stderr
+    } else {
+        stdout
+    };
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n    ");
+    let mut message = format!(
+        "command '{}' failed {} with exit status {status}",
+        argv.join(" "),
+        place_name(place)
+    );
+    if !tail.is_empty() {
+        message.push_str(":\n    ");
+        message.push_str(&tail);
+    }
+    message
+}
+
+fn kind_of(meta: &std::fs::Metadata) -> FileKind {
+    let t = meta.file_type();
+    if t.is_file() {
+        FileKind::File
+    } else if t.is_dir() {
+        FileKind::Dir
+    } else if t.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Renders a minijinja template from its source with a JSON context.
+pub fn render_template(name: &str, source: &str, context_json: &str) -> Result<String, String> {
+    let context: serde_json::Value = serde_json::from_str(context_json)
+        .map_err(|e| format!("template {name}: bad context: {e}"))?;
+    let mut env = minijinja::Environment::new();
+    env.set_keep_trailing_newline(true);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template(name, source)
+        .map_err(|e| format!("template {name}: {e}"))?;
+    env.get_template(name)
+        .and_then(|t| t.render(minijinja::Value::from_serialize(&context)))
+        .map_err(|e| format!("template {name}: {e}"))
+}
+
+impl HostApi for Bridge<'_> {
+    fn run(&mut self, command: &CommandSpec) -> RResult<CommandOutput, PluginError> {
+        self.run_command(command).into()
+    }
+
+    fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
+        self.with_root(&format!("read {path}"), |r| {
+            r.read_file(path.as_str()).map(RVec::from)
+        })
+    }
+
+    fn write_file(
+        &mut self,
+        path: RStr<'_>,
+        data: RSlice<'_, u8>,
+        mode: u32,
+    ) -> RResult<(), PluginError> {
+        self.with_root(&format!("write {path}"), |r| {
+            r.write_file(path.as_str(), data.as_slice(), mode)
+        })
+    }
+
+    fn append_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        self.with_root(&format!("append to {path}"), |r| {
+            r.append_file(path.as_str(), data.as_slice())
+        })
+    }
+
+    fn mkdir_all(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
+        self.with_root(&format!("mkdir {path}"), |r| {
+            r.mkdir_all(path.as_str(), mode)
+        })
+    }
+
+    fn symlink(&mut self, target: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
+        self.with_root(&format!("symlink {link} -> {target}"), |r| {
+            r.symlink(target.as_str(), link.as_str())
+        })
+    }
+
+    fn hard_link(&mut self, existing: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
+        self.with_root(&format!("hard link {link} to {existing}"), |r| {
+            r.hard_link(existing.as_str(), link.as_str())
+        })
+    }
+
+    fn set_mode(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
+        self.with_root(&format!("chmod {path}"), |r| {
+            r.set_mode(path.as_str(), mode)
+        })
+    }
+
+    fn set_owner(&mut self, path: RStr<'_>, uid: u32, gid: u32) -> RResult<(), PluginError> {
+        self.with_root(&format!("chown {path}"), |r| {
+            r.set_owner(path.as_str(), uid, gid)
+        })
+    }
+
+    fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError> {
+        self.with_root(&format!("remove {path}"), |r| r.remove(path.as_str()))
+    }
+
+    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
+        self.with_root(&format!("stat {path}"), |r| {
+            r.file_kind(path.as_str()).map(ROption::from)
+        })
+    }
+
+    fn copy_from_host(
+        &mut self,
+        host_path: RStr<'_>,
+        path: RStr<'_>,
+        mode: u32,
+    ) -> RResult<(), PluginError> {
+        self.with_root(&format!("copy {host_path} to {path}"), |r| {
+            r.copy_from_host(Path::new(host_path.as_str()), path.as_str(), mode)
+        })
+    }
+
+    fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
+        std::fs::read(host_path.as_str())
+            .map(RVec::from)
+            .map_err(|e| host_error(format!("cannot read {host_path}: {e}")))
+            .into()
+    }
+
+    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
+        match std::fs::metadata(host_path.as_str()) {
+            Ok(meta) => RResult::ROk(ROption::RSome(kind_of(&meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RResult::ROk(ROption::RNone),
+            Err(e) => RResult::RErr(host_error(format!("cannot stat {host_path}: {e}"))),
+        }
+    }
+
+    fn render(
+        &mut self,
+        name: RStr<'_>,
+        source: RStr<'_>,
+        context_json: RStr<'_>,
+    ) -> RResult<RString, PluginError> {
+        render_template(name.as_str(), source.as_str(), context_json.as_str())
+            .map(RString::from)
+            .map_err(host_error)
+            .into()
+    }
+
+    fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError> {
+        let key = entry.key.as_str();
+        if !key.starts_with("lxc.")
+            || key.contains(char::is_whitespace)
+            || entry.value.contains('\n')
+        {
+            return RResult::RErr(host_error(format!(
+                "config entry '{key} = {}' is not a valid LXC entry",
+                entry.value
+            )));
+        }
+        self.entries.push(entry.clone());
+        RResult::ROk(())
+    }
+
+    fn config_value(&mut self, key: RStr<'_>) -> ROption<RString> {
+        self.base.value(key.as_str()).map(RString::from).into()
+    }
+
+    fn log(&mut self, level: LogLevel, message: RStr<'_>) {
+        self.reporter.log(level, message.as_str());
+    }
+
+    fn progress(&mut self, step: RStr<'_>) {
+        self.reporter.step(step.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_message_has_command_status_and_tail() {
+        let argv = vec!["apt-get".to_owned(), "update".to_owned()];
+        let stderr = (1..=20).map(|i| format!("line {i}\n")).collect::<String>();
+        let text = command_failure(&argv, RunPlace::Rootfs, 100, b"", stderr.as_bytes());
+        assert!(
+            text.starts_with("command 'apt-get update' failed in rootfs with exit status 100:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 20") && text.contains("line 13") && !text.contains("line 12\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn templates_render_strictly() {
+        assert_eq!(
+            render_template("t", "hi {{ name }}\n", r#"{"name":"c1"}"#).unwrap(),
+            "hi c1\n"
+        );
+        assert!(
+            render_template("t", "hi {{ nme }}", r#"{"name":"c1"}"#).is_err(),
+            "typos must not render empty"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Bad input is refused with one `error:` line naming the problem, a
+//! non-zero exit, and nothing made or changed on disk.
+
+use lxc_tmpl_tests::{
+    Outcome, TestCommand, TestDir, assert_mentions, assert_same_text, error_line, require_root,
+};
+
+/// Runs `cmd`, asserts a clean failure whose `error:` line mentions every
+/// one of `needles`, and that the test dir (lxcpath, cache, plugins, base
+/// config) is exactly as before. Returns how the command ended.
+fn assert_refused(dir: &TestDir, cmd: &mut TestCommand, needles: &[&str]) -> Outcome {
+    let before = dir.snapshot();
+    let outcome = cmd.run();
+    outcome.assert_failed();
+    let line = error_line(&outcome.stderr);
+    assert_mentions(&line, needles);
+    assert_same_text!(
+        before,
+        dir.snapshot(),
+        "refused command left something behind:\n{outcome}"
+    );
+    outcome
+}
+
+#[test]
+fn unknown_distro_is_refused() {
+    require_root();
+    let dir = TestDir::new("unknown-distro");
+    assert_refused(
+        &dir,
+        &mut dir.create("no-such-distro", "c1"),
+        &["no-such-distro"],
+    );
+}
+
+#[test]
+fn missing_name_is_a_usage_error() {
+    require_root();
+    let dir = TestDir::new("missing-name");
+    let before = dir.snapshot();
+    let mut cmd = dir.command();
+    cmd.args(["create", "--distro", "busybox", "-P"])
+        .arg(dir.lxcpath())
+        .arg("-f")
+        .arg(dir.safe_conf());
+    let outcome = cmd.assert_exit(2).clone();
+    error_line(&outcome.stderr);
+    assert!(
+        outcome.stderr.starts_with("error: "),
+        "stderr does not start with the error:\n{outcome}"
+    );
+    assert!(
+        outcome.stderr.contains("--name"),
+        "the error does not name --name:\n{outcome}"
+    );
+    assert_same_text!(
+        before,
+        dir.snapshot(),
+        "a usage error left something behind"
+    );
+}
+
+/// Asserts that `create --name=<name>` is refused with an error naming it.
+fn assert_bad_name(test: &str, name: &str) {
+    require_root();
+    let dir = TestDir::new(test);
+    let mut cmd = dir.command();
+    cmd.args([
+        "create",
+        "--distro",
+        "busybox",
+        &format!("--name={name}"),
+        "-P",
+    ])
+    .arg(dir.lxcpath());
+    cmd.arg("-f")
+        .arg(dir.safe_conf())
+        .arg("--cache-dir")
+        .arg(dir.cache());
+    assert_refused(&dir, &mut cmd, &["name", name]);
+}
+
+#[test]
+fn name_with_parent_dir_is_refused() {
+    assert_bad_name("name-dotdot-x", "../x");
+}
+
+#[test]
+fn name_with_slash_is_refused() {
+    assert_bad_name("name-slash", "a/b");
+}
+
+#[test]
+fn name_with_leading_dash_is_refused() {
+    assert_bad_name("name-dash", "-x");
+}
+
+#[test]
+fn name_dot_is_refused() {
+    assert_bad_name("name-dot", ".");
+}
+
+#[test]
+fn name_dotdot_is_refused() {
+    assert_bad_name("name-dotdot", "..");
+}
+
+#[test]
+fn existing_container_is_left_alone() {
+    require_root();
+    let dir = TestDir::new("existing");
+    let _ct = dir.container("twice");
+    dir.create("busybox", "twice").stdout();
+    assert!(
+        dir.lxcpath().join("twice/config").is_file(),
+        "the first create made no config"
+    );
+    assert_refused(
+        &dir,
+        &mut dir.create("busybox", "twice"),
+        &["twice", "exist"],
+    );
+}
+
+#[test]
+fn rootfs_that_is_not_empty_is_refused() {
+    require_root();
+    let dir = TestDir::new("rootfs-not-empty");
+    let rootfs = dir.mkdir("myroot");
+    dir.write("myroot/keep-me", "precious\n");
+    let mut cmd = dir.create("busybox", "c1");
+    cmd.arg("--rootfs").arg(&rootfs);
+    assert_refused(&dir, &mut cmd, &[&rootfs.display().to_string(), "empty"]);
+}
+
+#[test]
+fn unknown_distro_option_is_a_usage_error() {
+    require_root();
+    let dir = TestDir::new("unknown-option");
+    let before = dir.snapshot();
+    let outcome = dir
+        .create("busybox", "c1")
+        .arg("--no-such-option")
+        .assert_exit(2)
+        .clone();
+    let line = error_line(&outcome.stderr);
+    assert!(
+        outcome.stderr.starts_with("error: "),
+        "stderr does not start with the error:\n{outcome}"
+    );
+    assert_mentions(&line, &["--no-such-option"]);
+    assert_same_text!(
+        before,
+        dir.snapshot(),
+        "a usage error left something behind"
+    );
+}
+
+#[test]
+fn create_as_non_root_is_refused() {
+    require_root();
+    let dir = TestDir::new("non-root");
+    let binary = dir.binary_for_others();
+    let before = dir.snapshot();
+    let mut cmd = dir.command_with(&binary);
+    cmd.as_user(65534, 65534)
+        .args(["create", "--distro", "busybox", "--name", "c1", "-P"])
+        .arg(dir.lxcpath());
+    cmd.arg("-f")
+        .arg(dir.safe_conf())
+        .arg("--cache-dir")
+        .arg(dir.cache());
+    let outcome = cmd.run();
+    outcome.assert_failed();
+    assert!(
+        !outcome.stderr.contains("Permission denied") || outcome.stderr.contains("root"),
+        "the binary could not even run as nobody (test setup problem?):\n{outcome}"
+    );
+    let line = error_line(&outcome.stderr);
+    assert_mentions(&line, &["root"]);
+    assert_same_text!(
+        before,
+        dir.snapshot(),
+        "a refused create left something behind"
+    );
+}

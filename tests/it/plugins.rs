@@ -1,0 +1,412 @@
+//! Plugin discovery and loading: `list`, `info`, plugins of another API
+//! major, files that are no plugin, plugins that fail or panic.
+
+use std::path::Path;
+
+use lxc_tmpl_tests::{
+    Fixture, TestDir, assert_mentions, assert_same_text, error_line, paths::crate_version,
+    require_root, snapshot,
+};
+use serde_json::Value;
+
+/// The busybox plugin's version, from its Cargo.toml.
+fn busybox_version() -> String {
+    crate_version("plugins/busybox/Cargo.toml")
+}
+
+/// The host's plugin API version, from the API crate's Cargo.toml.
+fn host_api_version() -> String {
+    crate_version("plugins/api/Cargo.toml")
+}
+
+/// `list --format json` of `dir`, parsed; asserts exit 0.
+fn list_json(dir: &TestDir) -> Vec<Value> {
+    let stdout = dir.command().args(["list", "--format", "json"]).stdout();
+    let value: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("list --format json: {e}:\n{stdout}"));
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("list --format json is not an array:\n{stdout}"))
+        .clone()
+}
+
+/// The line of the plain `list` output naming `distro`, if any.
+fn list_line<'a>(stdout: &'a str, distro: &str) -> Option<&'a str> {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(distro))
+}
+
+#[test]
+fn list_shows_busybox_with_its_version() {
+    require_root();
+    let dir = TestDir::new("list-busybox");
+    let stdout = dir.command().arg("list").stdout();
+    let line =
+        list_line(&stdout, "busybox").unwrap_or_else(|| panic!("busybox is not listed:\n{stdout}"));
+    let version = busybox_version();
+    assert!(
+        line.split_whitespace().any(|w| w == version),
+        "busybox line lacks version {version}: {line:?}"
+    );
+}
+
+#[test]
+fn list_json_describes_every_plugin() {
+    require_root();
+    let dir = TestDir::new("list-json");
+    let plugins = list_json(&dir);
+    for plugin in &plugins {
+        let object = plugin
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {plugin}"));
+        for key in ["name", "version", "api_version", "file", "summary"] {
+            assert!(
+                object.get(key).is_some_and(Value::is_string),
+                "no string {key:?} in {plugin}"
+            );
+        }
+    }
+    let busybox = plugins
+        .iter()
+        .find(|p| p["name"] == "busybox")
+        .expect("busybox not in list --format json");
+    assert_eq!(busybox["version"], busybox_version().as_str(), "{busybox}");
+    assert_eq!(
+        busybox["api_version"],
+        host_api_version().as_str(),
+        "{busybox}"
+    );
+    let file = busybox["file"].as_str().unwrap_or_default();
+    assert!(
+        file.ends_with("liblxc_tmpl_busybox.so") && Path::new(file).is_file(),
+        "file {file:?}"
+    );
+    assert!(
+        !busybox["summary"].as_str().unwrap_or_default().is_empty(),
+        "empty summary: {busybox}"
+    );
+}
+
+#[test]
+fn info_json_describes_options() {
+    require_root();
+    let dir = TestDir::new("info-json");
+    let copied = dir.add_plugin(Fixture::Faulty);
+    let stdout = dir
+        .command()
+        .args(["info", "faulty", "--format", "json"])
+        .stdout();
+    let info: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("info --format json: {e}:\n{stdout}"));
+    assert_eq!(info["name"], "faulty", "{info}");
+    assert_eq!(
+        info["version"],
+        crate_version("tests/fixtures/plugins/faulty/Cargo.toml").as_str(),
+        "{info}"
+    );
+    assert_eq!(info["api_version"], host_api_version().as_str(), "{info}");
+    let file = info["file"].as_str().unwrap_or_default();
+    assert!(
+        Path::new(file).file_name() == copied.file_name()
+            && Path::new(file).starts_with(dir.path()),
+        "file {file:?} is not the copy in the plugin dir {}",
+        copied.display()
+    );
+    assert!(
+        info["summary"].as_str().is_some_and(|s| !s.is_empty()),
+        "{info}"
+    );
+    assert!(
+        info["arches"].is_array() && info["releases"].is_array(),
+        "{info}"
+    );
+    assert!(info["default_release"].is_string(), "{info}");
+
+    let options = info["options"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no options array: {info}"));
+    for option in options {
+        for key in [
+            "long",
+            "short",
+            "value_name",
+            "help",
+            "default",
+            "env",
+            "repeatable",
+        ] {
+            assert!(option.get(key).is_some(), "option lacks {key:?}: {option}");
+        }
+    }
+    let option = |long: &str| {
+        options
+            .iter()
+            .find(|o| o["long"] == long)
+            .unwrap_or_else(|| panic!("no option {long}: {info}"))
+            .clone()
+    };
+    let fail_in = option("fail-in");
+    assert_eq!(fail_in["value_name"], "HOOK", "{fail_in}");
+    assert!(
+        fail_in["short"].is_null() && fail_in["default"].is_null() && fail_in["env"].is_null(),
+        "{fail_in}"
+    );
+    assert_eq!(fail_in["repeatable"], false, "{fail_in}");
+    assert!(
+        fail_in["help"].as_str().is_some_and(|h| h.contains("fail")),
+        "{fail_in}"
+    );
+    assert_eq!(option("fail-how")["default"], "error");
+    assert!(
+        option("plant-symlink")["value_name"].is_null(),
+        "a flag has no value name"
+    );
+
+    let busybox = dir
+        .command()
+        .args(["info", "busybox", "--format", "json"])
+        .stdout();
+    let busybox: Value =
+        serde_json::from_str(&busybox).unwrap_or_else(|e| panic!("info busybox: {e}:\n{busybox}"));
+    assert!(
+        busybox["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["long"] == "busybox-path")),
+        "busybox has no busybox-path option: {busybox}"
+    );
+}
+
+#[test]
+fn create_help_shows_distro_options() {
+    require_root();
+    let dir = TestDir::new("create-help");
+    dir.add_plugin(Fixture::Faulty);
+    let help = dir
+        .command()
+        .args(["create", "--distro", "faulty", "--help"])
+        .stdout();
+    for option in ["--fail-in", "--fail-how", "--plant-symlink", "--victim"] {
+        assert!(
+            help.contains(option),
+            "{option} missing from create --distro faulty --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn plugin_of_another_api_major_is_skipped_by_list() {
+    require_root();
+    let dir = TestDir::new("api-next-list");
+    dir.add_plugin(Fixture::ApiNext);
+    let outcome = dir.command().arg("list").assert_exit(0).clone();
+    assert!(
+        list_line(&outcome.stdout, "busybox").is_some(),
+        "busybox is not listed:\n{outcome}"
+    );
+    assert!(
+        list_line(&outcome.stdout, "apinext").is_none(),
+        "a plugin of API 2.0.0 is listed:\n{outcome}"
+    );
+    let file = Fixture::ApiNext.file_name();
+    let warning = outcome.stderr.lines().find(|l| l.contains(file));
+    let warning = warning.unwrap_or_else(|| panic!("no warning naming {file}:\n{outcome}"));
+    assert_mentions(warning, &["2.0.0", &host_api_version()]);
+
+    // Warnings stay on stderr: JSON on stdout still parses.
+    assert!(list_json(&dir).iter().all(|p| p["name"] != "apinext"));
+}
+
+#[test]
+fn plugin_of_another_api_major_cannot_create() {
+    require_root();
+    let dir = TestDir::new("api-next-create");
+    dir.add_plugin(Fixture::ApiNext);
+    let before = dir.snapshot();
+    let outcome = dir.create("apinext", "next1").assert_exit(1).clone();
+    let line = error_line(&outcome.stderr);
+    assert_mentions(&line, &["2.0.0", &host_api_version()]);
+    assert_same_text!(
+        before,
+        dir.snapshot(),
+        "a refused create left something behind"
+    );
+}
+
+#[test]
+fn shared_library_that_is_no_plugin_is_a_warning() {
+    require_root();
+    let dir = TestDir::new("not-a-plugin");
+    dir.add_plugin(Fixture::NotAPlugin);
+    let outcome = dir.command().arg("list").assert_exit(0).clone();
+    assert!(
+        list_line(&outcome.stdout, "busybox").is_some(),
+        "busybox is not listed:\n{outcome}"
+    );
+    let file = Fixture::NotAPlugin.file_name();
+    assert!(
+        outcome.stderr.lines().any(|l| l.contains(file)),
+        "no warning naming {file}:\n{outcome}"
+    );
+    assert!(
+        outcome.stdout.lines().all(|l| !l.contains(file)),
+        "the non-plugin shows up on stdout:\n{outcome}"
+    );
+}
+
+#[test]
+fn plugin_panicking_in_its_manifest_is_a_warning() {
+    require_root();
+    let dir = TestDir::new("manifest-panic");
+    dir.add_plugin(Fixture::Faulty);
+    let outcome = dir
+        .command()
+        .arg("list")
+        .env("FIXTURE_FAULTY_PANIC_IN_MANIFEST", "1")
+        .assert_exit(0)
+        .clone();
+    assert!(
+        list_line(&outcome.stdout, "busybox").is_some(),
+        "busybox is not listed:\n{outcome}"
+    );
+    assert!(
+        list_line(&outcome.stdout, "faulty").is_none(),
+        "a plugin without manifest is listed:\n{outcome}"
+    );
+    let file = Fixture::Faulty.file_name();
+    let warning = outcome.stderr.lines().find(|l| l.contains(file));
+    let warning = warning.unwrap_or_else(|| panic!("no warning naming {file}:\n{outcome}"));
+    assert_mentions(warning, &["panic"]);
+}
+
+/// Runs `create --distro faulty` with `options`, expecting exit 1 and a
+/// one-line error mentioning `needles`, with nothing left behind.
+fn assert_faulty_create_fails(dir: &TestDir, name: &str, options: &[&str], needles: &[&str]) {
+    let before = dir.snapshot();
+    let outcome = dir
+        .create("faulty", name)
+        .args(options)
+        .assert_exit(1)
+        .clone();
+    let line = error_line(&outcome.stderr);
+    assert_mentions(&line, needles);
+    assert_same_text!(
+        before,
+        dir.snapshot(),
+        "failed create {options:?} left something behind"
+    );
+}
+
+#[test]
+fn plugin_panic_in_configure_is_a_clean_failure() {
+    require_root();
+    let dir = TestDir::new("faulty-panic");
+    dir.add_plugin(Fixture::Faulty);
+    let _ct = dir.container("panicky");
+    assert_faulty_create_fails(
+        &dir,
+        "panicky",
+        &["--fail-in", "configure", "--fail-how", "panic"],
+        &["panic", "configure", "deliberate panic in configure"],
+    );
+}
+
+#[test]
+fn plugin_error_in_configure_is_a_clean_failure() {
+    require_root();
+    let dir = TestDir::new("faulty-error");
+    dir.add_plugin(Fixture::Faulty);
+    let _ct = dir.container("erring");
+    assert_faulty_create_fails(
+        &dir,
+        "erring",
+        &["--fail-in", "configure", "--fail-how", "error"],
+        &["deliberate failure in configure"],
+    );
+}
+
+#[test]
+fn plugin_failing_in_any_hook_is_a_clean_failure() {
+    require_root();
+    let dir = TestDir::new("faulty-hooks");
+    dir.add_plugin(Fixture::Faulty);
+    let hooks = [
+        "validate",
+        "cache_key",
+        "download",
+        "sources_list",
+        "configure",
+        "config",
+        "trim",
+        "post_process",
+        "finalize",
+    ];
+    for hook in hooks {
+        for how in ["panic", "error"] {
+            let _ct = dir.container("hooked");
+            let needle = match how {
+                "panic" => format!("deliberate panic in {hook}"),
+                _ => format!("deliberate failure in {hook}"),
+            };
+            assert_faulty_create_fails(
+                &dir,
+                "hooked",
+                &["--fail-in", hook, "--fail-how", how],
+                &[&needle],
+            );
+        }
+    }
+}
+
+#[test]
+fn failed_download_never_fills_the_cache() {
+    require_root();
+    let dir = TestDir::new("faulty-cache");
+    dir.add_plugin(Fixture::Faulty);
+    let _guards: Vec<_> = ["cache1", "cache2", "cache3", "cache4"]
+        .iter()
+        .map(|n| dir.container(n))
+        .collect();
+    let failing = ["--cache-key", "k1", "--fail-in", "download"];
+
+    // Twice: a half-built cache entry must not turn the second into a success.
+    // (The cache dir may keep lock files, but never a half-built rootfs.)
+    for name in ["cache1", "cache2"] {
+        let before = snapshot::tree(&dir.lxcpath());
+        let outcome = dir
+            .create("faulty", name)
+            .args(failing)
+            .assert_exit(1)
+            .clone();
+        assert_mentions(
+            &error_line(&outcome.stderr),
+            &["deliberate failure in download"],
+        );
+        assert_same_text!(
+            before,
+            snapshot::tree(&dir.lxcpath()),
+            "failed create left something in the lxcpath"
+        );
+        let cache = snapshot::tree(&dir.cache());
+        assert!(
+            !cache.contains("/bin/busybox "),
+            "a half-built rootfs stayed in the cache:\n{cache}"
+        );
+    }
+
+    // A good build fills the private cache dir...
+    dir.create("faulty", "cache3")
+        .args(["--cache-key", "k1"])
+        .stdout();
+    assert!(
+        !snapshot::listing(&dir.cache()).is_empty(),
+        "the cache was not built in --cache-dir {}",
+        dir.cache().display()
+    );
+    // ...and the next create copies from it without calling download.
+    let outcome = dir.create("faulty", "cache4").args(failing).run();
+    assert!(
+        outcome.status.success(),
+        "download ran although the cache entry k1 exists:\n{outcome}"
+    );
+}
