@@ -119,10 +119,10 @@ pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
     let mut arg = Arg::new(arg_id(&spec.long))
         .long(spec.long.to_string())
         .help(spec.help.to_string());
-    if let Some(short) = spec.short.into_option().map(char::from) {
-        if !reserved_shorts.contains(&short) {
-            arg = arg.short(short);
-        }
+    if let Some(short) = spec.short.into_option().map(char::from)
+        && !reserved_shorts.contains(&short)
+    {
+        arg = arg.short(short);
     }
     arg = match spec.value_name.as_ref().into_option() {
         Some(value_name) => {

@@ -23,9 +23,6 @@ use lxc_tmpl_host::{
 
 use crate::cli::{Cli, Commands};
 
-/// The hidden subcommand the runner re-executes us with.
-const RUNNER_HELPER: &str = "__run-in-rootfs";
-
 /// A usage error: exit status 2.
 #[derive(Debug)]
 struct UsageError(String);
@@ -40,7 +37,7 @@ impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == RUNNER_HELPER) {
+    if args.get(1).is_some_and(|a| a == lxc_tmpl_host::runner::HELPER_SUBCOMMAND) {
         let status = lxc_tmpl_host::runner::helper_main(&args[2..]);
         return ExitCode::from(u8::try_from(status).unwrap_or(1));
     }
@@ -59,21 +56,22 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let plugins = PluginSet::load(&default_plugin_dirs(), facts::running_as_root());
-    for skipped in &plugins.skipped {
-        eprintln!("warning: {}", skipped.error);
+    let is_create = args.get(1).is_some_and(|a| a == "create");
+    // `create` names a broken plugin only when it is the one asked for (see
+    // `unknown_distro`); listing commands report every file they skipped.
+    if !is_create {
+        for skipped in &plugins.skipped {
+            eprintln!("warning: {}", skipped.error);
+        }
     }
 
     let mut command = Cli::command();
-    let is_create = args.get(1).is_some_and(|a| a == "create");
     let mut plugin = None;
-    if is_create {
-        if let Some(distro) = cli::distro_in_args(&args[1..]) {
-            let found = plugins
-                .find(&distro)
-                .ok_or_else(|| UsageError(commands::create::unknown_distro(&distro, &plugins)))?;
-            command = cli::with_distro_options(command, &found.manifest);
-            plugin = Some(found);
-        }
+    if is_create && let Some(distro) = cli::distro_in_args(&args[1..]) {
+        let found =
+            plugins.find(&distro).ok_or_else(|| UsageError(commands::create::unknown_distro(&distro, &plugins)))?;
+        command = cli::with_distro_options(command, &found.manifest);
+        plugin = Some(found);
     }
     let matches = match command.try_get_matches_from(&args) {
         Ok(matches) => matches,

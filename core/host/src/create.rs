@@ -423,8 +423,7 @@ fn check_config_loads(config_path: &Path, name: &str) -> Result<(), CreateError>
             let text = String::from_utf8_lossy(&o.stderr);
             let detail = text
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("lxc-info failed")
                 .trim();
             Err(rejected(detail.to_owned()))

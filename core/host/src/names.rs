@@ -40,11 +40,11 @@ pub fn validate_container_name(name: &str) -> Result<(), NameError> {
     if name.starts_with('-') {
         return reject("a name starting with '-' would be read as an option");
     }
-    if name.starts_with('.') {
-        return reject("a name starting with '.' would be hidden from lxc-ls");
-    }
     if name.contains('/') {
         return reject("'/' is not allowed: the name is a single directory under the lxcpath");
+    }
+    if name.starts_with('.') {
+        return reject("a name starting with '.' would be hidden from lxc-ls");
     }
     if !name
         .chars()

@@ -20,6 +20,9 @@
 //! Nothing here uses `std::fs` write functions on rootfs paths; `std::fs` only ever touches
 //! host paths (the source of a copy).
 
+// Paths here are rootfs paths: every write goes through `Rootfs` (clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -710,6 +713,7 @@ impl Rootfs {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;

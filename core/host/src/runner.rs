@@ -28,6 +28,9 @@
 //! neither, so callers building caches should treat an interrupted build as garbage (the cache
 //! is only renamed into place when complete).
 
+// Paths here are rootfs paths: every write goes through `Rootfs` (clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -990,6 +993,7 @@ fn exec_in_path(program: &OsStr, argv: &[CString], env: &[CString], env_os: &[Os
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use super::*;
     use crate::sys::{Call, RecordingSyscall};

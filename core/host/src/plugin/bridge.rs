@@ -6,6 +6,9 @@
 //! [`ErrorKind::HOST`] (or [`ErrorKind::FAILED`] for a failed command) that
 //! names the path or command, so the plugin can pass it on unchanged.
 
+// Paths here are rootfs paths: every write goes through `Rootfs` (clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 use std::{
     io::Write,
     path::Path,
@@ -77,13 +80,13 @@ impl Bridge<'_> {
     }
 
     /// Runs `f` on the current root, turning its error into a `PluginError`.
-    fn with_root<T, E: std::fmt::Display>(
+    fn with_root<T, E: std::error::Error>(
         &self,
         operation: &str,
         f: impl FnOnce(&Rootfs) -> Result<T, E>,
     ) -> RResult<T, PluginError> {
         self.root(operation)
-            .and_then(|root| f(root).map_err(|e| host_error(format!("{operation}: {e}"))))
+            .and_then(|root| f(root).map_err(|e| host_error(format!("{operation}: {}", error_chain(&e)))))
             .into()
     }
 
@@ -116,8 +119,9 @@ impl Bridge<'_> {
                     })
                     .map_err(|e| {
                         host_error(format!(
-                            "cannot run {program} inside {}: {e}",
-                            root.display()
+                            "cannot run {program} inside {}: {}",
+                            root.display(),
+                            error_chain(&e)
                         ))
                     })?;
                 (output.status, output.stdout, output.stderr)
@@ -135,6 +139,22 @@ impl Bridge<'_> {
             stderr: stderr.into(),
         })
     }
+}
+
+/// An error and its sources, `outer: inner: innermost`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        // Some errors already repeat their source in their message.
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 fn place_name(place: RunPlace) -> &'static str {
@@ -361,6 +381,7 @@ impl HostApi for Bridge<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use super::*;
 

@@ -76,9 +76,9 @@ pub enum LoadError {
         /// Distro name, or the file stem when unknown.
         name: String,
         /// The plugin's API version.
-        plugin: Version,
+        plugin: String,
         /// The host's API version.
-        host: Version,
+        host: String,
         /// What to build against (`^1.2`).
         host_req: String,
     },
@@ -147,10 +147,10 @@ pub fn load(file: &Path, as_root: bool) -> Result<LoadedPlugin, LoadError> {
     // abi_stable records the API crate version the library linked; check it
     // first so a major mismatch gets our message rather than abi_stable's.
     let linked = header.version_strings();
-    if let Ok(linked) = Version::parse(linked.version.as_str()) {
-        if linked.major != host.major {
-            return Err(api_mismatch(file, stem(file), linked, host));
-        }
+    if let Ok(linked) = Version::parse(linked.version.as_str())
+        && linked.major != host.major
+    {
+        return Err(api_mismatch(file, stem(file), linked, host));
     }
     let module = header
         .init_root_module::<PluginModule_Ref>()
@@ -195,8 +195,8 @@ fn api_mismatch(file: &Path, name: String, plugin: Version, host: Version) -> Lo
         file: file.to_owned(),
         name,
         host_req: format!("^{}.{}", host.major, host.minor),
-        plugin,
-        host,
+        plugin: plugin.to_string(),
+        host: host.to_string(),
     }
 }
 
@@ -298,10 +298,10 @@ fn check_manifest(file: &Path, manifest: &Manifest) -> Result<(), LoadError> {
         if !longs.insert(long) {
             return bad(format!("option --{long} is declared twice"));
         }
-        if let Some(short) = option.short.into_option() {
-            if !shorts.insert(short) {
-                return bad(format!("short option -{} is declared twice", short as char));
-            }
+        if let Some(short) = option.short.into_option()
+            && !shorts.insert(short)
+        {
+            return bad(format!("short option -{} is declared twice", short as char));
         }
     }
     Ok(())
