@@ -6,17 +6,13 @@
 //! create's runner changes the mount table while it compares.
 
 use lxc_tmpl_tests::{
-    Fixture, TestDir, assert_mentions, assert_same_text, error_line, heavy_lock, require_root,
-    snapshot,
+    Fixture, TestDir, assert_mentions, assert_same_text, error_line, heavy_lock, require_root, snapshot,
 };
 
 /// Asserts that nothing runs with its root, cwd or binary in the test dir.
 fn assert_no_process_left(dir: &TestDir) {
     let strays = snapshot::processes_under(dir.path());
-    assert!(
-        strays.is_empty(),
-        "processes left running in the test dir: {strays:#?}"
-    );
+    assert!(strays.is_empty(), "processes left running in the test dir: {strays:#?}");
 }
 
 #[test]
@@ -27,11 +23,7 @@ fn busybox_create_leaves_mount_table_unchanged() {
     let _ct = dir.container("mnt1");
     let before = snapshot::mountinfo();
     dir.create("busybox", "mnt1").stdout();
-    assert_same_text!(
-        before,
-        snapshot::mountinfo(),
-        "a busybox create changed the host's mount table"
-    );
+    assert_same_text!(before, snapshot::mountinfo(), "a busybox create changed the host's mount table");
     assert_no_process_left(&dir);
 }
 
@@ -43,16 +35,9 @@ fn assert_configure_failure_is_clean(how: &str) {
     dir.add_plugin(Fixture::Faulty);
     let _ct = dir.container("mnt2");
     let before = snapshot::mountinfo();
-    let outcome = dir
-        .create("faulty", "mnt2")
-        .args(["--fail-in", "configure", "--fail-how", how])
-        .assert_exit(1)
-        .clone();
-    assert_same_text!(
-        before,
-        snapshot::mountinfo(),
-        "a create failing in configure changed the mount table"
-    );
+    let outcome =
+        dir.create("faulty", "mnt2").args(["--fail-in", "configure", "--fail-how", how]).assert_exit(1).clone();
+    assert_same_text!(before, snapshot::mountinfo(), "a create failing in configure changed the mount table");
     assert_mentions(&error_line(&outcome.stderr), &["configure"]);
     assert_no_process_left(&dir);
     assert!(
@@ -82,9 +67,5 @@ fn runner_kills_what_the_command_left_running() {
     let before = snapshot::mountinfo();
     dir.create("faulty", "mnt3").arg("--spawn-daemon").stdout();
     assert_no_process_left(&dir);
-    assert_same_text!(
-        before,
-        snapshot::mountinfo(),
-        "a create whose command left a daemon changed the mount table"
-    );
+    assert_same_text!(before, snapshot::mountinfo(), "a create whose command left a daemon changed the mount table");
 }

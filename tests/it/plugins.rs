@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use lxc_tmpl_tests::{
-    Fixture, TestDir, assert_mentions, assert_same_text, error_line, paths::crate_version,
-    require_root, snapshot,
+    Fixture, TestDir, assert_mentions, assert_same_text, error_line, paths::crate_version, require_root, snapshot,
 };
 use serde_json::Value;
 
@@ -22,19 +21,13 @@ fn host_api_version() -> String {
 /// `list --format json` of `dir`, parsed; asserts exit 0.
 fn list_json(dir: &TestDir) -> Vec<Value> {
     let stdout = dir.command().args(["list", "--format", "json"]).stdout();
-    let value: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("list --format json: {e}:\n{stdout}"));
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("list --format json is not an array:\n{stdout}"))
-        .clone()
+    let value: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("list --format json: {e}:\n{stdout}"));
+    value.as_array().unwrap_or_else(|| panic!("list --format json is not an array:\n{stdout}")).clone()
 }
 
 /// The line of the plain `list` output naming `distro`, if any.
 fn list_line<'a>(stdout: &'a str, distro: &str) -> Option<&'a str> {
-    stdout
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(distro))
+    stdout.lines().find(|l| l.split_whitespace().next() == Some(distro))
 }
 
 #[test]
@@ -42,13 +35,9 @@ fn list_shows_busybox_with_its_version() {
     require_root();
     let dir = TestDir::new("list-busybox");
     let stdout = dir.command().arg("list").stdout();
-    let line =
-        list_line(&stdout, "busybox").unwrap_or_else(|| panic!("busybox is not listed:\n{stdout}"));
+    let line = list_line(&stdout, "busybox").unwrap_or_else(|| panic!("busybox is not listed:\n{stdout}"));
     let version = busybox_version();
-    assert!(
-        line.split_whitespace().any(|w| w == version),
-        "busybox line lacks version {version}: {line:?}"
-    );
+    assert!(line.split_whitespace().any(|w| w == version), "busybox line lacks version {version}: {line:?}");
 }
 
 #[test]
@@ -57,35 +46,17 @@ fn list_json_describes_every_plugin() {
     let dir = TestDir::new("list-json");
     let plugins = list_json(&dir);
     for plugin in &plugins {
-        let object = plugin
-            .as_object()
-            .unwrap_or_else(|| panic!("not an object: {plugin}"));
+        let object = plugin.as_object().unwrap_or_else(|| panic!("not an object: {plugin}"));
         for key in ["name", "version", "api_version", "file", "summary"] {
-            assert!(
-                object.get(key).is_some_and(Value::is_string),
-                "no string {key:?} in {plugin}"
-            );
+            assert!(object.get(key).is_some_and(Value::is_string), "no string {key:?} in {plugin}");
         }
     }
-    let busybox = plugins
-        .iter()
-        .find(|p| p["name"] == "busybox")
-        .expect("busybox not in list --format json");
+    let busybox = plugins.iter().find(|p| p["name"] == "busybox").expect("busybox not in list --format json");
     assert_eq!(busybox["version"], busybox_version().as_str(), "{busybox}");
-    assert_eq!(
-        busybox["api_version"],
-        host_api_version().as_str(),
-        "{busybox}"
-    );
+    assert_eq!(busybox["api_version"], host_api_version().as_str(), "{busybox}");
     let file = busybox["file"].as_str().unwrap_or_default();
-    assert!(
-        file.ends_with("liblxc_tmpl_busybox.so") && Path::new(file).is_file(),
-        "file {file:?}"
-    );
-    assert!(
-        !busybox["summary"].as_str().unwrap_or_default().is_empty(),
-        "empty summary: {busybox}"
-    );
+    assert!(file.ends_with("liblxc_tmpl_busybox.so") && Path::new(file).is_file(), "file {file:?}");
+    assert!(!busybox["summary"].as_str().unwrap_or_default().is_empty(), "empty summary: {busybox}");
 }
 
 #[test]
@@ -93,86 +64,42 @@ fn info_json_describes_options() {
     require_root();
     let dir = TestDir::new("info-json");
     let copied = dir.add_plugin(Fixture::Faulty);
-    let stdout = dir
-        .command()
-        .args(["info", "faulty", "--format", "json"])
-        .stdout();
-    let info: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("info --format json: {e}:\n{stdout}"));
+    let stdout = dir.command().args(["info", "faulty", "--format", "json"]).stdout();
+    let info: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("info --format json: {e}:\n{stdout}"));
     assert_eq!(info["name"], "faulty", "{info}");
-    assert_eq!(
-        info["version"],
-        crate_version("tests/fixtures/plugins/faulty/Cargo.toml").as_str(),
-        "{info}"
-    );
+    assert_eq!(info["version"], crate_version("tests/fixtures/plugins/faulty/Cargo.toml").as_str(), "{info}");
     assert_eq!(info["api_version"], host_api_version().as_str(), "{info}");
     let file = info["file"].as_str().unwrap_or_default();
     assert!(
-        Path::new(file).file_name() == copied.file_name()
-            && Path::new(file).starts_with(dir.path()),
+        Path::new(file).file_name() == copied.file_name() && Path::new(file).starts_with(dir.path()),
         "file {file:?} is not the copy in the plugin dir {}",
         copied.display()
     );
-    assert!(
-        info["summary"].as_str().is_some_and(|s| !s.is_empty()),
-        "{info}"
-    );
-    assert!(
-        info["arches"].is_array() && info["releases"].is_array(),
-        "{info}"
-    );
+    assert!(info["summary"].as_str().is_some_and(|s| !s.is_empty()), "{info}");
+    assert!(info["arches"].is_array() && info["releases"].is_array(), "{info}");
     assert!(info["default_release"].is_string(), "{info}");
 
-    let options = info["options"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no options array: {info}"));
+    let options = info["options"].as_array().unwrap_or_else(|| panic!("no options array: {info}"));
     for option in options {
-        for key in [
-            "long",
-            "short",
-            "value_name",
-            "help",
-            "default",
-            "env",
-            "repeatable",
-        ] {
+        for key in ["long", "short", "value_name", "help", "default", "env", "repeatable"] {
             assert!(option.get(key).is_some(), "option lacks {key:?}: {option}");
         }
     }
     let option = |long: &str| {
-        options
-            .iter()
-            .find(|o| o["long"] == long)
-            .unwrap_or_else(|| panic!("no option {long}: {info}"))
-            .clone()
+        options.iter().find(|o| o["long"] == long).unwrap_or_else(|| panic!("no option {long}: {info}")).clone()
     };
     let fail_in = option("fail-in");
     assert_eq!(fail_in["value_name"], "HOOK", "{fail_in}");
-    assert!(
-        fail_in["short"].is_null() && fail_in["default"].is_null() && fail_in["env"].is_null(),
-        "{fail_in}"
-    );
+    assert!(fail_in["short"].is_null() && fail_in["default"].is_null() && fail_in["env"].is_null(), "{fail_in}");
     assert_eq!(fail_in["repeatable"], false, "{fail_in}");
-    assert!(
-        fail_in["help"].as_str().is_some_and(|h| h.contains("fail")),
-        "{fail_in}"
-    );
+    assert!(fail_in["help"].as_str().is_some_and(|h| h.contains("fail")), "{fail_in}");
     assert_eq!(option("fail-how")["default"], "error");
-    assert!(
-        option("plant-symlink")["value_name"].is_null(),
-        "a flag has no value name"
-    );
+    assert!(option("plant-symlink")["value_name"].is_null(), "a flag has no value name");
 
-    let busybox = dir
-        .command()
-        .args(["info", "busybox", "--format", "json"])
-        .stdout();
-    let busybox: Value =
-        serde_json::from_str(&busybox).unwrap_or_else(|e| panic!("info busybox: {e}:\n{busybox}"));
+    let busybox = dir.command().args(["info", "busybox", "--format", "json"]).stdout();
+    let busybox: Value = serde_json::from_str(&busybox).unwrap_or_else(|e| panic!("info busybox: {e}:\n{busybox}"));
     assert!(
-        busybox["options"]
-            .as_array()
-            .is_some_and(|o| o.iter().any(|o| o["long"] == "busybox-path")),
+        busybox["options"].as_array().is_some_and(|o| o.iter().any(|o| o["long"] == "busybox-path")),
         "busybox has no busybox-path option: {busybox}"
     );
 }
@@ -182,15 +109,9 @@ fn create_help_shows_distro_options() {
     require_root();
     let dir = TestDir::new("create-help");
     dir.add_plugin(Fixture::Faulty);
-    let help = dir
-        .command()
-        .args(["create", "--distro", "faulty", "--help"])
-        .stdout();
+    let help = dir.command().args(["create", "--distro", "faulty", "--help"]).stdout();
     for option in ["--fail-in", "--fail-how", "--plant-symlink", "--victim"] {
-        assert!(
-            help.contains(option),
-            "{option} missing from create --distro faulty --help:\n{help}"
-        );
+        assert!(help.contains(option), "{option} missing from create --distro faulty --help:\n{help}");
     }
 }
 
@@ -200,14 +121,8 @@ fn plugin_of_another_api_major_is_skipped_by_list() {
     let dir = TestDir::new("api-next-list");
     dir.add_plugin(Fixture::ApiNext);
     let outcome = dir.command().arg("list").assert_exit(0).clone();
-    assert!(
-        list_line(&outcome.stdout, "busybox").is_some(),
-        "busybox is not listed:\n{outcome}"
-    );
-    assert!(
-        list_line(&outcome.stdout, "apinext").is_none(),
-        "a plugin of API 2.0.0 is listed:\n{outcome}"
-    );
+    assert!(list_line(&outcome.stdout, "busybox").is_some(), "busybox is not listed:\n{outcome}");
+    assert!(list_line(&outcome.stdout, "apinext").is_none(), "a plugin of API 2.0.0 is listed:\n{outcome}");
     let file = Fixture::ApiNext.file_name();
     let warning = outcome.stderr.lines().find(|l| l.contains(file));
     let warning = warning.unwrap_or_else(|| panic!("no warning naming {file}:\n{outcome}"));
@@ -226,11 +141,7 @@ fn plugin_of_another_api_major_cannot_create() {
     let outcome = dir.create("apinext", "next1").assert_exit(1).clone();
     let line = error_line(&outcome.stderr);
     assert_mentions(&line, &["2.0.0", &host_api_version()]);
-    assert_same_text!(
-        before,
-        dir.snapshot(),
-        "a refused create left something behind"
-    );
+    assert_same_text!(before, dir.snapshot(), "a refused create left something behind");
 }
 
 #[test]
@@ -239,19 +150,10 @@ fn shared_library_that_is_no_plugin_is_a_warning() {
     let dir = TestDir::new("not-a-plugin");
     dir.add_plugin(Fixture::NotAPlugin);
     let outcome = dir.command().arg("list").assert_exit(0).clone();
-    assert!(
-        list_line(&outcome.stdout, "busybox").is_some(),
-        "busybox is not listed:\n{outcome}"
-    );
+    assert!(list_line(&outcome.stdout, "busybox").is_some(), "busybox is not listed:\n{outcome}");
     let file = Fixture::NotAPlugin.file_name();
-    assert!(
-        outcome.stderr.lines().any(|l| l.contains(file)),
-        "no warning naming {file}:\n{outcome}"
-    );
-    assert!(
-        outcome.stdout.lines().all(|l| !l.contains(file)),
-        "the non-plugin shows up on stdout:\n{outcome}"
-    );
+    assert!(outcome.stderr.lines().any(|l| l.contains(file)), "no warning naming {file}:\n{outcome}");
+    assert!(outcome.stdout.lines().all(|l| !l.contains(file)), "the non-plugin shows up on stdout:\n{outcome}");
 }
 
 #[test]
@@ -259,20 +161,9 @@ fn plugin_panicking_in_its_manifest_is_a_warning() {
     require_root();
     let dir = TestDir::new("manifest-panic");
     dir.add_plugin(Fixture::Faulty);
-    let outcome = dir
-        .command()
-        .arg("list")
-        .env("FIXTURE_FAULTY_PANIC_IN_MANIFEST", "1")
-        .assert_exit(0)
-        .clone();
-    assert!(
-        list_line(&outcome.stdout, "busybox").is_some(),
-        "busybox is not listed:\n{outcome}"
-    );
-    assert!(
-        list_line(&outcome.stdout, "faulty").is_none(),
-        "a plugin without manifest is listed:\n{outcome}"
-    );
+    let outcome = dir.command().arg("list").env("FIXTURE_FAULTY_PANIC_IN_MANIFEST", "1").assert_exit(0).clone();
+    assert!(list_line(&outcome.stdout, "busybox").is_some(), "busybox is not listed:\n{outcome}");
+    assert!(list_line(&outcome.stdout, "faulty").is_none(), "a plugin without manifest is listed:\n{outcome}");
     let file = Fixture::Faulty.file_name();
     let warning = outcome.stderr.lines().find(|l| l.contains(file));
     let warning = warning.unwrap_or_else(|| panic!("no warning naming {file}:\n{outcome}"));
@@ -283,18 +174,10 @@ fn plugin_panicking_in_its_manifest_is_a_warning() {
 /// one-line error mentioning `needles`, with nothing left behind.
 fn assert_faulty_create_fails(dir: &TestDir, name: &str, options: &[&str], needles: &[&str]) {
     let before = dir.snapshot();
-    let outcome = dir
-        .create("faulty", name)
-        .args(options)
-        .assert_exit(1)
-        .clone();
+    let outcome = dir.create("faulty", name).args(options).assert_exit(1).clone();
     let line = error_line(&outcome.stderr);
     assert_mentions(&line, needles);
-    assert_same_text!(
-        before,
-        dir.snapshot(),
-        "failed create {options:?} left something behind"
-    );
+    assert_same_text!(before, dir.snapshot(), "failed create {options:?} left something behind");
 }
 
 #[test]
@@ -326,6 +209,18 @@ fn plugin_error_in_configure_is_a_clean_failure() {
 }
 
 #[test]
+fn keep_on_failure_keeps_what_was_made() {
+    require_root();
+    let dir = TestDir::new("keep-on-failure");
+    dir.add_plugin(Fixture::Faulty);
+    let ct = dir.container("kept");
+    let outcome =
+        dir.create("faulty", "kept").args(["--fail-in", "configure", "--keep-on-failure"]).assert_exit(1).clone();
+    assert_mentions(&error_line(&outcome.stderr), &["deliberate failure in configure"]);
+    assert!(ct.rootfs().join("bin/busybox").is_file(), "--keep-on-failure removed the rootfs:\n{outcome}");
+}
+
+#[test]
 fn plugin_failing_in_any_hook_is_a_clean_failure() {
     require_root();
     let dir = TestDir::new("faulty-hooks");
@@ -348,12 +243,7 @@ fn plugin_failing_in_any_hook_is_a_clean_failure() {
                 "panic" => format!("deliberate panic in {hook}"),
                 _ => format!("deliberate failure in {hook}"),
             };
-            assert_faulty_create_fails(
-                &dir,
-                "hooked",
-                &["--fail-in", hook, "--fail-how", how],
-                &[&needle],
-            );
+            assert_faulty_create_fails(&dir, "hooked", &["--fail-in", hook, "--fail-how", how], &[&needle]);
         }
     }
 }
@@ -363,41 +253,22 @@ fn failed_download_never_fills_the_cache() {
     require_root();
     let dir = TestDir::new("faulty-cache");
     dir.add_plugin(Fixture::Faulty);
-    let _guards: Vec<_> = ["cache1", "cache2", "cache3", "cache4"]
-        .iter()
-        .map(|n| dir.container(n))
-        .collect();
+    let _guards: Vec<_> = ["cache1", "cache2", "cache3", "cache4"].iter().map(|n| dir.container(n)).collect();
     let failing = ["--cache-key", "k1", "--fail-in", "download"];
 
     // Twice: a half-built cache entry must not turn the second into a success.
     // (The cache dir may keep lock files, but never a half-built rootfs.)
     for name in ["cache1", "cache2"] {
         let before = snapshot::tree(&dir.lxcpath());
-        let outcome = dir
-            .create("faulty", name)
-            .args(failing)
-            .assert_exit(1)
-            .clone();
-        assert_mentions(
-            &error_line(&outcome.stderr),
-            &["deliberate failure in download"],
-        );
-        assert_same_text!(
-            before,
-            snapshot::tree(&dir.lxcpath()),
-            "failed create left something in the lxcpath"
-        );
+        let outcome = dir.create("faulty", name).args(failing).assert_exit(1).clone();
+        assert_mentions(&error_line(&outcome.stderr), &["deliberate failure in download"]);
+        assert_same_text!(before, snapshot::tree(&dir.lxcpath()), "failed create left something in the lxcpath");
         let cache = snapshot::tree(&dir.cache());
-        assert!(
-            !cache.contains("/bin/busybox "),
-            "a half-built rootfs stayed in the cache:\n{cache}"
-        );
+        assert!(!cache.contains("/bin/busybox "), "a half-built rootfs stayed in the cache:\n{cache}");
     }
 
     // A good build fills the private cache dir...
-    dir.create("faulty", "cache3")
-        .args(["--cache-key", "k1"])
-        .stdout();
+    dir.create("faulty", "cache3").args(["--cache-key", "k1"]).stdout();
     assert!(
         !snapshot::listing(&dir.cache()).is_empty(),
         "the cache was not built in --cache-dir {}",
@@ -405,8 +276,5 @@ fn failed_download_never_fills_the_cache() {
     );
     // ...and the next create copies from it without calling download.
     let outcome = dir.create("faulty", "cache4").args(failing).run();
-    assert!(
-        outcome.status.success(),
-        "download ran although the cache entry k1 exists:\n{outcome}"
-    );
+    assert!(outcome.status.success(), "download ran although the cache entry k1 exists:\n{outcome}");
 }

@@ -15,11 +15,7 @@ struct Victim {
 impl Victim {
     /// `/tmp/lxc-tmpl-victim-XXXXXX/` holding `marker` and `keep/marker`.
     fn new() -> Victim {
-        let path = tempfile::Builder::new()
-            .prefix("lxc-tmpl-victim-")
-            .tempdir_in("/tmp")
-            .expect("victim dir")
-            .keep();
+        let path = tempfile::Builder::new().prefix("lxc-tmpl-victim-").tempdir_in("/tmp").expect("victim dir").keep();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod victim");
         fs::write(path.join("marker"), "the victim's marker\n").expect("write marker");
         fs::create_dir(path.join("keep")).expect("mkdir keep");
@@ -53,27 +49,12 @@ fn rootfs_with_symlink_to_host_dir_is_refused() {
     let before = dir.snapshot();
     let _ct = dir.container("c1");
 
-    let outcome = dir
-        .create("busybox", "c1")
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .run();
+    let outcome = dir.create("busybox", "c1").arg("--rootfs").arg(&rootfs).run();
     outcome.assert_failed();
     let line = error_line(&outcome.stderr);
-    assert!(
-        line.contains("empty") || line.contains(&rootfs.display().to_string()),
-        "unclear error: {line}"
-    );
-    assert_same_text!(
-        victim_before,
-        victim.snapshot(),
-        "the victim dir changed:\n{outcome}"
-    );
-    assert_same_text!(
-        before,
-        dir.snapshot(),
-        "a refused create left something behind:\n{outcome}"
-    );
+    assert!(line.contains("empty") || line.contains(&rootfs.display().to_string()), "unclear error: {line}");
+    assert_same_text!(victim_before, victim.snapshot(), "the victim dir changed:\n{outcome}");
+    assert_same_text!(before, dir.snapshot(), "a refused create left something behind:\n{outcome}");
 }
 
 #[test]
@@ -85,35 +66,16 @@ fn planted_symlinks_never_lead_out_of_the_rootfs() {
     let victim_before = victim.snapshot();
     let ct = dir.container("planted");
 
-    let outcome = dir
-        .create("faulty", "planted")
-        .args(["--plant-symlink", "--victim", &victim.path_str()])
-        .run();
-    assert_same_text!(
-        victim_before,
-        victim.snapshot(),
-        "the victim dir changed:\n{outcome}"
-    );
-    for name in [
-        "hostname",
-        "pwned",
-        "copied",
-        "newdir",
-        "resolv.conf",
-        "policy-rc.d",
-    ] {
-        assert!(
-            !victim.path.join(name).exists(),
-            "{name} appeared in the victim dir:\n{outcome}"
-        );
+    let outcome = dir.create("faulty", "planted").args(["--plant-symlink", "--victim", &victim.path_str()]).run();
+    assert_same_text!(victim_before, victim.snapshot(), "the victim dir changed:\n{outcome}");
+    for name in ["hostname", "pwned", "copied", "newdir", "resolv.conf", "policy-rc.d"] {
+        assert!(!victim.path.join(name).exists(), "{name} appeared in the victim dir:\n{outcome}");
     }
 
     if outcome.status.success() {
         // The first write through `evil -> <victim>` reported success: it must
         // have landed at the same path inside the rootfs.
-        let inside = ct
-            .rootfs()
-            .join(victim.path.strip_prefix("/").expect("absolute victim path"));
+        let inside = ct.rootfs().join(victim.path.strip_prefix("/").expect("absolute victim path"));
         let pwned = inside.join("pwned");
         assert!(
             pwned.is_file(),

@@ -192,20 +192,14 @@ impl Outcome {
             self.status.signal().is_none(),
             "killed by a signal (crash or abort), expected a clean failure:\n{self}"
         );
-        assert!(
-            !self.status.success(),
-            "expected failure, got success:\n{self}"
-        );
+        assert!(!self.status.success(), "expected failure, got success:\n{self}");
         self
     }
 
     /// Asserts exit code `code`.
     #[track_caller]
     pub fn assert_exit(&self, code: i32) -> &Outcome {
-        assert!(
-            self.status.signal().is_none(),
-            "killed by a signal (crash or abort), expected exit {code}:\n{self}"
-        );
+        assert!(self.status.signal().is_none(), "killed by a signal (crash or abort), expected exit {code}:\n{self}");
         assert_eq!(self.code(), Some(code), "unexpected exit code:\n{self}");
         self
     }
@@ -215,14 +209,9 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = match (self.status.code(), self.status.signal()) {
             (Some(code), _) => format!("exit code {code}"),
-            (None, Some(signal)) => format!(
-                "signal {signal}{}",
-                if self.status.core_dumped() {
-                    " (core dumped)"
-                } else {
-                    ""
-                }
-            ),
+            (None, Some(signal)) => {
+                format!("signal {signal}{}", if self.status.core_dumped() { " (core dumped)" } else { "" })
+            }
             (None, None) => "unknown status".to_owned(),
         };
         write!(

@@ -15,20 +15,12 @@ pub fn entries(text: &str) -> Vec<(String, String)> {
 
 /// The last value of `key` (LXC's rule for single-valued keys).
 pub fn value(text: &str, key: &str) -> Option<String> {
-    entries(text)
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+    entries(text).into_iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 /// Every value of `key`, in order.
 pub fn values(text: &str, key: &str) -> Vec<String> {
-    entries(text)
-        .into_iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .collect()
+    entries(text).into_iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect()
 }
 
 /// The entries of the config file at `path` followed by those of every file
@@ -41,11 +33,7 @@ pub fn entries_with_includes(path: &Path) -> Vec<(String, String, String)> {
 }
 
 fn collect(path: &Path, out: &mut Vec<(String, String, String)>, depth: usize) {
-    assert!(
-        depth < 16,
-        "lxc.include nesting too deep at {}",
-        path.display()
-    );
+    assert!(depth < 16, "lxc.include nesting too deep at {}", path.display());
     if path.is_dir() {
         let mut files: Vec<_> = fs::read_dir(path)
             .unwrap_or_else(|e| panic!("cannot list {}: {e}", path.display()))
@@ -59,8 +47,7 @@ fn collect(path: &Path, out: &mut Vec<(String, String, String)>, depth: usize) {
         }
         return;
     }
-    let text = fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read config {}: {e}", path.display()));
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read config {}: {e}", path.display()));
     for (key, value) in entries(&text) {
         let include = (key == "lxc.include").then(|| value.clone());
         out.push((path.display().to_string(), key, value));
@@ -134,13 +121,7 @@ pub const MODERN_KEYS: &[&str] = &[
 ];
 
 /// Key prefixes that exist only since LXC 2.1.
-pub const MODERN_PREFIXES: &[&str] = &[
-    "lxc.net.",
-    "lxc.prlimit.",
-    "lxc.signal.",
-    "lxc.apparmor.",
-    "lxc.selinux.",
-];
+pub const MODERN_PREFIXES: &[&str] = &["lxc.net.", "lxc.prlimit.", "lxc.signal.", "lxc.apparmor.", "lxc.selinux."];
 
 /// Whether `key` exists only in the LXC 2.1+ dialect.
 pub fn is_modern_key(key: &str) -> bool {
@@ -153,35 +134,15 @@ mod tests {
 
     #[test]
     fn legacy_and_modern_keys_are_told_apart() {
-        for legacy in [
-            "lxc.utsname",
-            "lxc.rootfs",
-            "lxc.tty",
-            "lxc.pts",
-            "lxc.network.type",
-            "lxc.haltsignal",
-        ] {
+        for legacy in ["lxc.utsname", "lxc.rootfs", "lxc.tty", "lxc.pts", "lxc.network.type", "lxc.haltsignal"] {
             assert!(is_legacy_key(legacy), "{legacy}");
             assert!(!is_modern_key(legacy), "{legacy}");
         }
-        for modern in [
-            "lxc.uts.name",
-            "lxc.rootfs.path",
-            "lxc.tty.max",
-            "lxc.pty.max",
-            "lxc.net.0.type",
-        ] {
+        for modern in ["lxc.uts.name", "lxc.rootfs.path", "lxc.tty.max", "lxc.pty.max", "lxc.net.0.type"] {
             assert!(is_modern_key(modern), "{modern}");
             assert!(!is_legacy_key(modern), "{modern}");
         }
-        for both in [
-            "lxc.include",
-            "lxc.arch",
-            "lxc.mount.entry",
-            "lxc.mount.auto",
-            "lxc.cap.drop",
-            "lxc.start.auto",
-        ] {
+        for both in ["lxc.include", "lxc.arch", "lxc.mount.entry", "lxc.mount.auto", "lxc.cap.drop", "lxc.start.auto"] {
             assert!(!is_legacy_key(both) && !is_modern_key(both), "{both}");
         }
     }

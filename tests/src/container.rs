@@ -32,8 +32,7 @@ pub fn heavy_lock() -> HeavyLock {
         .write(true)
         .open(HEAVY_LOCK)
         .unwrap_or_else(|e| panic!("cannot open {HEAVY_LOCK}: {e}"));
-    file.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {HEAVY_LOCK}: {e}"));
+    file.lock().unwrap_or_else(|e| panic!("cannot lock {HEAVY_LOCK}: {e}"));
     HeavyLock { _file: file }
 }
 
@@ -57,12 +56,7 @@ impl Container {
             "test containers live in a private lxcpath under the test dir, not in {}",
             lxcpath.display()
         );
-        Container {
-            lxcpath: lxcpath.to_owned(),
-            name: name.to_owned(),
-            test_root: test_root.to_owned(),
-            lock: None,
-        }
+        Container { lxcpath: lxcpath.to_owned(), name: name.to_owned(), test_root: test_root.to_owned(), lock: None }
     }
 
     /// The container name.
@@ -103,20 +97,28 @@ impl Container {
         cmd
     }
 
+    /// The stdout of an `lxc-*` tool that takes only `-P` (`lxc-ls`), run
+    /// with `args`; fails the test if the tool fails.
+    pub fn lxc_tool_output(&self, tool: &str, args: &[&str]) -> String {
+        TestCommand::new(tool).arg("-P").arg(&self.lxcpath).args(args).stdout()
+    }
+
     /// What LXC parsed for `key`: the output of `lxc-info -c <key>`, trimmed.
     /// Fails the test if LXC cannot load the config.
     pub fn lxc_config_item(&self, key: &str) -> String {
-        self.lxc("lxc-info")
-            .args(["-c", key])
-            .stdout()
-            .trim()
-            .to_owned()
+        self.lxc("lxc-info").args(["-c", key]).stdout().trim().to_owned()
     }
 
     /// The state LXC reports (`RUNNING`, `STOPPED`).
     pub fn state(&self) -> String {
         let out = self.lxc("lxc-info").args(["-s", "-H"]).stdout();
         out.trim().to_owned()
+    }
+
+    /// The host pid of the container's init (`lxc-info -p`).
+    pub fn init_pid(&self) -> u32 {
+        let out = self.lxc("lxc-info").args(["-p", "-H"]).stdout();
+        out.trim().parse().unwrap_or_else(|e| panic!("lxc-info -p printed {out:?}: {e}"))
     }
 
     /// Starts the container and waits until it runs.
@@ -130,46 +132,23 @@ impl Container {
             self.lock = Some(heavy_lock());
         }
         let log = self.test_root.join(format!("{}.lxc-start.log", self.name));
-        let started = self
-            .lxc("lxc-start")
-            .arg("-d")
-            .arg("-o")
-            .arg(&log)
-            .args(["-l", "INFO"])
-            .run();
+        let started = self.lxc("lxc-start").arg("-d").arg("-o").arg(&log).args(["-l", "INFO"]).run();
         let log_text = || fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            started.status.success(),
-            "lxc-start failed:\n{started}\n--- lxc log ---\n{}",
-            log_text()
-        );
-        let waited = self
-            .lxc("lxc-wait")
-            .args(["-s", "RUNNING", "-t", WAIT_SECONDS])
-            .run();
-        assert!(
-            waited.status.success(),
-            "container did not reach RUNNING:\n{waited}\n--- lxc log ---\n{}",
-            log_text()
-        );
+        assert!(started.status.success(), "lxc-start failed:\n{started}\n--- lxc log ---\n{}", log_text());
+        let waited = self.lxc("lxc-wait").args(["-s", "RUNNING", "-t", WAIT_SECONDS]).run();
+        assert!(waited.status.success(), "container did not reach RUNNING:\n{waited}\n--- lxc log ---\n{}", log_text());
     }
 
     /// Runs a command in the running container (`lxc-attach --clear-env`),
     /// asserts that it succeeded and returns its stdout.
     pub fn attach(&self, argv: &[&str]) -> String {
-        self.lxc("lxc-attach")
-            .arg("--clear-env")
-            .arg("--")
-            .args(argv)
-            .stdout()
+        self.lxc("lxc-attach").arg("--clear-env").arg("--").args(argv).stdout()
     }
 
     /// Stops the container cleanly (its halt signal, no SIGKILL) within
     /// `timeout` seconds; returns how `lxc-stop` ended.
     pub fn stop_clean(&self, timeout: u32) -> crate::Outcome {
-        self.lxc("lxc-stop")
-            .args(["--nokill", "-t", &timeout.to_string()])
-            .run()
+        self.lxc("lxc-stop").args(["--nokill", "-t", &timeout.to_string()]).run()
     }
 
     /// `lxc-destroy`; returns how it ended.
@@ -183,11 +162,9 @@ impl Container {
     /// Checks that the rootfs the config names is inside the test dir, so
     /// that `lxc-destroy` can only ever delete test files.
     fn rootfs_is_private(&self) -> Result<(), String> {
-        let text = fs::read_to_string(self.config_path())
-            .map_err(|e| format!("cannot read the config: {e}"))?;
-        let rootfs = config::value(&text, "lxc.rootfs.path")
-            .or_else(|| config::value(&text, "lxc.rootfs"))
-            .unwrap_or_default();
+        let text = fs::read_to_string(self.config_path()).map_err(|e| format!("cannot read the config: {e}"))?;
+        let rootfs =
+            config::value(&text, "lxc.rootfs.path").or_else(|| config::value(&text, "lxc.rootfs")).unwrap_or_default();
         let rootfs = rootfs.strip_prefix("dir:").unwrap_or(&rootfs);
         let path = Path::new(rootfs);
         if path.is_absolute() && path.starts_with(&self.test_root) && !rootfs.contains("..") {
@@ -247,14 +224,9 @@ pub fn assert_safe_to_start(lxcpath: &Path, name: &str, test_root: &Path) {
         lxcpath.display()
     );
     let config_path = lxcpath.join(name).join("config");
-    let text = fs::read_to_string(&config_path).unwrap_or_else(|e| {
-        panic!(
-            "refusing to start {name}: cannot read {}: {e}",
-            config_path.display()
-        )
-    });
-    let refuse =
-        |why: String| -> ! { panic!("refusing to start {name}: {why}\n--- config ---\n{text}") };
+    let text = fs::read_to_string(&config_path)
+        .unwrap_or_else(|e| panic!("refusing to start {name}: cannot read {}: {e}", config_path.display()));
+    let refuse = |why: String| -> ! { panic!("refusing to start {name}: {why}\n--- config ---\n{text}") };
 
     if config::value(&text, "lxc.net.0.type").as_deref() != Some("empty") {
         refuse("its config does not set `lxc.net.0.type = empty`".to_owned());
@@ -274,18 +246,12 @@ pub fn assert_safe_to_start(lxcpath: &Path, name: &str, test_root: &Path) {
         if key == "lxc.namespace.share.net"
             || (key == "lxc.namespace.keep" && value.split_whitespace().any(|n| n == "net"))
         {
-            refuse(format!(
-                "{file} sets `{key} = {value}`, which keeps the host's network namespace"
-            ));
+            refuse(format!("{file} sets `{key} = {value}`, which keeps the host's network namespace"));
         }
     }
 
     let info = |key: &str| -> String {
-        let out = TestCommand::new("lxc-info")
-            .arg("-P")
-            .arg(lxcpath)
-            .args(["-n", name, "-c", key])
-            .run();
+        let out = TestCommand::new("lxc-info").arg("-P").arg(lxcpath).args(["-n", name, "-c", key]).run();
         if !out.status.success() {
             refuse(format!("LXC cannot load its config:\n{out}"));
         }
@@ -300,21 +266,15 @@ pub fn assert_safe_to_start(lxcpath: &Path, name: &str, test_root: &Path) {
     };
     let net0 = parsed_values(&info("lxc.net.0.type"));
     if net0 != ["empty"] {
-        refuse(format!(
-            "LXC parsed lxc.net.0.type as {net0:?}, not \"empty\""
-        ));
+        refuse(format!("LXC parsed lxc.net.0.type as {net0:?}, not \"empty\""));
     }
     let nets = parsed_values(&info("lxc.net"));
     if nets.is_empty() || nets.iter().any(|n| n != "empty") {
-        refuse(format!(
-            "LXC parsed the networks as {nets:?}; only one `empty` network may be started"
-        ));
+        refuse(format!("LXC parsed the networks as {nets:?}; only one `empty` network may be started"));
     }
     let profile = parsed_values(&info("lxc.apparmor.profile"));
     if profile != ["unconfined"] {
-        refuse(format!(
-            "LXC parsed lxc.apparmor.profile as {profile:?}, not \"unconfined\""
-        ));
+        refuse(format!("LXC parsed lxc.apparmor.profile as {profile:?}, not \"unconfined\""));
     }
 }
 
@@ -336,21 +296,17 @@ mod tests {
             .replace("@ROOTFS@", &rootfs.display().to_string());
         dir.write("lxcpath/gate/config", text);
         let (lxcpath, root) = (dir.lxcpath(), dir.path().to_owned());
-        panic::catch_unwind(move || assert_safe_to_start(&lxcpath, "gate", &root)).map_err(
-            |payload| {
-                payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default()
-            },
-        )
+        panic::catch_unwind(move || assert_safe_to_start(&lxcpath, "gate", &root)).map_err(|payload| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default()
+        })
     }
 
     fn safe_config() -> String {
-        format!(
-            "{SAFE_CONF}lxc.uts.name = gate\nlxc.rootfs.path = dir:@ROOTFS@\nlxc.include = @INCLUDE@\n"
-        )
+        format!("{SAFE_CONF}lxc.uts.name = gate\nlxc.rootfs.path = dir:@ROOTFS@\nlxc.include = @INCLUDE@\n")
     }
 
     #[test]
@@ -371,10 +327,7 @@ mod tests {
     fn gate_refuses_none_in_an_included_file() {
         crate::require_root();
         let why = gate("gate-include", &safe_config(), "lxc.net.1.type = none\n").unwrap_err();
-        assert!(
-            why.contains("include.conf") && why.contains("none"),
-            "{why}"
-        );
+        assert!(why.contains("include.conf") && why.contains("none"), "{why}");
     }
 
     #[test]
@@ -383,22 +336,13 @@ mod tests {
         let config = format!("{}lxc.net.0.type = none\n", safe_config());
         assert!(gate("gate-override", &config, "").is_err());
         let config = safe_config().replace("lxc.apparmor.profile = unconfined\n", "");
-        assert!(
-            gate("gate-apparmor", &config, "")
-                .unwrap_err()
-                .contains("apparmor")
-        );
+        assert!(gate("gate-apparmor", &config, "").unwrap_err().contains("apparmor"));
     }
 
     #[test]
     fn gate_refuses_sharing_the_host_network_namespace() {
         crate::require_root();
-        let why = gate(
-            "gate-share",
-            &safe_config(),
-            "lxc.namespace.keep = user net\n",
-        )
-        .unwrap_err();
+        let why = gate("gate-share", &safe_config(), "lxc.namespace.keep = user net\n").unwrap_err();
         assert!(why.contains("lxc.namespace.keep"), "{why}");
     }
 }

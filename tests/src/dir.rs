@@ -19,8 +19,7 @@ use crate::{
 const BASE: &str = "/tmp/lxc-tmpl-tests";
 
 /// The safe base config every test container starts from (`-f safe.conf`).
-pub const SAFE_CONF: &str =
-    "lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\nlxc.start.auto = 0\n";
+pub const SAFE_CONF: &str = "lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\nlxc.start.auto = 0\n";
 
 /// Set to keep test dirs after the test, for debugging (containers are still
 /// stopped and destroyed).
@@ -90,8 +89,7 @@ impl TestDir {
     /// Creates `relative` (and parents) with mode 0755 and returns its path.
     pub fn mkdir(&self, relative: &str) -> PathBuf {
         let path = self.root.join(relative);
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         set_mode(&path, 0o755);
         path
     }
@@ -100,11 +98,9 @@ impl TestDir {
     pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.root.join(relative);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
         }
-        fs::write(&path, contents)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         path
     }
 
@@ -126,8 +122,7 @@ impl TestDir {
     /// Like [`command`](Self::command), for another copy of the binary.
     pub fn command_with(&self, binary: &Path) -> TestCommand {
         let mut cmd = TestCommand::new(binary);
-        cmd.env("LXC_TMPL_PLUGIN_PATH", self.plugins())
-            .current_dir(&self.root);
+        cmd.env("LXC_TMPL_PLUGIN_PATH", self.plugins()).current_dir(&self.root);
         cmd
     }
 
@@ -136,14 +131,8 @@ impl TestDir {
     /// and run it.
     pub fn create(&self, distro: &str, name: &str) -> TestCommand {
         let mut cmd = self.command();
-        cmd.arg("create")
-            .args(["--distro", distro, "--name", name])
-            .arg("-P")
-            .arg(self.lxcpath());
-        cmd.arg("-f")
-            .arg(self.safe_conf())
-            .arg("--cache-dir")
-            .arg(self.cache());
+        cmd.arg("create").args(["--distro", distro, "--name", name]).arg("-P").arg(self.lxcpath());
+        cmd.arg("-f").arg(self.safe_conf()).arg("--cache-dir").arg(self.cache());
         cmd
     }
 
@@ -184,11 +173,7 @@ impl TestDir {
 fn world_usable(path: &Path, exec: bool) -> bool {
     let wanted = if exec { 0o005 } else { 0o004 };
     let file_ok = fs::metadata(path).is_ok_and(|m| m.mode() & wanted == wanted);
-    file_ok
-        && path
-            .ancestors()
-            .skip(1)
-            .all(|dir| fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 != 0))
+    file_ok && path.ancestors().skip(1).all(|dir| fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 != 0))
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -202,23 +187,14 @@ impl Drop for TestDir {
         // made its guard): stop them. Their guard, if any, already did.
         for name in snapshot::listing(&self.lxcpath()) {
             if self.lxcpath().join(&name).join("config").is_file() {
-                let _ = Command::new("lxc-stop")
-                    .arg("-P")
-                    .arg(self.lxcpath())
-                    .args(["-n", &name, "-k"])
-                    .output();
+                let _ = Command::new("lxc-stop").arg("-P").arg(self.lxcpath()).args(["-n", &name, "-k"]).output();
             }
         }
         // Processes the binary leaked into the test dir: they were started by
         // this test, so end them, by pid.
         for stray in snapshot::processes_under(&self.root) {
-            eprintln!(
-                "test dir cleanup: killing leaked process {} ({}; {})",
-                stray.pid, stray.cmdline, stray.reason
-            );
-            let _ = Command::new("kill")
-                .args(["-KILL", &stray.pid.to_string()])
-                .status();
+            eprintln!("test dir cleanup: killing leaked process {} ({}; {})", stray.pid, stray.cmdline, stray.reason);
+            let _ = Command::new("kill").args(["-KILL", &stray.pid.to_string()]).status();
         }
         // Mounts left below the test dir: detach them first, so that removing
         // the tree can never delete files through them.
@@ -228,10 +204,7 @@ impl Drop for TestDir {
         }
         let remaining = snapshot::mounts_under(&self.root);
         if !remaining.is_empty() {
-            eprintln!(
-                "test dir cleanup: NOT removing {}: still mounted {remaining:?}",
-                self.root.display()
-            );
+            eprintln!("test dir cleanup: NOT removing {}: still mounted {remaining:?}", self.root.display());
             return;
         }
         if std::env::var_os(KEEP_ENV).is_some() {
@@ -239,10 +212,7 @@ impl Drop for TestDir {
             return;
         }
         if let Err(e) = fs::remove_dir_all(&self.root) {
-            eprintln!(
-                "test dir cleanup: cannot remove {}: {e}",
-                self.root.display()
-            );
+            eprintln!("test dir cleanup: cannot remove {}: {e}", self.root.display());
         }
     }
 }

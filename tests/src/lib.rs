@@ -57,9 +57,7 @@ pub use paths::Fixture;
 /// they cannot test anything, and passing without testing would lie.
 pub fn require_root() {
     // /proc/self belongs to the effective uid of the process reading it.
-    let euid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .expect("cannot stat /proc/self");
+    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).expect("cannot stat /proc/self");
     assert!(
         euid == 0,
         "this test must run as root (effective uid is {euid}): it creates containers, mounts and \
@@ -70,26 +68,14 @@ pub fn require_root() {
 /// Fails the test unless every program in `tools` can be run.
 pub fn require_tools(tools: &[&str]) {
     for tool in tools {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "this test needs `{tool}`, which is not installed (apt-get install lxc busybox-static)"
-        );
+        let found =
+            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+        assert!(found, "this test needs `{tool}`, which is not installed (apt-get install lxc busybox-static)");
     }
 }
 
 /// The tools the container tests need.
-pub const LXC_TOOLS: &[&str] = &[
-    "lxc-start",
-    "lxc-stop",
-    "lxc-info",
-    "lxc-attach",
-    "lxc-wait",
-    "lxc-destroy",
-];
+pub const LXC_TOOLS: &[&str] = &["lxc-start", "lxc-stop", "lxc-info", "lxc-attach", "lxc-wait", "lxc-destroy"];
 
 /// Returns the only line of `stderr` that starts with `error: `.
 ///
@@ -97,10 +83,7 @@ pub const LXC_TOOLS: &[&str] = &[
 /// problem (other lines, such as the tail of a failed command's output, may
 /// follow it). Panics with the whole stderr otherwise.
 pub fn error_line(stderr: &str) -> String {
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert!(
         errors.len() == 1,
         "expected exactly one line starting with `error: ` on stderr, found {}:\n{stderr}",
@@ -114,10 +97,7 @@ pub fn error_line(stderr: &str) -> String {
 pub fn assert_mentions(line: &str, needles: &[&str]) {
     let lower = line.to_ascii_lowercase();
     for needle in needles {
-        assert!(
-            lower.contains(&needle.to_ascii_lowercase()),
-            "expected {needle:?} in:\n{line}"
-        );
+        assert!(lower.contains(&needle.to_ascii_lowercase()), "expected {needle:?} in:\n{line}");
     }
 }
 

@@ -12,10 +12,7 @@ use std::{
 /// The directory holding the built binary and plugin libraries (`target/debug`).
 pub fn build_dir() -> PathBuf {
     let exe = env::current_exe().expect("cannot find the test executable");
-    let mut dir = exe
-        .parent()
-        .expect("test executable has no parent dir")
-        .to_path_buf();
+    let mut dir = exe.parent().expect("test executable has no parent dir").to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -25,22 +22,14 @@ pub fn build_dir() -> PathBuf {
 /// The `lxc-tmpl` binary.
 pub fn binary() -> PathBuf {
     let path = build_dir().join("lxc-tmpl");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: run `cargo build --workspace` first", path.display());
     path
 }
 
 /// The busybox plugin library the binary finds next to itself.
 pub fn busybox_plugin() -> PathBuf {
     let path = build_dir().join("liblxc_tmpl_busybox.so");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: run `cargo build --workspace` first", path.display());
     path
 }
 
@@ -68,21 +57,14 @@ impl Fixture {
     /// The built library.
     pub fn path(self) -> PathBuf {
         let path = build_dir().join(self.file_name());
-        assert!(
-            path.is_file(),
-            "{} is missing: run `cargo build --workspace` first",
-            path.display()
-        );
+        assert!(path.is_file(), "{} is missing: run `cargo build --workspace` first", path.display());
         path
     }
 }
 
 /// The workspace root (`/work/main`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// A file of the test sources: `source_file("golden/base.conf")` is `tests/golden/base.conf`.
@@ -101,8 +83,7 @@ pub fn crate_version(relative_manifest: &str) -> String {
     match toml_value(&manifest, "package", "version") {
         Some(TomlValue::Str(v)) => v,
         Some(TomlValue::Workspace) => {
-            let workspace =
-                fs::read_to_string(root.join("Cargo.toml")).expect("cannot read Cargo.toml");
+            let workspace = fs::read_to_string(root.join("Cargo.toml")).expect("cannot read Cargo.toml");
             match toml_value(&workspace, "workspace.package", "version") {
                 Some(TomlValue::Str(v)) => v,
                 _ => panic!("no [workspace.package] version in Cargo.toml"),

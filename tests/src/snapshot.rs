@@ -34,17 +34,9 @@ pub fn tree(root: &Path) -> String {
 
 fn walk(path: &Path, relative: &Path, meta: &fs::Metadata, lines: &mut Vec<String>) {
     let kind = meta.file_type();
-    let head = format!(
-        "{} mode={:o} owner={}:{}",
-        relative.display(),
-        meta.mode() & 0o7777,
-        meta.uid(),
-        meta.gid()
-    );
+    let head = format!("{} mode={:o} owner={}:{}", relative.display(), meta.mode() & 0o7777, meta.uid(), meta.gid());
     if kind.is_symlink() {
-        let target = fs::read_link(path)
-            .map(|t| t.display().to_string())
-            .unwrap_or_else(|e| format!("<{e}>"));
+        let target = fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_else(|e| format!("<{e}>"));
         lines.push(format!("{head} symlink -> {target}\n"));
     } else if kind.is_dir() {
         lines.push(format!("{head} dir\n"));
@@ -58,12 +50,7 @@ fn walk(path: &Path, relative: &Path, meta: &fs::Metadata, lines: &mut Vec<Strin
         children.sort_by_key(|e| e.file_name());
         for child in children {
             if let Ok(child_meta) = child.metadata() {
-                walk(
-                    &child.path(),
-                    &relative.join(child.file_name()),
-                    &child_meta,
-                    lines,
-                );
+                walk(&child.path(), &relative.join(child.file_name()), &child_meta, lines);
             }
         }
     } else if kind.is_file() {
@@ -79,11 +66,7 @@ fn walk(path: &Path, relative: &Path, meta: &fs::Metadata, lines: &mut Vec<Strin
             Err(e) => format!("<cannot read: {e}>"),
         };
         let mtime = format!("{}.{:09}", meta.mtime(), meta.mtime_nsec());
-        lines.push(format!(
-            "{head} file size={} mtime={mtime} nlink={} {content}\n",
-            meta.len(),
-            meta.nlink()
-        ));
+        lines.push(format!("{head} file size={} mtime={mtime} nlink={} {content}\n", meta.len(), meta.nlink()));
     } else {
         let what = if kind.is_block_device() || kind.is_char_device() {
             format!("device rdev={:x}", meta.rdev())
@@ -97,10 +80,7 @@ fn walk(path: &Path, relative: &Path, meta: &fs::Metadata, lines: &mut Vec<Strin
 /// The names directly inside `dir`, sorted; empty if it does not exist.
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
+        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
     };
     names.sort();
@@ -110,8 +90,7 @@ pub fn listing(dir: &Path) -> Vec<String> {
 /// This process's mount table (`/proc/self/mountinfo`), lines sorted, mount
 /// and parent ids kept: compare the whole text before and after.
 pub fn mountinfo() -> String {
-    let text =
-        fs::read_to_string("/proc/self/mountinfo").expect("cannot read /proc/self/mountinfo");
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("cannot read /proc/self/mountinfo");
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort_unstable();
     lines.iter().map(|l| format!("{l}\n")).collect()
@@ -119,8 +98,7 @@ pub fn mountinfo() -> String {
 
 /// Mount points (as in mountinfo's fifth field, unescaped) at or below `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text =
-        fs::read_to_string("/proc/self/mountinfo").expect("cannot read /proc/self/mountinfo");
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("cannot read /proc/self/mountinfo");
     text.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(|p| PathBuf::from(unescape_mountinfo(p)))
@@ -134,9 +112,7 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut rest = field;
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
-        let code = rest
-            .get(i + 1..i + 4)
-            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
         match code {
             Some(byte) => {
                 out.push(char::from(byte));
@@ -182,11 +158,7 @@ pub fn processes_under(dir: &Path) -> Vec<StrayProcess> {
         return found;
     };
     for entry in entries.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         if pid == me {
@@ -197,24 +169,12 @@ pub fn processes_under(dir: &Path) -> Vec<StrayProcess> {
             let Ok(target) = fs::read_link(proc_dir.join(link)) else {
                 continue;
             };
-            let target = target
-                .to_string_lossy()
-                .trim_end_matches(" (deleted)")
-                .to_owned();
+            let target = target.to_string_lossy().trim_end_matches(" (deleted)").to_owned();
             if Path::new(&target).starts_with(dir) {
                 let cmdline = fs::read(proc_dir.join("cmdline"))
-                    .map(|b| {
-                        String::from_utf8_lossy(&b)
-                            .replace('\0', " ")
-                            .trim()
-                            .to_owned()
-                    })
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned())
                     .unwrap_or_default();
-                found.push(StrayProcess {
-                    pid,
-                    cmdline,
-                    reason: format!("{link}={target}"),
-                });
+                found.push(StrayProcess { pid, cmdline, reason: format!("{link}={target}") });
                 break;
             }
         }
@@ -249,16 +209,47 @@ mod tests {
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 
+    /// The detectors the mount and process tests rely on do see a leak.
+    #[test]
+    fn leaked_mounts_and_processes_are_seen() {
+        crate::require_root();
+        let _lock = crate::heavy_lock();
+        let dir = crate::TestDir::new("detectors");
+        let before = mountinfo();
+        let mnt = dir.mkdir("mnt");
+        let mounted = Command::new("mount").args(["-t", "tmpfs", "leak"]).arg(&mnt).status().expect("run mount");
+        assert!(mounted.success(), "mount tmpfs failed");
+        assert_eq!(mounts_under(dir.path()), std::slice::from_ref(&mnt));
+        assert_ne!(before, mountinfo(), "a new mount must change the snapshot");
+        assert_eq!(detach_mounts_under(dir.path()), [mnt]);
+        assert!(mounts_under(dir.path()).is_empty());
+        assert_eq!(before, mountinfo(), "detaching must restore the snapshot");
+
+        let root = dir.mkdir("root");
+        dir.mkdir("root/bin");
+        fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+        let mut child =
+            Command::new("chroot").arg(&root).args(["/bin/busybox", "sleep", "30"]).spawn().expect("run chroot");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let found = loop {
+            let found = processes_under(dir.path());
+            if !found.is_empty() || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.iter().any(|p| p.pid == child.id() && p.reason.starts_with("root=")), "{found:?}");
+    }
+
     #[test]
     fn tree_sees_content_mode_and_symlinks() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("f"), "one").unwrap();
         std::os::unix::fs::symlink("/etc", dir.path().join("l")).unwrap();
         let before = tree(dir.path());
-        assert!(
-            before.contains("./l mode=") && before.contains("symlink -> /etc"),
-            "{before}"
-        );
+        assert!(before.contains("./l mode=") && before.contains("symlink -> /etc"), "{before}");
         fs::write(dir.path().join("f"), "two").unwrap();
         assert_ne!(before, tree(dir.path()));
         assert_eq!(tree(&dir.path().join("nope")), "<missing>\n");

@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{
-    Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum, parser::ValueSource,
-};
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum, parser::ValueSource};
 use lxc_tmpl_plugin_api::{Manifest, OptionSpec, OptionValue};
 
 /// Create LXC containers from distro plugins.
@@ -51,12 +49,7 @@ pub struct CreateArgs {
     #[arg(short = 'f', long = "config", value_name = "BASECONF")]
     pub config: Option<PathBuf>,
     /// Rootfs cache directory.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "LXC_CACHE_PATH",
-        default_value = "/var/cache/lxc-tmpl"
-    )]
+    #[arg(long, value_name = "DIR", env = "LXC_CACHE_PATH", default_value = "/var/cache/lxc-tmpl")]
     pub cache_dir: PathBuf,
     /// Rebuild the distro's cached rootfs before using it.
     #[arg(long)]
@@ -116,29 +109,19 @@ fn arg_id(long: &str) -> String {
 
 /// Turns a plugin's option description into a clap argument.
 pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
-    let mut arg = Arg::new(arg_id(&spec.long))
-        .long(spec.long.to_string())
-        .help(spec.help.to_string());
+    let mut arg = Arg::new(arg_id(&spec.long)).long(spec.long.to_string()).help(spec.help.to_string());
     if let Some(short) = spec.short.into_option().map(char::from)
         && !reserved_shorts.contains(&short)
     {
         arg = arg.short(short);
     }
     arg = match spec.value_name.as_ref().into_option() {
-        Some(value_name) => {
-            arg.value_name(value_name.to_string())
-                .num_args(1)
-                .action(if spec.repeatable {
-                    ArgAction::Append
-                } else {
-                    ArgAction::Set
-                })
-        }
-        None => arg.action(if spec.repeatable {
-            ArgAction::Count
+        Some(value_name) => arg.value_name(value_name.to_string()).num_args(1).action(if spec.repeatable {
+            ArgAction::Append
         } else {
-            ArgAction::SetTrue
+            ArgAction::Set
         }),
+        None => arg.action(if spec.repeatable { ArgAction::Count } else { ArgAction::SetTrue }),
     };
     if let Some(default) = spec.default.as_ref().into_option() {
         arg = arg.default_value(default.to_string());
@@ -153,9 +136,10 @@ pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
 pub fn with_distro_options(cli: Command, manifest: &Manifest) -> Command {
     let heading = format!("{} options", manifest.name);
     cli.mut_subcommand("create", |create| {
-        manifest.options.iter().fold(create, |create, spec| {
-            create.arg(distro_arg(spec, CORE_SHORTS).help_heading(heading.clone()))
-        })
+        manifest
+            .options
+            .iter()
+            .fold(create, |create, spec| create.arg(distro_arg(spec, CORE_SHORTS).help_heading(heading.clone())))
     })
 }
 
@@ -169,10 +153,7 @@ pub fn distro_values(manifest: &Manifest, matches: &ArgMatches) -> (Vec<OptionVa
         let id = arg_id(&spec.long);
         let from_command_line = matches.value_source(&id) == Some(ValueSource::CommandLine);
         if spec.takes_value() {
-            let given: Vec<String> = matches
-                .get_many::<String>(&id)
-                .map(|v| v.cloned().collect())
-                .unwrap_or_default();
+            let given: Vec<String> = matches.get_many::<String>(&id).map(|v| v.cloned().collect()).unwrap_or_default();
             if given.is_empty() {
                 continue;
             }
@@ -182,22 +163,13 @@ pub fn distro_values(manifest: &Manifest, matches: &ArgMatches) -> (Vec<OptionVa
                     typed.push(value.clone());
                 }
             }
-            values.push(OptionValue {
-                long: spec.long.clone(),
-                values: given.into_iter().map(Into::into).collect(),
-            });
+            values.push(OptionValue { long: spec.long.clone(), values: given.into_iter().map(Into::into).collect() });
         } else {
-            let count = if spec.repeatable {
-                usize::from(matches.get_count(&id))
-            } else {
-                usize::from(matches.get_flag(&id))
-            };
+            let count =
+                if spec.repeatable { usize::from(matches.get_count(&id)) } else { usize::from(matches.get_flag(&id)) };
             if count > 0 {
                 typed.extend(std::iter::repeat_n(format!("--{}", spec.long), count));
-                values.push(OptionValue {
-                    long: spec.long.clone(),
-                    values: Default::default(),
-                });
+                values.push(OptionValue { long: spec.long.clone(), values: Default::default() });
             }
         }
     }
@@ -229,11 +201,7 @@ mod tests {
 
     fn manifest() -> Manifest {
         Manifest::new("demo", "1.0.0", "demo")
-            .option(
-                OptionSpec::value("release", "CODENAME", "release")
-                    .short('r')
-                    .default_value("jammy"),
-            )
+            .option(OptionSpec::value("release", "CODENAME", "release").short('r').default_value("jammy"))
             .option(OptionSpec::value("variant", "V", "variant").short('v'))
             .option(OptionSpec::value("packages", "LIST", "extra").repeatable())
             .option(OptionSpec::flag("trim", "trim").short('x'))
@@ -245,90 +213,40 @@ mod tests {
 
     #[test]
     fn distro_options_parse_with_defaults_and_repeats() {
-        let m = parse(&[
-            "lxc-tmpl",
-            "create",
-            "--distro",
-            "demo",
-            "-n",
-            "c1",
-            "--packages",
-            "a",
-            "--packages=b",
-            "-x",
-        ])
-        .unwrap();
+        let m = parse(&["lxc-tmpl", "create", "--distro", "demo", "-n", "c1", "--packages", "a", "--packages=b", "-x"])
+            .unwrap();
         let (_, sub) = m.subcommand().unwrap();
         let (values, typed) = distro_values(&manifest(), sub);
         let get = |l: &str| {
-            values
-                .iter()
-                .find(|v| v.long == l)
-                .map(|v| v.values.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            values.iter().find(|v| v.long == l).map(|v| v.values.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         };
-        assert_eq!(
-            get("release"),
-            Some(vec!["jammy".to_owned()]),
-            "default applied"
-        );
+        assert_eq!(get("release"), Some(vec!["jammy".to_owned()]), "default applied");
         assert_eq!(get("packages"), Some(vec!["a".to_owned(), "b".to_owned()]));
         assert_eq!(get("trim"), Some(vec![]));
         assert_eq!(get("variant"), None);
-        assert_eq!(
-            typed,
-            ["--packages", "a", "--packages", "b", "--trim"],
-            "defaults are not 'typed'"
-        );
+        assert_eq!(typed, ["--packages", "a", "--packages", "b", "--trim"], "defaults are not 'typed'");
     }
 
     #[test]
     fn core_short_wins_over_plugin_short() {
-        let m = parse(&[
-            "lxc-tmpl",
-            "create",
-            "--distro",
-            "demo",
-            "-n",
-            "c1",
-            "-v",
-            "--variant",
-            "minbase",
-        ])
-        .unwrap();
+        let m = parse(&["lxc-tmpl", "create", "--distro", "demo", "-n", "c1", "-v", "--variant", "minbase"]).unwrap();
         let (_, sub) = m.subcommand().unwrap();
         assert!(sub.get_flag("verbose"));
-        assert_eq!(
-            sub.get_one::<String>(&arg_id("variant")).unwrap(),
-            "minbase"
-        );
+        assert_eq!(sub.get_one::<String>(&arg_id("variant")).unwrap(), "minbase");
     }
 
     #[test]
     fn unknown_distro_option_is_an_error() {
-        assert!(
-            parse(&[
-                "lxc-tmpl", "create", "--distro", "demo", "-n", "c1", "--nope"
-            ])
-            .is_err()
-        );
+        assert!(parse(&["lxc-tmpl", "create", "--distro", "demo", "-n", "c1", "--nope"]).is_err());
     }
 
     #[test]
     fn finds_distro_before_parsing() {
-        let args: Vec<std::ffi::OsString> = ["create", "-n", "x", "--distro=busybox"]
-            .iter()
-            .map(Into::into)
-            .collect();
+        let args: Vec<std::ffi::OsString> = ["create", "-n", "x", "--distro=busybox"].iter().map(Into::into).collect();
         assert_eq!(distro_in_args(&args).as_deref(), Some("busybox"));
-        let args: Vec<std::ffi::OsString> = ["create", "--distro", "ubuntu"]
-            .iter()
-            .map(Into::into)
-            .collect();
+        let args: Vec<std::ffi::OsString> = ["create", "--distro", "ubuntu"].iter().map(Into::into).collect();
         assert_eq!(distro_in_args(&args).as_deref(), Some("ubuntu"));
-        let args: Vec<std::ffi::OsString> = ["create", "--", "--distro", "x"]
-            .iter()
-            .map(Into::into)
-            .collect();
+        let args: Vec<std::ffi::OsString> = ["create", "--", "--distro", "x"].iter().map(Into::into).collect();
         assert_eq!(distro_in_args(&args), None);
     }
 }

@@ -44,12 +44,8 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            if err.downcast_ref::<UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            eprintln!("error: {}", error_text(&err));
+            if err.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }
@@ -68,18 +64,22 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let mut command = Cli::command();
     let mut plugin = None;
     if is_create && let Some(distro) = cli::distro_in_args(&args[1..]) {
-        let found =
-            plugins.find(&distro).ok_or_else(|| UsageError(commands::create::unknown_distro(&distro, &plugins)))?;
+        let found = match plugins.find(&distro) {
+            Some(found) => found,
+            // A plugin file for the distro exists but could not be loaded:
+            // a failure (exit 1), not a mistyped name.
+            None if plugins.skipped_for(&distro).is_some() => {
+                anyhow::bail!(commands::create::unknown_distro(&distro, &plugins))
+            }
+            None => return Err(UsageError(commands::create::unknown_distro(&distro, &plugins)).into()),
+        };
         command = cli::with_distro_options(command, &found.manifest);
         plugin = Some(found);
     }
     let matches = match command.try_get_matches_from(&args) {
         Ok(matches) => matches,
         Err(err)
-            if matches!(
-                err.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
+            if matches!(err.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) =>
         {
             err.print()?;
             return Ok(ExitCode::SUCCESS);
@@ -97,6 +97,24 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         Commands::Info(info) => commands::list::info(info, &plugins)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes, `what: why: deeper why`, leaving out a cause
+/// whose text the message already carries (typed errors often embed their
+/// source in their own message).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// clap's message without usage and tips, on one line:

@@ -24,12 +24,8 @@ fn main() -> ExitCode {
         std::process::exit(runner::helper_main(&args[2..]));
     }
 
-    let usage =
-        "usage: run_in_rootfs ROOTFS [--hostname H] [--resolv] [--stdin TEXT] -- PROGRAM [ARGS...]";
-    let mut iter = args
-        .into_iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned());
+    let usage = "usage: run_in_rootfs ROOTFS [--hostname H] [--resolv] [--stdin TEXT] -- PROGRAM [ARGS...]";
+    let mut iter = args.into_iter().skip(1).map(|a| a.to_string_lossy().into_owned());
     let Some(root) = iter.next().map(PathBuf::from) else {
         eprintln!("{usage}");
         return ExitCode::from(2);

@@ -55,11 +55,7 @@ pub enum CacheError {
 type Result<T> = std::result::Result<T, CacheError>;
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
-    move |source| CacheError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| CacheError::Io { what, path: path.to_owned(), source }
 }
 
 /// One cache entry, identified by distro and key.
@@ -120,23 +116,13 @@ impl CacheEntry {
         let building = format!("building cache {}", self.label);
         if !flush {
             let lock =
-                FileLock::acquire(&self.lock_path, LockMode::Shared, "copying", &mut on_wait)
-                    .map_err(lock_err)?;
+                FileLock::acquire(&self.lock_path, LockMode::Shared, "copying", &mut on_wait).map_err(lock_err)?;
             if self.rootfs().is_dir() {
-                return Ok(ReadyCache {
-                    rootfs: self.rootfs(),
-                    built: false,
-                    _lock: lock,
-                });
+                return Ok(ReadyCache { rootfs: self.rootfs(), built: false, _lock: lock });
             }
         }
-        let mut lock = FileLock::acquire(
-            &self.lock_path,
-            LockMode::Exclusive,
-            &building,
-            &mut on_wait,
-        )
-        .map_err(lock_err)?;
+        let mut lock =
+            FileLock::acquire(&self.lock_path, LockMode::Exclusive, &building, &mut on_wait).map_err(lock_err)?;
         if flush {
             remove_if_present(&self.dir)?;
         }
@@ -147,13 +133,8 @@ impl CacheEntry {
             self.build_into_place(build)?;
             true
         };
-        lock.set_mode(LockMode::Shared, "copying")
-            .map_err(lock_err)?;
-        Ok(ReadyCache {
-            rootfs: self.rootfs(),
-            built,
-            _lock: lock,
-        })
+        lock.set_mode(LockMode::Shared, "copying").map_err(lock_err)?;
+        Ok(ReadyCache { rootfs: self.rootfs(), built, _lock: lock })
     }
 
     fn build_into_place<E: From<CacheError>>(
@@ -169,8 +150,7 @@ impl CacheEntry {
             let _ = remove_if_present(&staging);
             return Err(e);
         }
-        fs::write(self.dir.join("key"), format!("{}\n", self.key))
-            .map_err(io_err("cannot write", &self.dir))?;
+        fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
         fs::rename(&staging, self.rootfs()).map_err(io_err("cannot move into place", &staging))?;
         Ok(())
     }
@@ -218,9 +198,7 @@ fn remove_if_present(path: &Path) -> Result<()> {
 
 /// FNV-1a: a stable, dependency-free hash for directory names (not security).
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -257,18 +235,9 @@ mod tests {
             )
             .unwrap();
         assert!(ready.built);
-        assert_eq!(
-            fs::read_to_string(ready.rootfs.join("marker")).unwrap(),
-            "1"
-        );
+        assert_eq!(fs::read_to_string(ready.rootfs.join("marker")).unwrap(), "1");
         drop(ready);
-        let again = entry
-            .ensure(
-                false,
-                |_| {},
-                |_| -> TestResult { panic!("must not rebuild") },
-            )
-            .unwrap();
+        let again = entry.ensure(false, |_| {}, |_| -> TestResult { panic!("must not rebuild") }).unwrap();
         assert!(!again.built);
     }
 
@@ -288,9 +257,7 @@ mod tests {
         assert!(!entry.dir().join("rootfs").exists());
         // A killed build leaves a staging dir; the next build clears it.
         fs::create_dir_all(entry.dir().join("staging.99999/etc")).unwrap();
-        let ready = entry
-            .ensure(false, |_| {}, |_| -> TestResult { Ok(()) })
-            .unwrap();
+        let ready = entry.ensure(false, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();
         assert!(ready.built);
         assert!(!entry.dir().join("staging.99999").exists());
     }
@@ -299,18 +266,8 @@ mod tests {
     fn flush_rebuilds() {
         let cache = tempfile::tempdir().unwrap();
         let entry = CacheEntry::new(cache.path(), "demo", "k");
-        drop(
-            entry
-                .ensure(false, |_| {}, |_| -> TestResult { Ok(()) })
-                .unwrap(),
-        );
-        let ready = entry
-            .ensure(
-                true,
-                |_| {},
-                |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) },
-            )
-            .unwrap();
+        drop(entry.ensure(false, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
+        let ready = entry.ensure(true, |_| {}, |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) }).unwrap();
         assert!(ready.built && ready.rootfs.join("new").exists());
     }
 
@@ -319,9 +276,6 @@ mod tests {
         let a = CacheEntry::new(Path::new("/c"), "ubuntu", "jammy amd64");
         let b = CacheEntry::new(Path::new("/c"), "ubuntu", "jammy arm64");
         assert_ne!(a.dir(), b.dir());
-        assert_eq!(
-            a.dir(),
-            CacheEntry::new(Path::new("/c"), "ubuntu", "jammy amd64").dir()
-        );
+        assert_eq!(a.dir(), CacheEntry::new(Path::new("/c"), "ubuntu", "jammy amd64").dir());
     }
 }

@@ -22,9 +22,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ContainerError {
     /// The container already has a config.
-    #[error(
-        "container '{name}' already exists in {lxcpath}: choose another name or lxc-destroy it first"
-    )]
+    #[error("container '{name}' already exists in {lxcpath}: choose another name or lxc-destroy it first")]
     AlreadyExists {
         /// Container name.
         name: String,
@@ -60,18 +58,13 @@ pub enum ContainerError {
 type Result<T> = std::result::Result<T, ContainerError>;
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ContainerError + 'a {
-    move |source| ContainerError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| ContainerError::Io { what, path: path.to_owned(), source }
 }
 
 /// A claimed container directory. Dropping it without [`commit`](Self::commit)
 /// removes everything it created, unless [`keep_on_failure`](Self::keep_on_failure) was set.
 #[derive(Debug)]
 pub struct ContainerDir {
-    name: String,
     dir: PathBuf,
     rootfs: PathBuf,
     created_dir: bool,
@@ -92,31 +85,35 @@ impl ContainerDir {
                 lxcpath: dir.parent().unwrap_or(Path::new("/")).to_owned(),
             });
         }
-        let rootfs_path = rootfs
-            .map(Path::to_owned)
-            .unwrap_or_else(|| dir.join("rootfs"));
+        let rootfs_path = rootfs.map(Path::to_owned).unwrap_or_else(|| dir.join("rootfs"));
         // Checked before anything is made, so refusing leaves nothing behind.
         if rootfs.is_some() && !is_empty_or_absent(&rootfs_path)? {
             return Err(ContainerError::RootfsNotEmpty(rootfs_path));
         }
-        let mut claimed = ContainerDir {
-            name: name.to_owned(),
-            dir: dir.to_owned(),
-            rootfs: rootfs_path,
-            created_dir: false,
-            created_rootfs: false,
-            partial: None,
-            keep: false,
-        };
         if let Some(parent) = dir.parent() {
             fs::create_dir_all(parent).map_err(io_err("cannot create lxcpath", parent))?;
         }
-        match fs::DirBuilder::new().mode(0o770).create(dir) {
-            Ok(()) => claimed.created_dir = true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        let created_dir = match fs::DirBuilder::new().mode(0o770).create(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(io_err("cannot create container directory", dir)(e)),
-        }
-        claimed.partial = Some(claimed.lock_partial()?);
+        };
+        // Until `partial` is ours, nothing in the directory is: a Busy
+        // partial belongs to a concurrent create, whose files must survive.
+        // Only the directory, if this call made it and it is still empty, goes.
+        let partial = lock_partial(name, dir).inspect_err(|_| {
+            if created_dir {
+                let _ = fs::remove_dir(dir);
+            }
+        })?;
+        let mut claimed = ContainerDir {
+            dir: dir.to_owned(),
+            rootfs: rootfs_path,
+            created_dir,
+            created_rootfs: false,
+            partial: Some(partial),
+            keep: false,
+        };
         match fs::DirBuilder::new().mode(0o755).create(&claimed.rootfs) {
             Ok(()) => claimed.created_rootfs = true,
             // A user-supplied empty rootfs; checked above.
@@ -124,35 +121,6 @@ impl ContainerDir {
             Err(e) => return Err(io_err("cannot create rootfs", &claimed.rootfs)(e)),
         }
         Ok(claimed)
-    }
-
-    fn lock_partial(&self) -> Result<File> {
-        let path = self.dir.join("partial");
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o000)
-            .open(&path)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    ContainerError::Busy {
-                        name: self.name.clone(),
-                        partial: path.clone(),
-                    }
-                } else {
-                    io_err("cannot create", &path)(e)
-                }
-            })?;
-        let lock = nix::libc::flock {
-            l_type: nix::libc::F_WRLCK as i16,
-            l_whence: nix::libc::SEEK_SET as i16,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
-        fcntl(&file, FcntlArg::F_OFD_SETLK(&lock))
-            .map_err(|e| io_err("cannot lock", &path)(io::Error::from_raw_os_error(e as i32)))?;
-        Ok(file)
     }
 
     /// The container directory.
@@ -200,11 +168,7 @@ impl ContainerDir {
             // A user-supplied rootfs that was empty: empty it again.
             for entry in fs::read_dir(&self.rootfs)? {
                 let path = entry?.path();
-                if path.is_dir() && !path.is_symlink() {
-                    fs::remove_dir_all(&path)?
-                } else {
-                    fs::remove_file(&path)?
-                }
+                if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path)? } else { fs::remove_file(&path)? }
             }
         }
         let _ = self.release_partial();
@@ -224,12 +188,35 @@ impl Drop for ContainerDir {
             return;
         }
         if let Err(e) = self.remove_created() {
-            eprintln!(
-                "warning: could not remove the half-made container {}: {e}",
-                self.dir.display()
-            );
+            eprintln!("warning: could not remove the half-made container {}: {e}", self.dir.display());
         }
     }
+}
+
+/// Creates `dir/partial` exclusively and takes an OFD write lock on it, as
+/// lxc-create does; LXC tools read a held lock as "creation in progress".
+fn lock_partial(name: &str, dir: &Path) -> Result<File> {
+    let path = dir.join("partial");
+    let file = OpenOptions::new().write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            ContainerError::Busy { name: name.to_owned(), partial: path.clone() }
+        } else {
+            io_err("cannot create", &path)(e)
+        }
+    })?;
+    let lock = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as i16,
+        l_whence: nix::libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    if let Err(e) = fcntl(&file, FcntlArg::F_OFD_SETLK(&lock)) {
+        // The file is ours (create_new): leave no stray partial behind.
+        let _ = fs::remove_file(&path);
+        return Err(io_err("cannot lock", &path)(io::Error::from_raw_os_error(e as i32)));
+    }
+    Ok(file)
 }
 
 fn is_empty_or_absent(path: &Path) -> Result<bool> {
@@ -288,24 +275,31 @@ mod tests {
     }
 
     #[test]
+    fn losing_to_a_foreign_partial_touches_nothing() {
+        let lxcpath = tempfile::tempdir().unwrap();
+        let dir = lxcpath.path().join("busy");
+        fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
+        fs::write(dir.join("partial"), "").unwrap();
+        fs::write(dir.join("rootfs/etc/keep"), "mine").unwrap();
+        let err = ContainerDir::claim("busy", &dir, None).unwrap_err();
+        assert!(matches!(err, ContainerError::Busy { .. }), "{err}");
+        assert_eq!(fs::read_to_string(dir.join("rootfs/etc/keep")).unwrap(), "mine");
+        assert!(dir.join("partial").exists());
+    }
+
+    #[test]
     fn existing_container_and_non_empty_rootfs_are_refused() {
         let lxcpath = tempfile::tempdir().unwrap();
         let dir = lxcpath.path().join("c1");
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("config"), "").unwrap();
-        assert!(matches!(
-            ContainerDir::claim("c1", &dir, None),
-            Err(ContainerError::AlreadyExists { .. })
-        ));
+        assert!(matches!(ContainerDir::claim("c1", &dir, None), Err(ContainerError::AlreadyExists { .. })));
 
         let rootfs = lxcpath.path().join("custom");
         fs::create_dir(&rootfs).unwrap();
         fs::write(rootfs.join("junk"), "").unwrap();
         let other = lxcpath.path().join("c2");
-        assert!(matches!(
-            ContainerDir::claim("c2", &other, Some(&rootfs)),
-            Err(ContainerError::RootfsNotEmpty(_))
-        ));
+        assert!(matches!(ContainerDir::claim("c2", &other, Some(&rootfs)), Err(ContainerError::RootfsNotEmpty(_))));
         assert!(!other.exists(), "a refused claim must create nothing");
     }
 
@@ -315,8 +309,7 @@ mod tests {
         let rootfs = lxcpath.path().join("custom");
         fs::create_dir(&rootfs).unwrap();
         {
-            let claim =
-                ContainerDir::claim("c1", &lxcpath.path().join("c1"), Some(&rootfs)).unwrap();
+            let claim = ContainerDir::claim("c1", &lxcpath.path().join("c1"), Some(&rootfs)).unwrap();
             fs::create_dir(claim.rootfs().join("etc")).unwrap();
         }
         assert!(rootfs.is_dir());

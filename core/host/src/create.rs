@@ -122,14 +122,7 @@ pub struct CreateOutcome {
 }
 
 /// The hooks that act on the finished container rootfs, in order.
-const ROOTFS_HOOKS: &[&str] = &[
-    "sources_list",
-    "configure",
-    "config",
-    "trim",
-    "post_process",
-    "finalize",
-];
+const ROOTFS_HOOKS: &[&str] = &["sources_list", "configure", "config", "trim", "post_process", "finalize"];
 
 /// One create, with the plugin and the services it uses.
 pub struct Creator<'a> {
@@ -143,9 +136,7 @@ pub struct Creator<'a> {
 
 impl std::fmt::Debug for Creator<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Creator")
-            .field("plugin", &self.plugin)
-            .finish()
+        f.debug_struct("Creator").field("plugin", &self.plugin).finish()
     }
 }
 
@@ -165,12 +156,7 @@ impl Creator<'_> {
         }
     }
 
-    fn bridge<'b>(
-        &'b self,
-        req: &'b CreateRequest,
-        root: Option<Rootfs>,
-        bind_resolv_conf: bool,
-    ) -> Bridge<'b> {
+    fn bridge<'b>(&'b self, req: &'b CreateRequest, root: Option<Rootfs>, bind_resolv_conf: bool) -> Bridge<'b> {
         Bridge {
             root,
             runner: self.runner,
@@ -192,22 +178,15 @@ impl Creator<'_> {
     ) -> Result<T, CreateError> {
         self.reporter.log(LogLevel::Debug, &format!("hook {name}"));
         let api: HostApiMut<'_> = HostApi_TO::from_ptr(bridge, TD_Opaque);
-        hook(ctx, api)
-            .into_result()
-            .map_err(|error| CreateError::Hook {
-                distro: self.distro().to_owned(),
-                hook: name,
-                error,
-            })
+        hook(ctx, api).into_result().map_err(|error| CreateError::Hook {
+            distro: self.distro().to_owned(),
+            hook: name,
+            error,
+        })
     }
 
     /// Calls one of the hooks that return nothing, by name.
-    fn call_unit(
-        &self,
-        name: &'static str,
-        ctx: &HookContext,
-        bridge: &mut Bridge<'_>,
-    ) -> Result<(), CreateError> {
+    fn call_unit(&self, name: &'static str, ctx: &HookContext, bridge: &mut Bridge<'_>) -> Result<(), CreateError> {
         let m = &self.plugin.module;
         let hook = match name {
             "validate" => m.validate(),
@@ -223,18 +202,9 @@ impl Creator<'_> {
         self.call(name, ctx, bridge, hook)
     }
 
-    fn cache_key(
-        &self,
-        req: &CreateRequest,
-        ctx: &HookContext,
-    ) -> Result<Option<String>, CreateError> {
+    fn cache_key(&self, req: &CreateRequest, ctx: &HookContext) -> Result<Option<String>, CreateError> {
         let mut bridge = self.bridge(req, None, false);
-        let key = self.call(
-            "cache_key",
-            ctx,
-            &mut bridge,
-            self.plugin.module.cache_key(),
-        )?;
+        let key = self.call("cache_key", ctx, &mut bridge, self.plugin.module.cache_key())?;
         Ok(key.into_option().map(|k| k.into_string()))
     }
 
@@ -252,12 +222,7 @@ impl Creator<'_> {
             base.add_hwaddr_if_single_veth(&mac);
         }
         Ok(ConfigDocument {
-            template: format!(
-                "lxc-tmpl {} {} ({})",
-                manifest.name,
-                manifest.version,
-                self.plugin.file.display()
-            ),
+            template: format!("lxc-tmpl {} {} ({})", manifest.name, manifest.version, self.plugin.file.display()),
             parameters: req.parameters.clone(),
             base: &base,
             rootfs,
@@ -270,10 +235,7 @@ impl Creator<'_> {
     /// Runs validate, cache_key and config without touching the disk and
     /// returns the config the create would write.
     pub fn dry_run(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        let rootfs = req
-            .rootfs
-            .clone()
-            .unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
         let mut bridge = self.bridge(req, None, false);
         self.call_unit("validate", &ctx, &mut bridge)?;
@@ -285,23 +247,13 @@ impl Creator<'_> {
             config,
             config_path: req.container_dir.join("config"),
             message: None,
-            cache: key.map(|k| {
-                (
-                    CacheEntry::new(&req.cache_dir, self.distro(), &k)
-                        .dir()
-                        .to_owned(),
-                    false,
-                )
-            }),
+            cache: key.map(|k| (CacheEntry::new(&req.cache_dir, self.distro(), &k).dir().to_owned(), false)),
         })
     }
 
     /// Creates the container.
     pub fn create(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        let planned_rootfs = req
-            .rootfs
-            .clone()
-            .unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let planned_rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &planned_rootfs);
         self.reporter.step("validate");
         self.call_unit("validate", &ctx, &mut self.bridge(req, None, false))?;
@@ -324,21 +276,15 @@ impl Creator<'_> {
         let mut entries = Vec::new();
         for hook in ROOTFS_HOOKS {
             self.reporter.step(hook);
-            let mut bridge = self.bridge(
-                req,
-                Some(Rootfs::open(claim.rootfs())?),
-                *hook == "post_process",
-            );
+            let mut bridge = self.bridge(req, Some(Rootfs::open(claim.rootfs())?), *hook == "post_process");
             self.call_unit(hook, &ctx, &mut bridge)?;
             entries.append(&mut bridge.entries);
         }
 
         let config = self.render_config(req, claim.rootfs(), &entries)?;
         let config_path = claim.config_path();
-        std::fs::write(&config_path, &config).map_err(|source| CreateError::Write {
-            path: config_path.clone(),
-            source,
-        })?;
+        std::fs::write(&config_path, &config)
+            .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
         // LXC refuses to open a container whose partial file is locked.
         claim.release_partial()?;
         if req.check_config {
@@ -350,12 +296,7 @@ impl Creator<'_> {
             self.call("message", &ctx, &mut bridge, self.plugin.module.message())?
         };
         claim.commit()?;
-        Ok(CreateOutcome {
-            config,
-            config_path,
-            message: message.into_option().map(|m| m.into_string()),
-            cache,
-        })
+        Ok(CreateOutcome { config, config_path, message: message.into_option().map(|m| m.into_string()), cache })
     }
 
     fn download_via_cache(
@@ -370,13 +311,8 @@ impl Creator<'_> {
         let ready = entry.ensure(
             req.flush_cache,
             |holder| {
-                reporter.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "waiting for cache lock {}: held by {holder}",
-                        entry.dir().display()
-                    ),
-                )
+                reporter
+                    .log(LogLevel::Warn, &format!("waiting for cache lock {}: held by {holder}", entry.dir().display()))
             },
             |staging| -> Result<(), CreateError> {
                 reporter.step("download");
@@ -385,10 +321,7 @@ impl Creator<'_> {
             },
         )?;
         if !ready.built {
-            reporter.log(
-                LogLevel::Info,
-                &format!("using cached rootfs {}", ready.rootfs.display()),
-            );
+            reporter.log(LogLevel::Info, &format!("using cached rootfs {}", ready.rootfs.display()));
         }
         reporter.step("copy rootfs");
         copy_rootfs(&ready.rootfs, rootfs)?;
@@ -400,32 +333,18 @@ impl Creator<'_> {
 /// reloads it after running a template: a key LXC rejects means the
 /// container could not be started or managed.
 fn check_config_loads(config_path: &Path, name: &str) -> Result<(), CreateError> {
-    let dir = config_path
-        .parent()
-        .expect("config is in the container dir");
+    let dir = config_path.parent().expect("config is in the container dir");
     let lxcpath = dir.parent().unwrap_or(Path::new("/"));
-    let output = std::process::Command::new("lxc-info")
-        .arg("-P")
-        .arg(lxcpath)
-        .args(["-n", name, "-c", "lxc.uts.name"])
-        .output();
-    let version = crate::facts::installed_lxc_version()
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| "?".into());
-    let rejected = |detail: String| CreateError::ConfigRejected {
-        path: config_path.to_owned(),
-        version: version.clone(),
-        detail,
-    };
+    let output =
+        std::process::Command::new("lxc-info").arg("-P").arg(lxcpath).args(["-n", name, "-c", "lxc.uts.name"]).output();
+    let version = crate::facts::installed_lxc_version().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let rejected =
+        |detail: String| CreateError::ConfigRejected { path: config_path.to_owned(), version: version.clone(), detail };
     match output {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stderr);
-            let detail = text
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("lxc-info failed")
-                .trim();
+            let detail = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("lxc-info failed").trim();
             Err(rejected(detail.to_owned()))
         }
         Err(e) => Err(rejected(format!("cannot run lxc-info ({e}); install lxc"))),

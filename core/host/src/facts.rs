@@ -48,11 +48,7 @@ pub fn os_release(path: &Path) -> (String, String) {
 /// The host's os-release, `/etc/os-release` then `/usr/lib/os-release`.
 pub fn host_os_release() -> (String, String) {
     let etc = Path::new("/etc/os-release");
-    os_release(if etc.exists() {
-        etc
-    } else {
-        Path::new("/usr/lib/os-release")
-    })
+    os_release(if etc.exists() { etc } else { Path::new("/usr/lib/os-release") })
 }
 
 /// Whether the process runs with root's effective uid.
@@ -86,14 +82,8 @@ pub fn installed_lxc_version() -> Option<Version> {
 /// Parses `5.0.2`, `2.0`, `3`, `4.0.12~ubuntu1` or `5.0.2-1+deb12u4` as semver,
 /// filling missing parts with zero and dropping distro suffixes.
 pub fn parse_lenient_version(text: &str) -> Option<Version> {
-    let core: String = text
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let mut parts = core
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u64>().ok());
+    let core: String = text.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let mut parts = core.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u64>().ok());
     let major = parts.next()??;
     let minor = parts.next().flatten().unwrap_or(0);
     let patch = parts.next().flatten().unwrap_or(0);
@@ -109,10 +99,7 @@ mod tests {
         assert_eq!(parse_lenient_version("5.0.2"), Some(Version::new(5, 0, 2)));
         assert_eq!(parse_lenient_version("2.0"), Some(Version::new(2, 0, 0)));
         assert_eq!(parse_lenient_version("3"), Some(Version::new(3, 0, 0)));
-        assert_eq!(
-            parse_lenient_version("4.0.12~ubuntu1"),
-            Some(Version::new(4, 0, 12))
-        );
+        assert_eq!(parse_lenient_version("4.0.12~ubuntu1"), Some(Version::new(4, 0, 12)));
         assert_eq!(parse_lenient_version("x"), None);
         assert_eq!(parse_lenient_version(""), None);
     }
@@ -129,15 +116,8 @@ mod tests {
     fn os_release_fields() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("os-release");
-        std::fs::write(
-            &file,
-            "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_CODENAME=jammy\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_CODENAME=jammy\n").unwrap();
         assert_eq!(os_release(&file), ("ubuntu".into(), "jammy".into()));
-        assert_eq!(
-            os_release(&dir.path().join("missing")),
-            (String::new(), String::new())
-        );
+        assert_eq!(os_release(&dir.path().join("missing")), (String::new(), String::new()));
     }
 }

@@ -46,23 +46,10 @@ impl FileLock {
     /// Takes the lock at `path` (created if missing), blocking while someone
     /// else holds it. Before blocking it calls `on_wait` with a description of
     /// the holder, e.g. `pid 4242: building cache ubuntu jammy amd64`.
-    pub fn acquire(
-        path: &Path,
-        mode: LockMode,
-        purpose: &str,
-        on_wait: impl FnOnce(&str),
-    ) -> Result<Self, LockError> {
-        let err = |source| LockError {
-            path: path.to_owned(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(err)?;
+    pub fn acquire(path: &Path, mode: LockMode, purpose: &str, on_wait: impl FnOnce(&str)) -> Result<Self, LockError> {
+        let err = |source| LockError { path: path.to_owned(), source };
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(err)?;
         let attempt = match mode {
             LockMode::Shared => file.try_lock_shared(),
             LockMode::Exclusive => file.try_lock(),
@@ -79,11 +66,7 @@ impl FileLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
         }
-        let mut lock = FileLock {
-            file,
-            path: path.to_owned(),
-            mode,
-        };
+        let mut lock = FileLock { file, path: path.to_owned(), mode };
         if mode == LockMode::Exclusive {
             lock.record_holder(purpose).map_err(err)?;
         }
@@ -94,10 +77,7 @@ impl FileLock {
     /// may let another waiter in between, so callers re-check what they guard).
     pub fn set_mode(&mut self, mode: LockMode, purpose: &str) -> Result<(), LockError> {
         let path = self.path.clone();
-        let err = |source| LockError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| LockError { path: path.clone(), source };
         match mode {
             LockMode::Shared => self.file.lock_shared().map_err(err)?,
             LockMode::Exclusive => {
@@ -125,11 +105,7 @@ fn holder_of(file: &mut File) -> String {
     let mut text = String::new();
     let _ = file.rewind().and_then(|_| file.read_to_string(&mut text));
     let text = text.trim();
-    if text.is_empty() {
-        "another lxc-tmpl process".to_owned()
-    } else {
-        text.to_owned()
-    }
+    if text.is_empty() { "another lxc-tmpl process".to_owned() } else { text.to_owned() }
 }
 
 #[cfg(test)]
@@ -141,18 +117,15 @@ mod tests {
     fn shared_locks_coexist() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
-        let _a =
-            FileLock::acquire(&path, LockMode::Shared, "a", |_| panic!("must not wait")).unwrap();
-        let _b =
-            FileLock::acquire(&path, LockMode::Shared, "b", |_| panic!("must not wait")).unwrap();
+        let _a = FileLock::acquire(&path, LockMode::Shared, "a", |_| panic!("must not wait")).unwrap();
+        let _b = FileLock::acquire(&path, LockMode::Shared, "b", |_| panic!("must not wait")).unwrap();
     }
 
     #[test]
     fn exclusive_waits_and_names_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
-        let held =
-            FileLock::acquire(&path, LockMode::Exclusive, "building cache test", |_| {}).unwrap();
+        let held = FileLock::acquire(&path, LockMode::Exclusive, "building cache test", |_| {}).unwrap();
         let (tx, rx) = mpsc::channel();
         let waiter_path = path.clone();
         let waiter = thread::spawn(move || {
@@ -161,9 +134,7 @@ mod tests {
             })
             .unwrap();
         });
-        let holder = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("waiter should report the holder");
+        let holder = rx.recv_timeout(Duration::from_secs(10)).expect("waiter should report the holder");
         assert!(holder.contains("building cache test"), "{holder}");
         assert!(holder.contains(&std::process::id().to_string()), "{holder}");
         drop(held);

@@ -22,12 +22,7 @@ pub struct NameError {
 
 /// Checks a container name; the error names the rule it breaks.
 pub fn validate_container_name(name: &str) -> Result<(), NameError> {
-    let reject = |reason| {
-        Err(NameError {
-            name: name.to_owned(),
-            reason,
-        })
-    };
+    let reject = |reason| Err(NameError { name: name.to_owned(), reason });
     if name.is_empty() {
         return reject("the name is empty");
     }
@@ -46,10 +41,7 @@ pub fn validate_container_name(name: &str) -> Result<(), NameError> {
     if name.starts_with('.') {
         return reject("a name starting with '.' would be hidden from lxc-ls");
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         return reject("use only letters, digits, '-', '_' and '.'");
     }
     Ok(())
@@ -68,23 +60,8 @@ mod tests {
 
     #[test]
     fn rejects_escapes_options_and_junk() {
-        for name in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "a/b",
-            "-x",
-            ".hidden",
-            "a b",
-            "a\nb",
-            "ä",
-            &"a".repeat(65),
-        ] {
-            assert!(
-                validate_container_name(name).is_err(),
-                "{name:?} must be rejected"
-            );
+        for name in ["", ".", "..", "../x", "a/b", "-x", ".hidden", "a b", "a\nb", "ä", &"a".repeat(65)] {
+            assert!(validate_container_name(name).is_err(), "{name:?} must be rejected");
         }
     }
 

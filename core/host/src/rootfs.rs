@@ -80,12 +80,7 @@ pub enum RootfsError {
     /// would have to follow it, a directory where a file is expected, ...) or the request is
     /// malformed (a path naming the rootfs itself, a mode with file-type bits).
     #[error("refusing to {op} {path} inside {root}: {reason}")]
-    Refused {
-        op: &'static str,
-        root: PathBuf,
-        path: String,
-        reason: &'static str,
-    },
+    Refused { op: &'static str, root: PathBuf, path: String, reason: &'static str },
     /// The host-side source of a copy could not be read.
     #[error("cannot read host file {host_path}")]
     HostRead {
@@ -99,12 +94,8 @@ impl RootfsError {
     /// The OS error number behind this error, if there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            RootfsError::Open { source, .. } | RootfsError::Resolve { source, .. } => {
-                pathrs_errno(source)
-            }
-            RootfsError::Io { source, .. } | RootfsError::HostRead { source, .. } => {
-                source.raw_os_error()
-            }
+            RootfsError::Open { source, .. } | RootfsError::Resolve { source, .. } => pathrs_errno(source),
+            RootfsError::Io { source, .. } | RootfsError::HostRead { source, .. } => source.raw_os_error(),
             RootfsError::Refused { .. } => None,
         }
     }
@@ -172,14 +163,8 @@ impl Rootfs {
     /// Open the rootfs at `path` on the host. The directory must exist; `path` itself is a
     /// trusted host path.
     pub fn open(path: &Path) -> Result<Rootfs, RootfsError> {
-        let root = Root::open(path).map_err(|source| RootfsError::Open {
-            root: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Rootfs {
-            root,
-            path: path.to_path_buf(),
-        })
+        let root = Root::open(path).map_err(|source| RootfsError::Open { root: path.to_path_buf(), source })?;
+        Ok(Rootfs { root, path: path.to_path_buf() })
     }
 
     /// The host path the rootfs was opened at.
@@ -188,45 +173,21 @@ impl Rootfs {
     }
 
     fn io_err(&self, op: &'static str, path: &str, source: impl Into<io::Error>) -> RootfsError {
-        RootfsError::Io {
-            op,
-            root: self.path.clone(),
-            path: path.to_owned(),
-            source: source.into(),
-        }
+        RootfsError::Io { op, root: self.path.clone(), path: path.to_owned(), source: source.into() }
     }
 
-    fn resolve_err(
-        &self,
-        op: &'static str,
-        path: &str,
-        source: pathrs::error::Error,
-    ) -> RootfsError {
-        RootfsError::Resolve {
-            op,
-            root: self.path.clone(),
-            path: path.to_owned(),
-            source,
-        }
+    fn resolve_err(&self, op: &'static str, path: &str, source: pathrs::error::Error) -> RootfsError {
+        RootfsError::Resolve { op, root: self.path.clone(), path: path.to_owned(), source }
     }
 
     fn refused(&self, op: &'static str, path: &str, reason: &'static str) -> RootfsError {
-        RootfsError::Refused {
-            op,
-            root: self.path.clone(),
-            path: path.to_owned(),
-            reason,
-        }
+        RootfsError::Refused { op, root: self.path.clone(), path: path.to_owned(), reason }
     }
 
     /// Resolve the parent directory of `path` inside the root (symlinks in it are followed,
     /// scoped to the root) and return it with the final component. The caller then works on
     /// the final component with `*at` calls that do not follow it.
-    fn parent_and_name(
-        &self,
-        op: &'static str,
-        path: &str,
-    ) -> Result<(Handle, PathBuf), RootfsError> {
+    fn parent_and_name(&self, op: &'static str, path: &str) -> Result<(Handle, PathBuf), RootfsError> {
         let rel = relative(path).trim_end_matches('/');
         let (parent, name) = match rel.rsplit_once('/') {
             Some((parent, name)) => (parent, name),
@@ -236,10 +197,7 @@ impl Rootfs {
             return Err(self.refused(op, path, "the path does not name an entry"));
         }
         let parent = if parent.is_empty() { "." } else { parent };
-        let dir = self
-            .root
-            .resolve(parent)
-            .map_err(|e| self.resolve_err(op, path, e))?;
+        let dir = self.root.resolve(parent).map_err(|e| self.resolve_err(op, path, e))?;
         // resolve() accepts any inode type; the *at calls below need a directory.
         let st = fstat(dir.as_fd()).map_err(|e| self.io_err(op, path, e))?;
         if kind_of(&st) != FileKind::Dir {
@@ -267,21 +225,16 @@ impl Rootfs {
     /// inside the root.
     pub fn read_file(&self, path: &str) -> Result<Vec<u8>, RootfsError> {
         const OP: &str = "read";
-        let handle = self
-            .root
-            .resolve(relative(path))
-            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let handle = self.root.resolve(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?;
         // Only regular files: opening a fifo would block, opening a device has side effects.
         let st = fstat(handle.as_fd()).map_err(|e| self.io_err(OP, path, e))?;
         if kind_of(&st) != FileKind::File {
             return Err(self.refused(OP, path, "not a regular file"));
         }
-        let mut file = handle
-            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)
-            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let mut file =
+            handle.reopen(OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC).map_err(|e| self.resolve_err(OP, path, e))?;
         let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| self.io_err(OP, path, e))?;
+        file.read_to_end(&mut data).map_err(|e| self.io_err(OP, path, e))?;
         Ok(data)
     }
 
@@ -322,12 +275,8 @@ impl Rootfs {
         let result = (|| {
             fill(&mut file)?;
             if let Some((uid, gid)) = owner {
-                fchown(
-                    file.as_fd(),
-                    Some(Uid::from_raw(uid)),
-                    Some(Gid::from_raw(gid)),
-                )
-                .map_err(|e| self.io_err(op, path, e))?;
+                fchown(file.as_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                    .map_err(|e| self.io_err(op, path, e))?;
             }
             // After fchown: chown clears set-id bits, so the mode must come last.
             nix::sys::stat::fchmod(file.as_fd(), mode).map_err(|e| self.io_err(op, path, e))?;
@@ -347,9 +296,7 @@ impl Rootfs {
     /// file, never written through.
     pub fn write_file(&self, path: &str, data: &[u8], mode: u32) -> Result<(), RootfsError> {
         const OP: &str = "write";
-        self.replace_file(OP, path, mode, &mut |file| {
-            file.write_all(data).map_err(|e| self.io_err(OP, path, e))
-        })
+        self.replace_file(OP, path, mode, &mut |file| file.write_all(data).map_err(|e| self.io_err(OP, path, e)))
     }
 
     /// Append `data` to the regular file at `path`, creating it with mode 0644 if missing.
@@ -393,35 +340,21 @@ impl Rootfs {
             }
             Err(e) => return Err(self.io_err(OP, path, e)),
         };
-        (&file)
-            .write_all(data)
-            .map_err(|e| self.io_err(OP, path, e))
+        (&file).write_all(data).map_err(|e| self.io_err(OP, path, e))
     }
 
     /// `mkdir -p` inside the root. Directories this call creates get exactly `mode` (no umask);
     /// existing ones are left alone. Symlinks along the way are followed inside the root.
     pub fn mkdir_all(&self, path: &str, mode: u32) -> Result<(), RootfsError> {
-        self.mkdir_all_handle("create directory", path, mode)
-            .map(drop)
+        self.mkdir_all_handle("create directory", path, mode).map(drop)
     }
 
-    fn mkdir_all_handle(
-        &self,
-        op: &'static str,
-        path: &str,
-        mode: u32,
-    ) -> Result<Handle, RootfsError> {
+    fn mkdir_all_handle(&self, op: &'static str, path: &str, mode: u32) -> Result<Handle, RootfsError> {
         let mode = check_mode(mode).map_err(|reason| self.refused(op, path, reason))?;
         let perm = std::fs::Permissions::from_mode(mode.bits());
         let mut prefix = String::new();
-        let mut handle = self
-            .root
-            .resolve(".")
-            .map_err(|e| self.resolve_err(op, path, e))?;
-        for component in relative(path)
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-        {
+        let mut handle = self.root.resolve(".").map_err(|e| self.resolve_err(op, path, e))?;
+        for component in relative(path).split('/').filter(|c| !c.is_empty() && *c != ".") {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
@@ -431,10 +364,7 @@ impl Rootfs {
                 Err(e) if pathrs_errno(&e) == Some(libc_enoent()) => {
                     // mkdirat(2) never follows a (dangling) symlink in the final component:
                     // it fails with EEXIST instead, so this cannot create a directory elsewhere.
-                    if let Err(e) = self
-                        .root
-                        .create(&prefix, &InodeType::Directory(perm.clone()))
-                    {
+                    if let Err(e) = self.root.create(&prefix, &InodeType::Directory(perm.clone())) {
                         let dangling = pathrs_errno(&e) == Some(Errno::EEXIST as i32)
                             && self.file_kind(&prefix).ok().flatten() == Some(FileKind::Symlink);
                         if dangling {
@@ -446,10 +376,7 @@ impl Rootfs {
                         }
                         return Err(self.resolve_err(op, path, e));
                     }
-                    let created = self
-                        .root
-                        .resolve_nofollow(&prefix)
-                        .map_err(|e| self.resolve_err(op, path, e))?;
+                    let created = self.root.resolve_nofollow(&prefix).map_err(|e| self.resolve_err(op, path, e))?;
                     self.chmod_handle(op, path, &created, mode)?;
                     created
                 }
@@ -464,22 +391,11 @@ impl Rootfs {
     }
 
     /// chmod the inode behind an `O_PATH` handle (which must not be a symlink).
-    fn chmod_handle(
-        &self,
-        op: &'static str,
-        path: &str,
-        handle: &Handle,
-        mode: Mode,
-    ) -> Result<(), RootfsError> {
+    fn chmod_handle(&self, op: &'static str, path: &str, handle: &Handle, mode: Mode) -> Result<(), RootfsError> {
         // fchmod(2) does not accept O_PATH fds; chmod through the fd's magic link does, and
         // operates on exactly the inode we resolved (what glibc's lchmod emulation does).
-        fchmodat(
-            AT_FDCWD,
-            &proc_fd_path(handle),
-            mode,
-            FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|e| self.io_err(op, path, e))
+        fchmodat(AT_FDCWD, &proc_fd_path(handle), mode, FchmodatFlags::FollowSymlink)
+            .map_err(|e| self.io_err(op, path, e))
     }
 
     /// Create or replace the symlink `link` pointing at `target`. An existing file or symlink
@@ -521,16 +437,9 @@ impl Rootfs {
         }
         let tmp = temp_name(name.as_os_str());
         // No AT_SYMLINK_FOLLOW: link the directory entry itself.
-        linkat(
-            src_dir.as_fd(),
-            &src_name,
-            dir.as_fd(),
-            &tmp,
-            AtFlags::empty(),
-        )
-        .map_err(|e| self.io_err(OP, link, e))?;
-        let result =
-            renameat(dir.as_fd(), &tmp, dir.as_fd(), &name).map_err(|e| self.io_err(OP, link, e));
+        linkat(src_dir.as_fd(), &src_name, dir.as_fd(), &tmp, AtFlags::empty())
+            .map_err(|e| self.io_err(OP, link, e))?;
+        let result = renameat(dir.as_fd(), &tmp, dir.as_fd(), &name).map_err(|e| self.io_err(OP, link, e));
         // If `link` already was a link to the same inode, rename(2) succeeds without doing
         // anything and leaves the temporary name behind; remove it in every case.
         let _ = unlinkat(dir.as_fd(), &tmp, UnlinkatFlags::NoRemoveDir);
@@ -542,10 +451,7 @@ impl Rootfs {
     pub fn set_mode(&self, path: &str, mode: u32) -> Result<(), RootfsError> {
         const OP: &str = "change mode of";
         let mode = check_mode(mode).map_err(|reason| self.refused(OP, path, reason))?;
-        let handle = self
-            .root
-            .resolve_nofollow(relative(path))
-            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let handle = self.root.resolve_nofollow(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?;
         let st = fstat(handle.as_fd()).map_err(|e| self.io_err(OP, path, e))?;
         if kind_of(&st) == FileKind::Symlink {
             return Err(self.refused(OP, path, "it is a symlink"));
@@ -557,19 +463,10 @@ impl Rootfs {
     /// gets its own owner changed.
     pub fn set_owner(&self, path: &str, uid: u32, gid: u32) -> Result<(), RootfsError> {
         const OP: &str = "change owner of";
-        let handle = self
-            .root
-            .resolve_nofollow(relative(path))
-            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let handle = self.root.resolve_nofollow(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?;
         // AT_EMPTY_PATH on the O_PATH handle: the inode we resolved, no second lookup.
-        fchownat(
-            handle.as_fd(),
-            "",
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-            AtFlags::AT_EMPTY_PATH,
-        )
-        .map_err(|e| self.io_err(OP, path, e))
+        fchownat(handle.as_fd(), "", Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::AT_EMPTY_PATH)
+            .map_err(|e| self.io_err(OP, path, e))
     }
 
     /// Remove `path` recursively (`rm -rf`). A missing path is fine. Symlinks are removed, never
@@ -606,36 +503,24 @@ impl Rootfs {
     /// The target of the symlink at `path`, as stored (not resolved, not to be used as a host
     /// path).
     pub fn read_link(&self, path: &str) -> Result<PathBuf, RootfsError> {
-        self.root
-            .readlink(relative(path))
-            .map_err(|e| self.resolve_err("read symlink", path, e))
+        self.root.readlink(relative(path)).map_err(|e| self.resolve_err("read symlink", path, e))
     }
 
     /// Mode bits (`& 0o7777`) of `path`, without following a final symlink.
     pub fn mode(&self, path: &str) -> Result<u32, RootfsError> {
         const OP: &str = "inspect";
-        let handle = self
-            .root
-            .resolve_nofollow(relative(path))
-            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let handle = self.root.resolve_nofollow(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?;
         let st = fstat(handle.as_fd()).map_err(|e| self.io_err(OP, path, e))?;
         Ok(st.st_mode & 0o7777)
     }
 
     /// Copy the bytes of the host file `host_path` to `path` inside the root, with the same
     /// replace-never-follow semantics as [`Rootfs::write_file`].
-    pub fn copy_from_host(
-        &self,
-        host_path: &Path,
-        path: &str,
-        mode: u32,
-    ) -> Result<(), RootfsError> {
+    pub fn copy_from_host(&self, host_path: &Path, path: &str, mode: u32) -> Result<(), RootfsError> {
         const OP: &str = "copy to";
         // The source is a host path chosen by us or the operator, so plain std::fs is right.
-        let mut source = File::open(host_path).map_err(|source| RootfsError::HostRead {
-            host_path: host_path.to_path_buf(),
-            source,
-        })?;
+        let mut source = File::open(host_path)
+            .map_err(|source| RootfsError::HostRead { host_path: host_path.to_path_buf(), source })?;
         self.replace_file(OP, path, mode, &mut |file| {
             // A plain loop rather than io::copy, so a failure names the right side.
             let mut buf = vec![0u8; 64 * 1024];
@@ -645,14 +530,10 @@ impl Rootfs {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => {
-                        return Err(RootfsError::HostRead {
-                            host_path: host_path.to_path_buf(),
-                            source,
-                        });
+                        return Err(RootfsError::HostRead { host_path: host_path.to_path_buf(), source });
                     }
                 };
-                file.write_all(&buf[..n])
-                    .map_err(|e| self.io_err(OP, path, e))?;
+                file.write_all(&buf[..n]).map_err(|e| self.io_err(OP, path, e))?;
             }
         })
     }
@@ -664,10 +545,7 @@ impl Rootfs {
     pub fn open_dir(&self, path: &str) -> Result<OwnedFd, RootfsError> {
         const OP: &str = "open directory";
         self.mkdir_all_handle(OP, path, NEW_DIR_MODE)?;
-        let handle = self
-            .root
-            .resolve(relative(path))
-            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let handle = self.root.resolve(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?;
         let st = fstat(handle.as_fd()).map_err(|e| self.io_err(OP, path, e))?;
         if kind_of(&st) != FileKind::Dir {
             return Err(self.io_err(OP, path, Errno::ENOTDIR));
@@ -689,18 +567,13 @@ impl Rootfs {
                     .root
                     .create_file(
                         relative(path),
-                        OpenFlags::O_WRONLY
-                            | OpenFlags::O_EXCL
-                            | OpenFlags::O_NOFOLLOW
-                            | OpenFlags::O_CLOEXEC,
+                        OpenFlags::O_WRONLY | OpenFlags::O_EXCL | OpenFlags::O_NOFOLLOW | OpenFlags::O_CLOEXEC,
                         &std::fs::Permissions::from_mode(NEW_FILE_MODE),
                     )
                     .map_err(|e| self.resolve_err(OP, path, e))?;
                 nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(NEW_FILE_MODE))
                     .map_err(|e| self.io_err(OP, path, e))?;
-                self.root
-                    .resolve_nofollow(relative(path))
-                    .map_err(|e| self.resolve_err(OP, path, e))?
+                self.root.resolve_nofollow(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?
             }
             Err(e) => return Err(self.resolve_err(OP, path, e)),
         };
@@ -736,24 +609,13 @@ mod tests {
         std::fs::write(victim.join("hostname"), b"host\n").unwrap();
         std::fs::write(victim.join("shadow-victim"), b"secret\n").unwrap();
         let rootfs = Rootfs::open(&root_path).unwrap();
-        Fixture {
-            _tmp: tmp,
-            root_path,
-            victim,
-            rootfs,
-        }
+        Fixture { _tmp: tmp, root_path, victim, rootfs }
     }
 
     fn victim_untouched(f: &Fixture) {
         assert_eq!(std::fs::read(f.victim.join("hostname")).unwrap(), b"host\n");
-        assert_eq!(
-            std::fs::read(f.victim.join("shadow-victim")).unwrap(),
-            b"secret\n"
-        );
-        let names: Vec<_> = std::fs::read_dir(&f.victim)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        assert_eq!(std::fs::read(f.victim.join("shadow-victim")).unwrap(), b"secret\n");
+        let names: Vec<_> = std::fs::read_dir(&f.victim).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "victim dir gained entries: {names:?}");
     }
 
@@ -761,21 +623,14 @@ mod tests {
     fn rootfs_writes_land_inside() {
         let f = fixture();
         f.rootfs.mkdir_all("/etc/default", 0o755).unwrap();
-        f.rootfs
-            .write_file("/etc/hostname", b"web1\n", 0o644)
-            .unwrap();
+        f.rootfs.write_file("/etc/hostname", b"web1\n", 0o644).unwrap();
         f.rootfs.write_file("etc/default/x", b"x", 0o600).unwrap();
-        assert_eq!(
-            std::fs::read(f.root_path.join("etc/hostname")).unwrap(),
-            b"web1\n"
-        );
+        assert_eq!(std::fs::read(f.root_path.join("etc/hostname")).unwrap(), b"web1\n");
         assert_eq!(f.rootfs.read_file("etc/hostname").unwrap(), b"web1\n");
         let md = std::fs::metadata(f.root_path.join("etc/default/x")).unwrap();
         assert_eq!(md.mode() & 0o7777, 0o600);
         // Replacing keeps it a regular file with the new contents and mode.
-        f.rootfs
-            .write_file("etc/hostname", b"web2\n", 0o640)
-            .unwrap();
+        f.rootfs.write_file("etc/hostname", b"web2\n", 0o640).unwrap();
         assert_eq!(f.rootfs.read_file("/etc/hostname").unwrap(), b"web2\n");
         assert_eq!(f.rootfs.mode("etc/hostname").unwrap(), 0o640);
         // No temporary files left behind.
@@ -793,10 +648,7 @@ mod tests {
         assert_eq!(f.rootfs.mode("f").unwrap(), 0o4777);
         f.rootfs.mkdir_all("tmp", 0o1777).unwrap();
         assert_eq!(f.rootfs.mode("tmp").unwrap(), 0o1777);
-        assert!(matches!(
-            f.rootfs.write_file("g", b"", 0o100644),
-            Err(RootfsError::Refused { .. })
-        ));
+        assert!(matches!(f.rootfs.write_file("g", b"", 0o100644), Err(RootfsError::Refused { .. })));
     }
 
     #[test]
@@ -811,11 +663,7 @@ mod tests {
         let f = fixture();
         std::os::unix::fs::symlink(&f.victim, f.root_path.join("etc")).unwrap();
         // <root>/<victim path> does not exist: must fail, not write to the host victim.
-        assert!(
-            f.rootfs
-                .write_file("etc/hostname", b"pwned\n", 0o644)
-                .is_err()
-        );
+        assert!(f.rootfs.write_file("etc/hostname", b"pwned\n", 0o644).is_err());
         assert!(f.rootfs.append_file("etc/hostname", b"pwned\n").is_err());
         assert!(f.rootfs.set_mode("etc/hostname", 0o777).is_err());
         assert!(f.rootfs.set_owner("etc/hostname", 1, 1).is_err());
@@ -825,9 +673,7 @@ mod tests {
         // Once the link target exists *inside* the root, writes go there.
         let inside = f.root_path.join(f.victim.strip_prefix("/").unwrap());
         std::fs::create_dir_all(&inside).unwrap();
-        f.rootfs
-            .write_file("etc/hostname", b"web1\n", 0o644)
-            .unwrap();
+        f.rootfs.write_file("etc/hostname", b"web1\n", 0o644).unwrap();
         assert_eq!(std::fs::read(inside.join("hostname")).unwrap(), b"web1\n");
         f.rootfs.mkdir_all("etc/sub/dir", 0o755).unwrap();
         assert!(inside.join("sub/dir").is_dir());
@@ -838,26 +684,14 @@ mod tests {
     fn rootfs_dotdot_stays_inside() {
         let f = fixture();
         f.rootfs.mkdir_all("etc", 0o755).unwrap();
-        f.rootfs
-            .write_file("../../../../victim/hostname", b"pwned\n", 0o644)
-            .unwrap_err();
+        f.rootfs.write_file("../../../../victim/hostname", b"pwned\n", 0o644).unwrap_err();
         f.rootfs.mkdir_all("../../victim", 0o755).unwrap();
-        f.rootfs
-            .write_file("../../victim/hostname", b"inside\n", 0o644)
-            .unwrap();
-        assert_eq!(
-            std::fs::read(f.root_path.join("victim/hostname")).unwrap(),
-            b"inside\n"
-        );
+        f.rootfs.write_file("../../victim/hostname", b"inside\n", 0o644).unwrap();
+        assert_eq!(std::fs::read(f.root_path.join("victim/hostname")).unwrap(), b"inside\n");
         // A relative symlink climbing out is scoped too.
         std::os::unix::fs::symlink("../../../../../../victim", f.root_path.join("etc/up")).unwrap();
-        f.rootfs
-            .write_file("etc/up/hostname", b"inside2\n", 0o644)
-            .unwrap();
-        assert_eq!(
-            std::fs::read(f.root_path.join("victim/hostname")).unwrap(),
-            b"inside2\n"
-        );
+        f.rootfs.write_file("etc/up/hostname", b"inside2\n", 0o644).unwrap();
+        assert_eq!(std::fs::read(f.root_path.join("victim/hostname")).unwrap(), b"inside2\n");
         victim_untouched(&f);
     }
 
@@ -869,27 +703,14 @@ mod tests {
         std::os::unix::fs::symlink(&shadow_victim, f.root_path.join("etc/shadow")).unwrap();
         assert!(f.rootfs.append_file("etc/shadow", b"x").is_err());
         assert!(f.rootfs.set_mode("etc/shadow", 0o777).is_err());
-        f.rootfs
-            .write_file("etc/shadow", b"root:*:1::::::\n", 0o640)
-            .unwrap();
-        assert_eq!(
-            f.rootfs.file_kind("etc/shadow").unwrap(),
-            Some(FileKind::File)
-        );
-        assert_eq!(
-            f.rootfs.read_file("etc/shadow").unwrap(),
-            b"root:*:1::::::\n"
-        );
+        f.rootfs.write_file("etc/shadow", b"root:*:1::::::\n", 0o640).unwrap();
+        assert_eq!(f.rootfs.file_kind("etc/shadow").unwrap(), Some(FileKind::File));
+        assert_eq!(f.rootfs.read_file("etc/shadow").unwrap(), b"root:*:1::::::\n");
         // Same for a relative link to a file inside the root, and for copy_from_host.
         std::os::unix::fs::symlink("shadow", f.root_path.join("etc/gshadow")).unwrap();
-        f.rootfs
-            .copy_from_host(&f.victim.join("hostname"), "etc/gshadow", 0o600)
-            .unwrap();
+        f.rootfs.copy_from_host(&f.victim.join("hostname"), "etc/gshadow", 0o600).unwrap();
         assert_eq!(f.rootfs.read_file("etc/gshadow").unwrap(), b"host\n");
-        assert_eq!(
-            f.rootfs.read_file("etc/shadow").unwrap(),
-            b"root:*:1::::::\n"
-        );
+        assert_eq!(f.rootfs.read_file("etc/shadow").unwrap(), b"root:*:1::::::\n");
         victim_untouched(&f);
     }
 
@@ -962,22 +783,13 @@ mod tests {
         f.rootfs.write_file("bin/busybox", b"elf", 0o755).unwrap();
         f.rootfs.symlink("busybox", "bin/sh").unwrap();
         f.rootfs.symlink("/bin/busybox", "bin/sh").unwrap();
-        assert_eq!(
-            f.rootfs.read_link("bin/sh").unwrap(),
-            PathBuf::from("/bin/busybox")
-        );
-        assert_eq!(
-            f.rootfs.file_kind("bin/sh").unwrap(),
-            Some(FileKind::Symlink)
-        );
+        assert_eq!(f.rootfs.read_link("bin/sh").unwrap(), PathBuf::from("/bin/busybox"));
+        assert_eq!(f.rootfs.file_kind("bin/sh").unwrap(), Some(FileKind::Symlink));
         // Symlinks in the root resolve inside the root when read.
         assert_eq!(f.rootfs.read_file("bin/sh").unwrap(), b"elf");
         f.rootfs.write_file("bin/ls", b"old", 0o755).unwrap();
         f.rootfs.symlink("busybox", "bin/ls").unwrap();
-        assert_eq!(
-            f.rootfs.file_kind("bin/ls").unwrap(),
-            Some(FileKind::Symlink)
-        );
+        assert_eq!(f.rootfs.file_kind("bin/ls").unwrap(), Some(FileKind::Symlink));
         assert!(f.rootfs.symlink("busybox", "bin").is_err());
 
         f.rootfs.hard_link("bin/busybox", "bin/cat").unwrap();
@@ -1000,16 +812,10 @@ mod tests {
         f.rootfs.write_file("file", b"", 0o644).unwrap();
         assert_eq!(f.rootfs.file_kind("file/below").unwrap(), None);
         let fd = f.rootfs.open_dir("dev/pts").unwrap();
-        assert_eq!(
-            std::fs::read_link(proc_fd_path(&fd)).unwrap(),
-            f.root_path.join("dev/pts")
-        );
+        assert_eq!(std::fs::read_link(proc_fd_path(&fd)).unwrap(), f.root_path.join("dev/pts"));
         assert_eq!(f.rootfs.mode("dev").unwrap(), 0o755);
         let fd = f.rootfs.open_file_path("dev/null").unwrap();
-        assert_eq!(
-            std::fs::read_link(proc_fd_path(&fd)).unwrap(),
-            f.root_path.join("dev/null")
-        );
+        assert_eq!(std::fs::read_link(proc_fd_path(&fd)).unwrap(), f.root_path.join("dev/null"));
         assert_eq!(f.rootfs.mode("dev/null").unwrap(), 0o644);
         assert!(f.rootfs.open_file_path("dev").is_err());
         assert!(f.rootfs.open_dir("file").is_err());

@@ -57,10 +57,7 @@ pub const HELPER_SUBCOMMAND: &str = "__run-in-rootfs";
 
 /// The environment every command starts with; nothing is inherited from the host.
 pub const BASE_ENV: [(&str, &str); 5] = [
-    (
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    ),
+    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
     ("HOME", "/root"),
     ("LANG", "C.UTF-8"),
     ("DEBIAN_FRONTEND", "noninteractive"),
@@ -118,11 +115,7 @@ pub enum RunnerError {
     #[error("nothing to run inside {root}: the command is empty")]
     EmptyCommand { root: PathBuf },
     #[error("cannot run {command} inside {root}: {reason}")]
-    BadRequest {
-        root: PathBuf,
-        command: String,
-        reason: String,
-    },
+    BadRequest { root: PathBuf, command: String, reason: String },
     /// Boxed: a `RootfsError` is large, and this keeps every `Result` small.
     #[error("cannot prepare the rootfs for running {command}")]
     Rootfs {
@@ -145,11 +138,7 @@ pub enum RunnerError {
         source: io::Error,
     },
     #[error("cannot set up namespaces in {root} to run {command}: {message}")]
-    Setup {
-        root: PathBuf,
-        command: String,
-        message: String,
-    },
+    Setup { root: PathBuf, command: String, message: String },
 }
 
 /// Runs commands inside rootfs trees by re-executing `helper_exe` (the lxc-tmpl binary).
@@ -160,10 +149,7 @@ pub struct Runner {
 
 /// The environment a command gets: [`BASE_ENV`] with `extra` applied in order.
 pub fn command_env(extra: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = BASE_ENV
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let mut env: Vec<(String, String)> = BASE_ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     for (key, value) in extra {
         match env.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value.clone(),
@@ -229,24 +215,14 @@ impl Runner {
         env: &[(String, String)],
         bind_resolv_conf: bool,
     ) -> Result<RunOutput, RunnerError> {
-        let io_err = |source| RunnerError::Io {
-            command: command.to_owned(),
-            source,
-        };
+        let io_err = |source| RunnerError::Io { command: command.to_owned(), source };
         // The helper reports setup failures here, so they are told apart from the command's
         // own exit statuses and stderr.
         let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| io_err(e.into()))?;
 
         let mut cmd = Command::new(&self.helper_exe);
         cmd.arg(HELPER_SUBCOMMAND)
-            .args(helper_args(
-                req.root,
-                std::process::id(),
-                req.hostname,
-                bind_resolv_conf,
-                env,
-                req.argv,
-            ))
+            .args(helper_args(req.root, std::process::id(), req.hostname, bind_resolv_conf, env, req.argv))
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -281,9 +257,7 @@ impl Runner {
         .map_err(io_err)?;
 
         let mut report = Vec::new();
-        File::from(status_read)
-            .read_to_end(&mut report)
-            .map_err(io_err)?;
+        File::from(status_read).read_to_end(&mut report).map_err(io_err)?;
         let status = match (output.status.code(), output.status.signal()) {
             (Some(code), _) => code,
             (None, Some(signal)) => 128 + signal,
@@ -300,18 +274,10 @@ impl Runner {
             } else {
                 String::from_utf8_lossy(&report).trim_end().to_owned()
             };
-            return Err(RunnerError::Setup {
-                root: req.root.to_path_buf(),
-                command: command.to_owned(),
-                message,
-            });
+            return Err(RunnerError::Setup { root: req.root.to_path_buf(), command: command.to_owned(), message });
         }
 
-        Ok(RunOutput {
-            status,
-            stdout: output.stdout,
-            stderr: output.stderr,
-        })
+        Ok(RunOutput { status, stdout: output.stdout, stderr: output.stderr })
     }
 }
 
@@ -328,15 +294,10 @@ fn stderr_tail(stderr: &[u8]) -> String {
 }
 
 fn validate(req: &RunRequest, command: &str) -> Result<(), RunnerError> {
-    let bad = |reason: String| RunnerError::BadRequest {
-        root: req.root.to_path_buf(),
-        command: command.to_owned(),
-        reason,
-    };
+    let bad =
+        |reason: String| RunnerError::BadRequest { root: req.root.to_path_buf(), command: command.to_owned(), reason };
     if req.argv.is_empty() || req.argv[0].is_empty() {
-        return Err(RunnerError::EmptyCommand {
-            root: req.root.to_path_buf(),
-        });
+        return Err(RunnerError::EmptyCommand { root: req.root.to_path_buf() });
     }
     if req.argv.iter().any(|a| a.contains('\0')) {
         return Err(bad("an argument contains a NUL byte".into()));
@@ -360,11 +321,7 @@ enum SavedFile {
     /// Nothing was there: remove ours afterwards.
     Absent(&'static str),
     /// A regular file: write it back.
-    File {
-        path: &'static str,
-        data: Vec<u8>,
-        mode: u32,
-    },
+    File { path: &'static str, data: Vec<u8>, mode: u32 },
     /// A symlink: recreate it.
     Symlink(&'static str, PathBuf),
     /// The file is used as it is; nothing to restore.
@@ -376,11 +333,9 @@ impl SavedFile {
     fn save(rootfs: &Rootfs, path: &'static str) -> Result<Option<SavedFile>, RootfsError> {
         Ok(match rootfs.file_kind(path)? {
             None => Some(SavedFile::Absent(path)),
-            Some(FileKind::File) => Some(SavedFile::File {
-                path,
-                data: rootfs.read_file(path)?,
-                mode: rootfs.mode(path)?,
-            }),
+            Some(FileKind::File) => {
+                Some(SavedFile::File { path, data: rootfs.read_file(path)?, mode: rootfs.mode(path)? })
+            }
             Some(FileKind::Symlink) => Some(SavedFile::Symlink(path, rootfs.read_link(path)?)),
             Some(FileKind::Dir | FileKind::Other) => None,
         })
@@ -485,15 +440,9 @@ impl HelperArgs {
         };
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
-            let mut value = |name: &str| {
-                iter.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
+            let mut value = |name: &str| iter.next().cloned().ok_or_else(|| format!("{name} needs a value"));
             let number = |name: &str, v: OsString| {
-                v.to_str()
-                    .and_then(|s| s.parse::<i32>().ok())
-                    .ok_or_else(|| format!("{name}: not a number: {v:?}"))
+                v.to_str().and_then(|s| s.parse::<i32>().ok()).ok_or_else(|| format!("{name}: not a number: {v:?}"))
             };
             match arg.to_str() {
                 Some("--root") => root = Some(PathBuf::from(value("--root")?)),
@@ -547,10 +496,7 @@ impl Reporter {
 
     fn report(&mut self, message: &str) {
         let line = format!("{message}\n");
-        let written = self
-            .status
-            .as_mut()
-            .is_some_and(|f| f.write_all(line.as_bytes()).is_ok());
+        let written = self.status.as_mut().is_some_and(|f| f.write_all(line.as_bytes()).is_ok());
         if !written {
             eprint!("lxc-tmpl: {HELPER_SUBCOMMAND}: {line}");
         }
@@ -583,12 +529,7 @@ pub fn helper_main(args: &[OsString]) -> i32 {
             return SETUP_FAILED;
         }
     };
-    let mut reporter = Reporter {
-        status: args
-            .status_fd
-            .and_then(sys::take_inherited_fd)
-            .map(File::from),
-    };
+    let mut reporter = Reporter { status: args.status_fd.and_then(sys::take_inherited_fd).map(File::from) };
     let sys = LinuxSyscall;
 
     if let Err(e) = enter_namespaces(&sys) {
@@ -668,17 +609,12 @@ fn sys_step(step: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
 /// Helper side, before the fork: die with the parent, then new namespaces, then stop mount
 /// propagation to the host before anything is mounted.
 fn enter_namespaces(sys: &dyn Syscall) -> Result<(), SetupError> {
-    sys.set_pdeathsig(Signal::SIGKILL)
-        .map_err(sys_step("set the parent-death signal"))?;
+    sys.set_pdeathsig(Signal::SIGKILL).map_err(sys_step("set the parent-death signal"))?;
     sys.unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC,
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
     )
     .map_err(sys_step("unshare mount, PID, UTS and IPC namespaces"))?;
-    sys.make_rslave_root()
-        .map_err(sys_step("make / a recursive slave mount"))
+    sys.make_rslave_root().map_err(sys_step("make / a recursive slave mount"))
 }
 
 /// What to mount onto, resolved inside the rootfs when the step runs.
@@ -794,11 +730,7 @@ impl MountPlan {
                 remount_ro: true,
             });
         }
-        MountPlan {
-            root: root.to_path_buf(),
-            hostname: hostname.map(str::to_owned),
-            mounts,
-        }
+        MountPlan { root: root.to_path_buf(), hostname: hostname.map(str::to_owned), mounts }
     }
 }
 
@@ -809,28 +741,15 @@ impl MountPlan {
 /// inside the rootfs, never to a host path.
 fn setup_in_namespace(sys: &dyn Syscall, plan: &MountPlan) -> Result<(), SetupError> {
     if let Some(hostname) = &plan.hostname {
-        sys.sethostname(hostname)
-            .map_err(sys_step(format!("set the hostname to {hostname}")))?;
+        sys.sethostname(hostname).map_err(sys_step(format!("set the hostname to {hostname}")))?;
     }
-    let rootfs = Rootfs::open(&plan.root).map_err(|source| SetupError::Rootfs {
-        step: "open the rootfs".into(),
-        source,
-    })?;
+    let rootfs =
+        Rootfs::open(&plan.root).map_err(|source| SetupError::Rootfs { step: "open the rootfs".into(), source })?;
     for step in &plan.mounts {
         let (path, fd) = open_target(&rootfs, step.target)?;
-        let what = format!(
-            "mount {} on {path} inside {}",
-            step.source,
-            plan.root.display()
-        );
-        sys.mount(
-            Some(Path::new(step.source)),
-            &sys::proc_fd_path(&fd),
-            step.fstype,
-            step.flags,
-            step.data,
-        )
-        .map_err(sys_step(what.clone()))?;
+        let what = format!("mount {} on {path} inside {}", step.source, plan.root.display());
+        sys.mount(Some(Path::new(step.source)), &sys::proc_fd_path(&fd), step.fstype, step.flags, step.data)
+            .map_err(sys_step(what.clone()))?;
         if step.remount_ro {
             // The old fd still names the inode *under* the new mount; resolve again to reach
             // the bind mount itself.
@@ -845,13 +764,10 @@ fn setup_in_namespace(sys: &dyn Syscall, plan: &MountPlan) -> Result<(), SetupEr
             .map_err(sys_step(format!("{what} (read-only remount)")))?;
         }
     }
-    sys.chroot(&plan.root)
-        .map_err(sys_step(format!("chroot into {}", plan.root.display())))?;
-    sys.chdir(Path::new("/"))
-        .map_err(sys_step("chdir to / in the new root"))?;
+    sys.chroot(&plan.root).map_err(sys_step(format!("chroot into {}", plan.root.display())))?;
+    sys.chdir(Path::new("/")).map_err(sys_step("chdir to / in the new root"))?;
     for (target, link) in DEV_LINKS {
-        sys.symlink(Path::new(target), Path::new(link))
-            .map_err(sys_step(format!("create {link}")))?;
+        sys.symlink(Path::new(target), Path::new(link)).map_err(sys_step(format!("create {link}")))?;
     }
     Ok(())
 }
@@ -861,10 +777,7 @@ fn open_target(rootfs: &Rootfs, target: Target) -> Result<(&'static str, OwnedFd
         Target::Dir(path) => (path, rootfs.open_dir(path)),
         Target::File(path) => (path, rootfs.open_file_path(path)),
     };
-    let fd = fd.map_err(|source| SetupError::Rootfs {
-        step: format!("prepare the mount point {path}"),
-        source,
-    })?;
+    let fd = fd.map_err(|source| SetupError::Rootfs { step: format!("prepare the mount point {path}"), source })?;
     Ok((path, fd))
 }
 
@@ -934,12 +847,7 @@ fn exec_command(args: &HelperArgs) -> ! {
     };
 
     let errno = exec_in_path(program, &argv, &env, &args.env);
-    eprintln!(
-        "lxc-tmpl: cannot run {} inside {}: {}",
-        program.to_string_lossy(),
-        args.root.display(),
-        errno.desc()
-    );
+    eprintln!("lxc-tmpl: cannot run {} inside {}: {}", program.to_string_lossy(), args.root.display(), errno.desc());
     sys::exit_immediately(match errno {
         Errno::ENOENT | Errno::ENOTDIR => NOT_FOUND,
         _ => CANNOT_EXECUTE,
@@ -985,11 +893,7 @@ fn exec_in_path(program: &OsStr, argv: &[CString], env: &[CString], env_os: &[Os
             }
         }
     }
-    if saw_eacces && result == Errno::ENOENT {
-        Errno::EACCES
-    } else {
-        result
-    }
+    if saw_eacces && result == Errno::ENOENT { Errno::EACCES } else { result }
 }
 
 #[cfg(test)]
@@ -1004,10 +908,7 @@ mod tests {
 
     #[test]
     fn runner_env_is_base_plus_overrides() {
-        let env = command_env(&[
-            ("LANG".into(), "de_DE.UTF-8".into()),
-            ("FOO".into(), "bar".into()),
-        ]);
+        let env = command_env(&[("LANG".into(), "de_DE.UTF-8".into()), ("FOO".into(), "bar".into())]);
         assert_eq!(env[0].0, "PATH");
         assert!(env.contains(&("LANG".into(), "de_DE.UTF-8".into())));
         assert!(env.contains(&("FOO".into(), "bar".into())));
@@ -1027,10 +928,7 @@ mod tests {
         assert_eq!(parsed.hostname.as_deref(), Some("web1"));
         assert!(parsed.bind_resolv_conf);
         assert!(parsed.env.contains(&OsString::from("A=x=y")));
-        assert_eq!(
-            parsed.argv,
-            argv.iter().map(OsString::from).collect::<Vec<_>>()
-        );
+        assert_eq!(parsed.argv, argv.iter().map(OsString::from).collect::<Vec<_>>());
 
         let bare = helper_args(Path::new("/r"), 1, None, false, &[], &strings(&["true"]));
         let parsed = HelperArgs::parse(&bare).unwrap();
@@ -1064,26 +962,13 @@ mod tests {
     }
 
     /// (source, resolved target relative to the root, fstype, flags, data) of each mount.
-    type MountSummary = (
-        Option<PathBuf>,
-        PathBuf,
-        Option<String>,
-        MsFlags,
-        Option<String>,
-    );
+    type MountSummary = (Option<PathBuf>, PathBuf, Option<String>, MsFlags, Option<String>);
 
     fn mounts(calls: &[Call], root: &Path) -> Vec<MountSummary> {
         calls
             .iter()
             .filter_map(|c| match c {
-                Call::Mount {
-                    source,
-                    target,
-                    resolved_target,
-                    fstype,
-                    flags,
-                    data,
-                } => {
+                Call::Mount { source, target, resolved_target, fstype, flags, data } => {
                     assert!(target.starts_with("/proc/self/fd/"), "{target:?}");
                     let resolved = resolved_target.clone().expect("fd target resolves");
                     let inside = resolved
@@ -1109,10 +994,7 @@ mod tests {
 
         assert_eq!(calls[0], Call::Sethostname("web1".into()));
         let mounts = mounts(&calls, &root);
-        let targets: Vec<_> = mounts
-            .iter()
-            .map(|m| m.1.to_str().unwrap().to_owned())
-            .collect();
+        let targets: Vec<_> = mounts.iter().map(|m| m.1.to_str().unwrap().to_owned()).collect();
         assert_eq!(
             targets,
             [
@@ -1133,48 +1015,21 @@ mod tests {
         );
         let proc = &mounts[0];
         assert_eq!(proc.2.as_deref(), Some("proc"));
-        assert_eq!(
-            proc.3,
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
-        );
+        assert_eq!(proc.3, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
         assert!(mounts[1].3.contains(MsFlags::MS_RDONLY));
         assert_eq!(mounts[2].4.as_deref(), Some("mode=755,size=65536k"));
         assert_eq!(mounts[3].0.as_deref(), Some(Path::new("/dev/null")));
         assert_eq!(mounts[3].3, MsFlags::MS_BIND);
-        assert_eq!(
-            mounts[9].4.as_deref(),
-            Some("newinstance,ptmxmode=0666,mode=0620")
-        );
+        assert_eq!(mounts[9].4.as_deref(), Some("newinstance,ptmxmode=0666,mode=0620"));
         assert_eq!(mounts[11].0.as_deref(), Some(Path::new("/etc/resolv.conf")));
-        assert!(
-            mounts[12]
-                .3
-                .contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_BIND)
-        );
+        assert!(mounts[12].3.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_BIND));
 
         // chroot and chdir come after every mount, the /dev links after chroot.
-        let chroot_at = calls
-            .iter()
-            .position(|c| *c == Call::Chroot(root.clone()))
-            .unwrap();
-        assert!(
-            calls[..chroot_at]
-                .iter()
-                .all(|c| !matches!(c, Call::Symlink { .. }))
-        );
-        assert!(
-            calls[chroot_at..]
-                .iter()
-                .all(|c| !matches!(c, Call::Mount { .. }))
-        );
+        let chroot_at = calls.iter().position(|c| *c == Call::Chroot(root.clone())).unwrap();
+        assert!(calls[..chroot_at].iter().all(|c| !matches!(c, Call::Symlink { .. })));
+        assert!(calls[chroot_at..].iter().all(|c| !matches!(c, Call::Mount { .. })));
         assert_eq!(calls[chroot_at + 1], Call::Chdir("/".into()));
-        assert_eq!(
-            calls[chroot_at + 2],
-            Call::Symlink {
-                target: "pts/ptmx".into(),
-                link: "/dev/ptmx".into()
-            }
-        );
+        assert_eq!(calls[chroot_at + 2], Call::Symlink { target: "pts/ptmx".into(), link: "/dev/ptmx".into() });
         assert_eq!(calls.len(), chroot_at + 2 + DEV_LINKS.len());
     }
 
@@ -1210,11 +1065,7 @@ mod tests {
         let plan = MountPlan::new(tmp.path(), None, false);
         let sys = RecordingSyscall::failing_at(0);
         let err = setup_in_namespace(&sys, &plan).unwrap_err();
-        assert!(
-            error_chain(&err).contains("mount proc on proc"),
-            "{}",
-            error_chain(&err)
-        );
+        assert!(error_chain(&err).contains("mount proc on proc"), "{}", error_chain(&err));
         assert_eq!(sys.calls().len(), 1);
     }
 
@@ -1234,26 +1085,18 @@ mod tests {
         saved.restore(&rootfs).unwrap();
         assert_eq!(rootfs.file_kind(POLICY_RC_D).unwrap(), None);
 
-        rootfs
-            .write_file(POLICY_RC_D, b"#!/bin/sh\nexit 0\n", 0o700)
-            .unwrap();
+        rootfs.write_file(POLICY_RC_D, b"#!/bin/sh\nexit 0\n", 0o700).unwrap();
         let saved = SavedFile::install_policy(&rootfs).unwrap();
         assert_eq!(rootfs.read_file(POLICY_RC_D).unwrap(), POLICY_RC_D_SCRIPT);
         saved.restore(&rootfs).unwrap();
-        assert_eq!(
-            rootfs.read_file(POLICY_RC_D).unwrap(),
-            b"#!/bin/sh\nexit 0\n"
-        );
+        assert_eq!(rootfs.read_file(POLICY_RC_D).unwrap(), b"#!/bin/sh\nexit 0\n");
         assert_eq!(rootfs.mode(POLICY_RC_D).unwrap(), 0o700);
 
         rootfs.symlink("/bin/true", POLICY_RC_D).unwrap();
         let saved = SavedFile::install_policy(&rootfs).unwrap();
         assert_eq!(rootfs.file_kind(POLICY_RC_D).unwrap(), Some(FileKind::File));
         saved.restore(&rootfs).unwrap();
-        assert_eq!(
-            rootfs.read_link(POLICY_RC_D).unwrap(),
-            PathBuf::from("/bin/true")
-        );
+        assert_eq!(rootfs.read_link(POLICY_RC_D).unwrap(), PathBuf::from("/bin/true"));
     }
 
     #[test]
@@ -1275,50 +1118,26 @@ mod tests {
         saved.restore(&rootfs).unwrap();
         assert_eq!(rootfs.read_link(RESOLV_CONF).unwrap(), PathBuf::from(stub));
 
-        rootfs
-            .write_file(RESOLV_CONF, b"nameserver 10.0.0.1\n", 0o644)
-            .unwrap();
+        rootfs.write_file(RESOLV_CONF, b"nameserver 10.0.0.1\n", 0o644).unwrap();
         let saved = SavedFile::prepare_resolv_conf(&rootfs).unwrap().unwrap();
         saved.restore(&rootfs).unwrap();
-        assert_eq!(
-            rootfs.read_file(RESOLV_CONF).unwrap(),
-            b"nameserver 10.0.0.1\n"
-        );
+        assert_eq!(rootfs.read_file(RESOLV_CONF).unwrap(), b"nameserver 10.0.0.1\n");
     }
 
     #[test]
     fn runner_rejects_bad_requests_before_touching_the_root() {
         let tmp = tempfile::tempdir().unwrap();
         let runner = Runner::new(PathBuf::from("/nonexistent/helper"));
-        let base = RunRequest {
-            root: tmp.path(),
-            argv: &[],
-            env: &[],
-            stdin: b"",
-            hostname: None,
-            bind_resolv_conf: false,
-        };
-        assert!(matches!(
-            runner.run(&base),
-            Err(RunnerError::EmptyCommand { .. })
-        ));
+        let base =
+            RunRequest { root: tmp.path(), argv: &[], env: &[], stdin: b"", hostname: None, bind_resolv_conf: false };
+        assert!(matches!(runner.run(&base), Err(RunnerError::EmptyCommand { .. })));
         let argv = strings(&["true"]);
         let env = [("A=B".to_owned(), "x".to_owned())];
-        let req = RunRequest {
-            argv: &argv,
-            env: &env,
-            ..base
-        };
-        assert!(matches!(
-            runner.run(&req),
-            Err(RunnerError::BadRequest { .. })
-        ));
+        let req = RunRequest { argv: &argv, env: &env, ..base };
+        assert!(matches!(runner.run(&req), Err(RunnerError::BadRequest { .. })));
         // A helper that does not exist is a Spawn error, and the rootfs is left as it was.
         std::fs::create_dir_all(tmp.path().join("usr/sbin")).unwrap();
-        let req = RunRequest {
-            argv: &argv,
-            ..base
-        };
+        let req = RunRequest { argv: &argv, ..base };
         assert!(matches!(runner.run(&req), Err(RunnerError::Spawn { .. })));
         assert!(!tmp.path().join(POLICY_RC_D).exists());
     }
@@ -1339,9 +1158,7 @@ mod tests {
             hostname: None,
             bind_resolv_conf: true,
         };
-        let err = Runner::new(PathBuf::from("/bin/false"))
-            .run(&req)
-            .unwrap_err();
+        let err = Runner::new(PathBuf::from("/bin/false")).run(&req).unwrap_err();
         match &err {
             RunnerError::Setup { message, .. } => {
                 assert!(message.contains("exited with status 1"), "{message}")
@@ -1359,12 +1176,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = format!("PATH={0}/a:{0}/b", tmp.path().display());
         let argv = [CString::new("no-such-program").unwrap()];
-        let errno = exec_in_path(
-            OsStr::new("no-such-program"),
-            &argv,
-            &[],
-            &[OsString::from(path)],
-        );
+        let errno = exec_in_path(OsStr::new("no-such-program"), &argv, &[], &[OsString::from(path)]);
         assert_eq!(errno, Errno::ENOENT);
         assert_eq!(errno.desc(), "No such file or directory");
     }

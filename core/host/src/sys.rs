@@ -62,13 +62,7 @@ impl Syscall for LinuxSyscall {
     }
 
     fn make_rslave_root(&self) -> nix::Result<()> {
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
+        nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
     }
 
     fn mount(
@@ -144,10 +138,7 @@ impl RecordingSyscall {
 
     /// A recorder whose `n`-th call (0-based) fails with `EPERM`; the failing call is recorded.
     pub fn failing_at(n: usize) -> RecordingSyscall {
-        RecordingSyscall {
-            calls: Mutex::default(),
-            fail_at: Some(n),
-        }
+        RecordingSyscall { calls: Mutex::default(), fail_at: Some(n) }
     }
 
     /// The calls so far.
@@ -182,10 +173,7 @@ impl Syscall for RecordingSyscall {
         flags: MsFlags,
         data: Option<&str>,
     ) -> nix::Result<()> {
-        let resolved_target = target
-            .starts_with("/proc/self/fd")
-            .then(|| std::fs::read_link(target).ok())
-            .flatten();
+        let resolved_target = target.starts_with("/proc/self/fd").then(|| std::fs::read_link(target).ok()).flatten();
         self.record(Call::Mount {
             source: source.map(Path::to_path_buf),
             target: target.to_path_buf(),
@@ -209,10 +197,7 @@ impl Syscall for RecordingSyscall {
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
-        self.record(Call::Symlink {
-            target: target.to_path_buf(),
-            link: link.to_path_buf(),
-        })
+        self.record(Call::Symlink { target: target.to_path_buf(), link: link.to_path_buf() })
     }
 
     fn set_pdeathsig(&self, signal: Signal) -> nix::Result<()> {
@@ -223,10 +208,7 @@ impl Syscall for RecordingSyscall {
 /// Number of threads of the calling process, from `/proc/self/status`.
 fn thread_count() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
 }
 
 /// `fork(2)`, refused unless the calling process has exactly one thread.
@@ -342,11 +324,7 @@ mod tests {
         sys.chdir(Path::new("/")).unwrap();
         assert_eq!(
             sys.calls(),
-            vec![
-                Call::Sethostname("web1".into()),
-                Call::Chroot("/r".into()),
-                Call::Chdir("/".into()),
-            ]
+            vec![Call::Sethostname("web1".into()), Call::Chroot("/r".into()), Call::Chdir("/".into()),]
         );
     }
 
@@ -355,18 +333,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fd: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
         let sys = RecordingSyscall::new();
-        sys.mount(
-            None,
-            &proc_fd_path(&fd),
-            Some("tmpfs"),
-            MsFlags::empty(),
-            None,
-        )
-        .unwrap();
+        sys.mount(None, &proc_fd_path(&fd), Some("tmpfs"), MsFlags::empty(), None).unwrap();
         match &sys.calls()[0] {
-            Call::Mount {
-                resolved_target, ..
-            } => assert_eq!(resolved_target.as_deref(), Some(dir.path())),
+            Call::Mount { resolved_target, .. } => assert_eq!(resolved_target.as_deref(), Some(dir.path())),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -374,8 +343,7 @@ mod tests {
     #[test]
     fn sys_fork_refused_when_multithreaded() {
         // The test harness runs tests on worker threads, so this process has several threads.
-        let _keep =
-            std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        let _keep = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
         assert_eq!(fork_single_threaded().err(), Some(Errno::EDEADLK));
     }
 

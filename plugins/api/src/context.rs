@@ -30,21 +30,12 @@ pub struct HookContext {
 impl HookContext {
     /// The (last) value of an option, if it has one.
     pub fn option(&self, long: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|o| o.long == long)
-            .and_then(|o| o.values.last())
-            .map(|v| v.as_str())
+        self.options.iter().rev().find(|o| o.long == long).and_then(|o| o.values.last()).map(|v| v.as_str())
     }
 
     /// Every value of a repeatable option, in command-line order.
     pub fn option_values(&self, long: &str) -> Vec<&str> {
-        self.options
-            .iter()
-            .filter(|o| o.long == long)
-            .flat_map(|o| o.values.iter().map(|v| v.as_str()))
-            .collect()
+        self.options.iter().filter(|o| o.long == long).flat_map(|o| o.values.iter().map(|v| v.as_str())).collect()
     }
 
     /// Whether a flag (or any option) was given.

@@ -23,11 +23,7 @@ pub trait Distro: Send + Sync + 'static {
     /// everything that changes the cache's content (release, arch, variant,
     /// mirror, packages). `None` (the default) means no cache: `download`
     /// then builds straight into the container rootfs.
-    fn cache_key(
-        &self,
-        _ctx: &HookContext,
-        _host: &mut Host<'_>,
-    ) -> Result<Option<String>, PluginError> {
+    fn cache_key(&self, _ctx: &HookContext, _host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
         Ok(None)
     }
 
@@ -69,11 +65,7 @@ pub trait Distro: Send + Sync + 'static {
     }
 
     /// Text printed after a successful create (how to get in).
-    fn message(
-        &self,
-        _ctx: &HookContext,
-        _host: &mut Host<'_>,
-    ) -> Result<Option<String>, PluginError> {
+    fn message(&self, _ctx: &HookContext, _host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
         Ok(None)
     }
 }

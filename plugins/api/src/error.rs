@@ -58,10 +58,7 @@ pub struct PluginError {
 impl PluginError {
     /// An error of the given kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: RString::from(message.into()),
-        }
+        Self { kind, message: RString::from(message.into()) }
     }
 
     /// Bad user input: see [`ErrorKind::INVALID_INPUT`].

@@ -115,10 +115,7 @@ fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         panic::set_hook(Box::new(|info| {
-            let location = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
+            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
             let message = payload_text(info.payload());
             LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{message}{location}")));
         }));
@@ -140,13 +137,8 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> RResult
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.into(),
         Err(payload) => {
-            let detail = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| payload_text(&*payload));
-            RResult::RErr(PluginError::new(
-                ErrorKind::PANIC,
-                format!("plugin panicked in {what}: {detail}"),
-            ))
+            let detail = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| payload_text(&*payload));
+            RResult::RErr(PluginError::new(ErrorKind::PANIC, format!("plugin panicked in {what}: {detail}")))
         }
     }
 }
@@ -160,21 +152,12 @@ extern "C" fn cache_key<D: Instance>(
     host: HostApiMut<'_>,
 ) -> RResult<ROption<RString>, PluginError> {
     guarded("hook cache_key", || {
-        D::instance()
-            .cache_key(ctx, &mut Host::new(host))
-            .map(|k| k.map(RString::from).into())
+        D::instance().cache_key(ctx, &mut Host::new(host)).map(|k| k.map(RString::from).into())
     })
 }
 
-extern "C" fn message<D: Instance>(
-    ctx: &HookContext,
-    host: HostApiMut<'_>,
-) -> RResult<ROption<RString>, PluginError> {
-    guarded("hook message", || {
-        D::instance()
-            .message(ctx, &mut Host::new(host))
-            .map(|m| m.map(RString::from).into())
-    })
+extern "C" fn message<D: Instance>(ctx: &HookContext, host: HostApiMut<'_>) -> RResult<ROption<RString>, PluginError> {
+    guarded("hook message", || D::instance().message(ctx, &mut Host::new(host)).map(|m| m.map(RString::from).into()))
 }
 
 /// Defines the shim of a hook that returns `()`.
@@ -186,16 +169,7 @@ macro_rules! unit_hook {
     )*};
 }
 
-unit_hook!(
-    validate,
-    download,
-    sources_list,
-    configure,
-    config,
-    trim,
-    post_process,
-    finalize
-);
+unit_hook!(validate, download, sources_list, configure, config, trim, post_process, finalize);
 
 #[cfg(test)]
 mod tests {
@@ -204,13 +178,7 @@ mod tests {
         // `export_plugin!` must spell the symbol out as a literal; this keeps
         // it honest if abi_stable's mangling ever changes.
         let macro_source = include_str!("export.rs");
-        let needle = format!(
-            "export_name = \"{}\"",
-            abi_stable::library::ROOT_MODULE_LOADER_NAME
-        );
-        assert!(
-            macro_source.contains(&needle),
-            "export_plugin! must use {needle}"
-        );
+        let needle = format!("export_name = \"{}\"", abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert!(macro_source.contains(&needle), "export_plugin! must use {needle}");
     }
 }

@@ -63,10 +63,7 @@ impl CommandSpec {
 
     /// A checked command running on the host.
     pub fn on_host<S: AsRef<str>>(argv: &[S]) -> Self {
-        Self {
-            place: RunPlace::Host,
-            ..Self::in_rootfs(argv)
-        }
+        Self { place: RunPlace::Host, ..Self::in_rootfs(argv) }
     }
 
     /// Adds an environment variable.
@@ -135,10 +132,7 @@ pub struct ConfigEntry {
 impl ConfigEntry {
     /// A config entry.
     pub fn new(key: &str, value: &str) -> Self {
-        Self {
-            key: key.into(),
-            value: value.into(),
-        }
+        Self { key: key.into(), value: value.into() }
     }
 }
 
@@ -165,12 +159,7 @@ pub trait HostApi {
     /// Reads a rootfs file.
     fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError>;
     /// Creates or replaces a rootfs file with `data` and permission bits `mode`.
-    fn write_file(
-        &mut self,
-        path: RStr<'_>,
-        data: RSlice<'_, u8>,
-        mode: u32,
-    ) -> RResult<(), PluginError>;
+    fn write_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>, mode: u32) -> RResult<(), PluginError>;
     /// Appends to a rootfs file, creating it with mode 0644 if missing.
     fn append_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>) -> RResult<(), PluginError>;
     /// Creates a rootfs directory and its missing parents.
@@ -188,23 +177,13 @@ pub trait HostApi {
     /// The kind of a rootfs path, `None` if it does not exist.
     fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError>;
     /// Copies a host file into the rootfs with permission bits `mode`.
-    fn copy_from_host(
-        &mut self,
-        host_path: RStr<'_>,
-        path: RStr<'_>,
-        mode: u32,
-    ) -> RResult<(), PluginError>;
+    fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError>;
     /// Reads a host file (`/etc/timezone`, a key given on the command line).
     fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError>;
     /// The kind of a host path, following symlinks; `None` if it does not exist.
     fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError>;
     /// Renders a minijinja template; `context_json` is a JSON object.
-    fn render(
-        &mut self,
-        name: RStr<'_>,
-        source: RStr<'_>,
-        context_json: RStr<'_>,
-    ) -> RResult<RString, PluginError>;
+    fn render(&mut self, name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError>;
     /// Adds an entry to the container's LXC config.
     fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError>;
     /// The last value of a key in the base config the container starts from.
@@ -245,10 +224,7 @@ impl<'a> Host<'a> {
     }
 
     /// Runs a checked command inside the rootfs and returns its output.
-    pub fn run_in_rootfs<S: AsRef<str>>(
-        &mut self,
-        argv: &[S],
-    ) -> Result<CommandOutput, PluginError> {
+    pub fn run_in_rootfs<S: AsRef<str>>(&mut self, argv: &[S]) -> Result<CommandOutput, PluginError> {
         self.run(&CommandSpec::in_rootfs(argv))
     }
 
@@ -259,17 +235,12 @@ impl<'a> Host<'a> {
 
     /// Reads a rootfs file.
     pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>, PluginError> {
-        self.api
-            .read_file(path.into())
-            .into_result()
-            .map(RVec::into_vec)
+        self.api.read_file(path.into()).into_result().map(RVec::into_vec)
     }
 
     /// Creates or replaces a rootfs file.
     pub fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), PluginError> {
-        self.api
-            .write_file(path.into(), data.into(), mode)
-            .into_result()
+        self.api.write_file(path.into(), data.into(), mode).into_result()
     }
 
     /// Appends to a rootfs file.
@@ -289,9 +260,7 @@ impl<'a> Host<'a> {
 
     /// Creates a hard link `link` to `existing` in the rootfs.
     pub fn hard_link(&mut self, existing: &str, link: &str) -> Result<(), PluginError> {
-        self.api
-            .hard_link(existing.into(), link.into())
-            .into_result()
+        self.api.hard_link(existing.into(), link.into()).into_result()
     }
 
     /// Sets permission bits.
@@ -311,38 +280,22 @@ impl<'a> Host<'a> {
 
     /// The kind of a rootfs path, `None` if absent.
     pub fn file_kind(&mut self, path: &str) -> Result<Option<FileKind>, PluginError> {
-        self.api
-            .file_kind(path.into())
-            .into_result()
-            .map(ROption::into_option)
+        self.api.file_kind(path.into()).into_result().map(ROption::into_option)
     }
 
     /// Copies a host file into the rootfs.
-    pub fn copy_from_host(
-        &mut self,
-        host_path: &str,
-        path: &str,
-        mode: u32,
-    ) -> Result<(), PluginError> {
-        self.api
-            .copy_from_host(host_path.into(), path.into(), mode)
-            .into_result()
+    pub fn copy_from_host(&mut self, host_path: &str, path: &str, mode: u32) -> Result<(), PluginError> {
+        self.api.copy_from_host(host_path.into(), path.into(), mode).into_result()
     }
 
     /// Reads a host file.
     pub fn read_host_file(&mut self, host_path: &str) -> Result<Vec<u8>, PluginError> {
-        self.api
-            .read_host_file(host_path.into())
-            .into_result()
-            .map(RVec::into_vec)
+        self.api.read_host_file(host_path.into()).into_result().map(RVec::into_vec)
     }
 
     /// The kind of a host path (symlinks followed), `None` if absent.
     pub fn host_file_kind(&mut self, host_path: &str) -> Result<Option<FileKind>, PluginError> {
-        self.api
-            .host_file_kind(host_path.into())
-            .into_result()
-            .map(ROption::into_option)
+        self.api.host_file_kind(host_path.into()).into_result().map(ROption::into_option)
     }
 
     /// Renders a minijinja template with a serializable context.
@@ -352,13 +305,9 @@ impl<'a> Host<'a> {
         source: &str,
         context: &C,
     ) -> Result<String, PluginError> {
-        let json = serde_json::to_string(context).map_err(|e| {
-            PluginError::failed(format!("cannot serialize context of template {name}: {e}"))
-        })?;
-        self.api
-            .render(name.into(), source.into(), json.as_str().into())
-            .into_result()
-            .map(RString::into_string)
+        let json = serde_json::to_string(context)
+            .map_err(|e| PluginError::failed(format!("cannot serialize context of template {name}: {e}")))?;
+        self.api.render(name.into(), source.into(), json.as_str().into()).into_result().map(RString::into_string)
     }
 
     /// Renders a template and writes the result to a rootfs file.
@@ -380,10 +329,7 @@ impl<'a> Host<'a> {
 
     /// The last value of a key in the base config.
     pub fn config_value(&mut self, key: &str) -> Option<String> {
-        self.api
-            .config_value(key.into())
-            .into_option()
-            .map(RString::into_string)
+        self.api.config_value(key.into()).into_option().map(RString::into_string)
     }
 
     /// Logs at debug level (shown with `-v`).

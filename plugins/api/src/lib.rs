@@ -116,8 +116,7 @@ pub use context::{HookContext, HostFacts, OptionValue};
 pub use distro::Distro;
 pub use error::{ErrorKind, PluginError};
 pub use host::{
-    CommandOutput, CommandSpec, ConfigEntry, FileKind, Host, HostApi, HostApi_TO, HostApiMut,
-    LogLevel, RunPlace,
+    CommandOutput, CommandSpec, ConfigEntry, FileKind, Host, HostApi, HostApi_TO, HostApiMut, LogLevel, RunPlace,
 };
 pub use manifest::{Manifest, OptionSpec, ReleaseInfo};
 pub use module::{PluginModule, PluginModule_Ref};

@@ -153,18 +153,12 @@ impl OptionSpec {
 
     /// A flag that takes no value; hooks see it as present or absent.
     pub fn flag(long: &str, help: &str) -> Self {
-        Self {
-            value_name: ROption::RNone,
-            ..Self::value(long, "", help)
-        }
+        Self { value_name: ROption::RNone, ..Self::value(long, "", help) }
     }
 
     /// Sets the short name (`'r'` for `-r`).
     pub fn short(mut self, short: char) -> Self {
-        assert!(
-            short.is_ascii_alphanumeric(),
-            "short option must be an ASCII letter or digit"
-        );
+        assert!(short.is_ascii_alphanumeric(), "short option must be an ASCII letter or digit");
         self.short = ROption::RSome(short as u8);
         self
     }

@@ -33,8 +33,7 @@ pub struct PluginModule {
     /// [`Distro::validate`](crate::Distro::validate).
     pub validate: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::cache_key`](crate::Distro::cache_key).
-    pub cache_key:
-        extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+    pub cache_key: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
     /// [`Distro::download`](crate::Distro::download).
     pub download: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::sources_list`](crate::Distro::sources_list).
@@ -51,8 +50,7 @@ pub struct PluginModule {
     pub finalize: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::message`](crate::Distro::message).
     #[sabi(last_prefix_field)]
-    pub message:
-        extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+    pub message: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
 }
 
 impl RootModule for PluginModule_Ref {

@@ -27,11 +27,7 @@ const SKIPPED: &[&str] = &["bin/busybox", "sbin/init", "linuxrc"];
 /// Parses `busybox --list-full`: one install path per line, relative to `/`
 /// (`bin/ash`, `usr/sbin/brctl`).
 pub fn parse_list_full(output: &str) -> AppletLinks {
-    collect(
-        output
-            .lines()
-            .map(|line| line.trim().trim_start_matches('/').to_owned()),
-    )
+    collect(output.lines().map(|line| line.trim().trim_start_matches('/').to_owned()))
 }
 
 /// Parses `busybox --list` (older busybox without `--list-full`): one applet
@@ -66,19 +62,14 @@ fn collect(paths: impl Iterator<Item = String>) -> AppletLinks {
             rejected.push(path);
         }
     }
-    AppletLinks {
-        links: links.into_iter().collect(),
-        rejected,
-    }
+    AppletLinks { links: links.into_iter().collect(), rejected }
 }
 
 /// A relative path of visible, non-space characters without `.`/`..` or
 /// empty components: what an applet install path looks like.
 fn is_plain_relative_path(path: &str) -> bool {
     !path.starts_with('/')
-        && path
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
         && path.chars().all(|c| c.is_ascii_graphic())
 }
 
@@ -91,9 +82,7 @@ pub fn parent(path: &str) -> Option<&str> {
 /// line `-s PROG  Run PROG at DHCP events (default /etc/udhcpc/default.script)`,
 /// as the old template did. `None` when the line is missing or odd.
 pub fn udhcpc_default_script(help: &str) -> Option<String> {
-    let line = help
-        .lines()
-        .find(|l| l.trim_start().starts_with("-s") && l.contains("Run PROG"))?;
+    let line = help.lines().find(|l| l.trim_start().starts_with("-s") && l.contains("Run PROG"))?;
     let start = line.find("(default ")? + "(default ".len();
     let rest = &line[start..];
     let path = &rest[..rest.find(')')?];
@@ -110,28 +99,18 @@ mod tests {
     fn list_full_keeps_paths_and_skips_busybox_init_linuxrc() {
         let out = "usr/bin/[\nusr/bin/[[\nbin/ash\nbin/busybox\nsbin/init\nlinuxrc\nsbin/getty\n\nbin/ash\n";
         let parsed = parse_list_full(out);
-        assert_eq!(
-            parsed.links,
-            ["bin/ash", "sbin/getty", "usr/bin/[", "usr/bin/[["]
-        );
+        assert_eq!(parsed.links, ["bin/ash", "sbin/getty", "usr/bin/[", "usr/bin/[["]);
         assert!(parsed.rejected.is_empty());
     }
 
     #[test]
     fn list_full_rejects_escapes_and_odd_names() {
-        let out =
-            "bin/../../etc/passwd\nbin/./sh\nusr//bin/x\nbin/with space\nbin/tab\there\n/sbin/ok\n";
+        let out = "bin/../../etc/passwd\nbin/./sh\nusr//bin/x\nbin/with space\nbin/tab\there\n/sbin/ok\n";
         let parsed = parse_list_full(out);
         assert_eq!(parsed.links, ["sbin/ok"]);
         assert_eq!(
             parsed.rejected,
-            [
-                "bin/../../etc/passwd",
-                "bin/./sh",
-                "usr//bin/x",
-                "bin/with space",
-                "bin/tab\there"
-            ]
+            ["bin/../../etc/passwd", "bin/./sh", "usr//bin/x", "bin/with space", "bin/tab\there"]
         );
     }
 
@@ -154,24 +133,12 @@ mod tests {
         let help = "Usage: udhcpc [-fbqRn] [-t N] [-T SEC] [-A SEC|-n]\n\
                     \t[-i IFACE] [-s PROG] [-p PIDFILE]\n\
                     \t-s PROG\t\tRun PROG at DHCP events (default /etc/udhcpc/default.script)\n";
-        assert_eq!(
-            udhcpc_default_script(help).as_deref(),
-            Some("/etc/udhcpc/default.script")
-        );
+        assert_eq!(udhcpc_default_script(help).as_deref(), Some("/etc/udhcpc/default.script"));
         let other = "\t-s,--script PROG\tRun PROG at DHCP events (default /usr/share/udhcpc/default.script)";
-        assert_eq!(
-            udhcpc_default_script(other).as_deref(),
-            Some("/usr/share/udhcpc/default.script")
-        );
+        assert_eq!(udhcpc_default_script(other).as_deref(), Some("/usr/share/udhcpc/default.script"));
         assert_eq!(udhcpc_default_script("udhcpc: applet not found"), None);
-        assert_eq!(
-            udhcpc_default_script("-s PROG Run PROG (default ../../x)"),
-            None
-        );
-        assert_eq!(
-            udhcpc_default_script("-s PROG Run PROG (default /etc/../x)"),
-            None
-        );
+        assert_eq!(udhcpc_default_script("-s PROG Run PROG (default ../../x)"), None);
+        assert_eq!(udhcpc_default_script("-s PROG Run PROG (default /etc/../x)"), None);
     }
 
     /// The host's busybox-static (a CI dependency) lists the applets the
@@ -185,21 +152,9 @@ mod tests {
         assert!(out.status.success());
         let parsed = parse_list_full(&String::from_utf8_lossy(&out.stdout));
         assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
-        for needed in [
-            "bin/sh",
-            "sbin/getty",
-            "bin/login",
-            "sbin/udhcpc",
-            "sbin/syslogd",
-            "bin/mount",
-        ] {
+        for needed in ["bin/sh", "sbin/getty", "bin/login", "sbin/udhcpc", "sbin/syslogd", "bin/mount"] {
             assert!(parsed.links.iter().any(|l| l == needed), "missing {needed}");
         }
-        assert!(
-            !parsed
-                .links
-                .iter()
-                .any(|l| l == "sbin/init" || l == "bin/busybox")
-        );
+        assert!(!parsed.links.iter().any(|l| l == "sbin/init" || l == "bin/busybox"));
     }
 }

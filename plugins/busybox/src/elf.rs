@@ -101,10 +101,7 @@ impl Reader<'_> {
     fn array<const N: usize>(&self, offset: u64, what: &'static str) -> Result<[u8; N], ElfError> {
         let start = usize::try_from(offset).map_err(|_| ElfError::Truncated(what))?;
         let end = start.checked_add(N).ok_or(ElfError::Truncated(what))?;
-        let slice = self
-            .bytes
-            .get(start..end)
-            .ok_or(ElfError::Truncated(what))?;
+        let slice = self.bytes.get(start..end).ok_or(ElfError::Truncated(what))?;
         // The slice has exactly N bytes by construction.
         Ok(slice.try_into().expect("slice of length N"))
     }
@@ -214,9 +211,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
     if phnum == u64::from(PN_XNUM) {
         // More than 0xfffe program headers: the count moved to section 0.
         let shoff = r.word(class, layout.e_shoff, "e_shoff")?;
-        let at = shoff
-            .checked_add(layout.sh_info)
-            .ok_or(ElfError::Truncated("section header 0"))?;
+        let at = shoff.checked_add(layout.sh_info).ok_or(ElfError::Truncated("section header 0"))?;
         phnum = u64::from(r.u32(at, "section header 0")?);
     }
     if phnum > 0 && phentsize < layout.phdr_size {
@@ -236,22 +231,14 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
         let size = r.word(class, at + layout.p_filesz, "program header table")?;
         let start = usize::try_from(offset).map_err(|_| ElfError::Truncated("PT_INTERP string"))?;
         let len = usize::try_from(size).map_err(|_| ElfError::Truncated("PT_INTERP string"))?;
-        let end = start
-            .checked_add(len)
-            .ok_or(ElfError::Truncated("PT_INTERP string"))?;
-        let raw = bytes
-            .get(start..end)
-            .ok_or(ElfError::Truncated("PT_INTERP string"))?;
+        let end = start.checked_add(len).ok_or(ElfError::Truncated("PT_INTERP string"))?;
+        let raw = bytes.get(start..end).ok_or(ElfError::Truncated("PT_INTERP string"))?;
         // The string is NUL-terminated inside p_filesz.
         let text = raw.split(|&b| b == 0).next().unwrap_or_default();
         interpreter = Some(String::from_utf8_lossy(text).into_owned());
         break;
     }
-    Ok(ElfInfo {
-        class,
-        endian,
-        interpreter,
-    })
+    Ok(ElfInfo { class, endian, interpreter })
 }
 
 #[cfg(test)]
@@ -287,11 +274,7 @@ pub(crate) fn make_elf(class: Class, endian: Endian, interp: Option<&str>, phnum
     put(&mut out, layout.e_phnum, u64::from(phnum), 2);
     for i in 0..u64::from(phnum) {
         let at = ehsize + i * phentsize;
-        let p_type = if i == 0 && interp.is_some() {
-            u64::from(PT_INTERP)
-        } else {
-            1
-        };
+        let p_type = if i == 0 && interp.is_some() { u64::from(PT_INTERP) } else { 1 };
         put(&mut out, at, p_type, 4);
     }
     if let Some(path) = interp {
@@ -315,11 +298,7 @@ mod tests {
                 let dynamic = parse(&make_elf(class, endian, Some("/lib/ld.so.1"), 3)).unwrap();
                 assert_eq!(dynamic.class, class);
                 assert_eq!(dynamic.endian, endian);
-                assert_eq!(
-                    dynamic.interpreter.as_deref(),
-                    Some("/lib/ld.so.1"),
-                    "{class:?} {endian:?}"
-                );
+                assert_eq!(dynamic.interpreter.as_deref(), Some("/lib/ld.so.1"), "{class:?} {endian:?}");
                 assert!(!dynamic.is_static());
 
                 let fixed = parse(&make_elf(class, endian, None, 3)).unwrap();
@@ -330,20 +309,13 @@ mod tests {
 
     #[test]
     fn no_program_headers_is_static() {
-        assert!(
-            parse(&make_elf(Class::Elf64, Endian::Little, None, 0))
-                .unwrap()
-                .is_static()
-        );
+        assert!(parse(&make_elf(Class::Elf64, Endian::Little, None, 0)).unwrap().is_static());
     }
 
     #[test]
     fn rejects_what_is_not_an_executable() {
         assert_eq!(parse(b""), Err(ElfError::NotElf));
-        assert_eq!(
-            parse(b"#!/bin/sh\nexec busybox \"$@\"\n"),
-            Err(ElfError::NotElf)
-        );
+        assert_eq!(parse(b"#!/bin/sh\nexec busybox \"$@\"\n"), Err(ElfError::NotElf));
         assert_eq!(parse(b"\x7fELF"), Err(ElfError::Truncated("e_ident")));
 
         let mut bad_class = make_elf(Class::Elf64, Endian::Little, None, 1);
@@ -367,18 +339,12 @@ mod tests {
             let _ = parse(&full[..len]);
         }
         // Cut inside the interpreter string.
-        assert_eq!(
-            parse(&full[..full.len() - 3]),
-            Err(ElfError::Truncated("PT_INTERP string"))
-        );
+        assert_eq!(parse(&full[..full.len() - 3]), Err(ElfError::Truncated("PT_INTERP string")));
 
         // A program header table offset near u64::MAX must not overflow.
         let mut wild = make_elf(Class::Elf64, Endian::Little, None, 2);
         wild[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(
-            parse(&wild),
-            Err(ElfError::Truncated("program header table"))
-        );
+        assert_eq!(parse(&wild), Err(ElfError::Truncated("program header table")));
     }
 
     #[test]
@@ -397,34 +363,19 @@ mod tests {
         elf[40..48].copy_from_slice(&shoff.to_le_bytes());
         elf[56..58].copy_from_slice(&PN_XNUM.to_le_bytes());
         elf[shoff as usize + 44..shoff as usize + 48].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(
-            parse(&elf).unwrap().interpreter.as_deref(),
-            Some("/lib/ld.so")
-        );
+        assert_eq!(parse(&elf).unwrap().interpreter.as_deref(), Some("/lib/ld.so"));
     }
 
     /// The host's busybox-static: the package this plugin is meant for and a
     /// CI dependency (`.ci` installs busybox-static), so a missing file fails.
     #[test]
     fn host_busybox_is_a_static_executable() {
-        let bytes =
-            std::fs::read("/bin/busybox").expect("read /bin/busybox (install busybox-static)");
+        let bytes = std::fs::read("/bin/busybox").expect("read /bin/busybox (install busybox-static)");
         let info = parse(&bytes).unwrap();
-        assert!(
-            info.is_static(),
-            "/bin/busybox from busybox-static must be static, found {info:?}"
-        );
-        let expected = if cfg!(target_pointer_width = "64") {
-            Class::Elf64
-        } else {
-            Class::Elf32
-        };
+        assert!(info.is_static(), "/bin/busybox from busybox-static must be static, found {info:?}");
+        let expected = if cfg!(target_pointer_width = "64") { Class::Elf64 } else { Class::Elf32 };
         assert_eq!(info.class, expected);
-        let order = if cfg!(target_endian = "little") {
-            Endian::Little
-        } else {
-            Endian::Big
-        };
+        let order = if cfg!(target_endian = "little") { Endian::Little } else { Endian::Big };
         assert_eq!(info.endian, order);
     }
 
@@ -432,13 +383,7 @@ mod tests {
     #[test]
     fn host_dynamic_executable_names_its_loader() {
         let bytes = std::fs::read("/usr/bin/env").expect("read /usr/bin/env");
-        let interp = parse(&bytes)
-            .unwrap()
-            .interpreter
-            .expect("/usr/bin/env is dynamically linked");
-        assert!(
-            interp.starts_with('/') && interp.contains("ld"),
-            "odd interpreter {interp}"
-        );
+        let interp = parse(&bytes).unwrap().interpreter.expect("/usr/bin/env is dynamically linked");
+        assert!(interp.starts_with('/') && interp.contains("ld"), "odd interpreter {interp}");
     }
 }

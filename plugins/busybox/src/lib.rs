@@ -51,8 +51,7 @@ mod applets;
 mod elf;
 
 use lxc_tmpl_plugin_api::{
-    CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, OptionSpec,
-    PluginError, export_plugin,
+    CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, OptionSpec, PluginError, export_plugin,
     serde_json::{Value, json},
 };
 
@@ -65,14 +64,7 @@ const OPT_BUSYBOX_PATH: &str = "busybox-path";
 /// `PATH` of root, in its usual order. A fixed list rather than the caller's
 /// `PATH`, so that a stray directory in root's environment cannot choose the
 /// binary copied into containers.
-const SEARCH_DIRS: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+const SEARCH_DIRS: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /// Where busybox lives inside the container; every applet links here.
 const ROOTFS_BUSYBOX: &str = "bin/busybox";
@@ -211,10 +203,7 @@ impl Distro for Busybox {
                 applets.rejected.join(", ")
             ));
         }
-        host.debug(&format!(
-            "linking {} applets to /{ROOTFS_BUSYBOX}",
-            applets.links.len()
-        ));
+        host.debug(&format!("linking {} applets to /{ROOTFS_BUSYBOX}", applets.links.len()));
         let mut made_dirs: Vec<&str> = TREE.iter().map(|(d, _)| *d).collect();
         for link in &applets.links {
             if let Some(dir) = applets::parent(link)
@@ -302,11 +291,7 @@ impl Distro for Busybox {
         Ok(())
     }
 
-    fn message(
-        &self,
-        ctx: &HookContext,
-        _host: &mut Host<'_>,
-    ) -> Result<Option<String>, PluginError> {
+    fn message(&self, ctx: &HookContext, _host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
         let name = ctx.name.as_str();
         Ok(Some(format!(
             "The busybox container {name} is ready. No root password is set, so console logins are locked.\n\
@@ -412,21 +397,15 @@ const NET_INDICES: usize = 16;
 /// Whether the container's base config puts it in the host's network
 /// namespace (`lxc.net.N.type = none`, or the legacy `lxc.network.type`).
 fn shares_host_network(host: &mut Host<'_>) -> bool {
-    let keys = (0..NET_INDICES)
-        .map(|n| format!("lxc.net.{n}.type"))
-        .chain(["lxc.network.type".to_owned()]);
-    keys.into_iter()
-        .any(|key| host.config_value(&key).is_some_and(|v| v.trim() == "none"))
+    let keys = (0..NET_INDICES).map(|n| format!("lxc.net.{n}.type")).chain(["lxc.network.type".to_owned()]);
+    keys.into_iter().any(|key| host.config_value(&key).is_some_and(|v| v.trim() == "none"))
 }
 
 /// Whether the dynamic loader lies inside one of the bound library dirs.
 fn loader_is_bound(loader: &str, binds: &[&str]) -> bool {
-    binds.iter().any(|dir| {
-        loader
-            .strip_prefix('/')
-            .and_then(|l| l.strip_prefix(dir))
-            .is_some_and(|r| r.starts_with('/'))
-    })
+    binds
+        .iter()
+        .any(|dir| loader.strip_prefix('/').and_then(|l| l.strip_prefix(dir)).is_some_and(|r| r.starts_with('/')))
 }
 
 /// Runs `busybox --list-full` on the host (install paths such as
@@ -434,16 +413,9 @@ fn loader_is_bound(loader: &str, binds: &[&str]) -> bool {
 /// for a busybox too old for `--list-full`.
 fn list_applets(host: &mut Host<'_>, busybox: &str) -> Result<applets::AppletLinks, PluginError> {
     let full = host.run(&CommandSpec::on_host(&[busybox, "--list-full"]).unchecked())?;
-    let mut parsed = if full.status == 0 {
-        applets::parse_list_full(&full.stdout_text())
-    } else {
-        Default::default()
-    };
+    let mut parsed = if full.status == 0 { applets::parse_list_full(&full.stdout_text()) } else { Default::default() };
     if parsed.links.is_empty() {
-        host.debug(&format!(
-            "{busybox} --list-full gave nothing (status {}); using --list",
-            full.status
-        ));
+        host.debug(&format!("{busybox} --list-full gave nothing (status {}); using --list", full.status));
         let short = host.run_on_host(&[busybox, "--list"])?;
         parsed = applets::parse_list(&short.stdout_text());
     }
@@ -460,10 +432,7 @@ fn list_applets(host: &mut Host<'_>, busybox: &str) -> Result<applets::AppletLin
 fn find_applet(host: &mut Host<'_>, name: &str) -> Result<Option<String>, PluginError> {
     for dir in APPLET_DIRS {
         let path = format!("{dir}/{name}");
-        if matches!(
-            host.file_kind(&path)?,
-            Some(FileKind::Symlink | FileKind::File)
-        ) {
+        if matches!(host.file_kind(&path)?, Some(FileKind::Symlink | FileKind::File)) {
             return Ok(Some(format!("/{path}")));
         }
     }
@@ -474,14 +443,9 @@ fn find_applet(host: &mut Host<'_>, name: &str) -> Result<Option<String>, Plugin
 /// by default (read from `udhcpc --help`, as the old template did), so a
 /// manual `udhcpc -i eth0` works too. Returns its path, or `None` when the
 /// busybox has no `udhcpc` or no `ip` to apply a lease with.
-fn install_udhcpc_script(
-    ctx: &HookContext,
-    host: &mut Host<'_>,
-) -> Result<Option<String>, PluginError> {
+fn install_udhcpc_script(ctx: &HookContext, host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
     if find_applet(host, "udhcpc")?.is_none() {
-        host.info(
-            "this busybox has no udhcpc: the container will not configure its network by DHCP",
-        );
+        host.info("this busybox has no udhcpc: the container will not configure its network by DHCP");
         return Ok(None);
     }
     if find_applet(host, "ip")?.is_none() {
@@ -489,16 +453,10 @@ fn install_udhcpc_script(
         return Ok(None);
     }
     let busybox = locate(ctx, host)?;
-    let help =
-        host.run(&CommandSpec::on_host(&[busybox.as_str(), "udhcpc", "--help"]).unchecked())?;
+    let help = host.run(&CommandSpec::on_host(&[busybox.as_str(), "udhcpc", "--help"]).unchecked())?;
     // busybox prints usage on stderr.
-    let text = format!(
-        "{}{}",
-        help.stdout_text(),
-        String::from_utf8_lossy(&help.stderr)
-    );
-    let script =
-        applets::udhcpc_default_script(&text).unwrap_or_else(|| DEFAULT_UDHCPC_SCRIPT.to_owned());
+    let text = format!("{}{}", help.stdout_text(), String::from_utf8_lossy(&help.stderr));
+    let script = applets::udhcpc_default_script(&text).unwrap_or_else(|| DEFAULT_UDHCPC_SCRIPT.to_owned());
     if let Some(dir) = applets::parent(&script)
         && !dir.is_empty()
     {
@@ -514,13 +472,7 @@ fn install_udhcpc_script(
 /// Renders a template through the host and writes it. The trailing newline
 /// is restored when the renderer drops it (minijinja does by default), so
 /// every text file ends in one.
-fn render_to(
-    host: &mut Host<'_>,
-    path: &str,
-    source: &str,
-    context: &Value,
-    mode: u32,
-) -> Result<(), PluginError> {
+fn render_to(host: &mut Host<'_>, path: &str, source: &str, context: &Value, mode: u32) -> Result<(), PluginError> {
     let mut text = host.render(path, source, context)?;
     if !text.ends_with('\n') {
         text.push('\n');
@@ -557,28 +509,13 @@ fn config_entries(name: &str, lib_binds: &[&str], unprivileged: bool) -> Vec<Con
         // common.conf: /sys fully read-only (common.conf: sys:mixed). An
         // unprivileged container keeps userns.conf's settings (full caps
         // inside its user namespace, sys:rw), as LXC intends.
-        entries.push(ConfigEntry::new(
-            "lxc.cap.drop",
-            "sys_module mac_admin mac_override sys_time",
-        ));
-        entries.push(ConfigEntry::new(
-            "lxc.mount.auto",
-            "cgroup:mixed proc:mixed sys:ro",
-        ));
+        entries.push(ConfigEntry::new("lxc.cap.drop", "sys_module mac_admin mac_override sys_time"));
+        entries.push(ConfigEntry::new("lxc.mount.auto", "cgroup:mixed proc:mixed sys:ro"));
     }
-    entries.push(ConfigEntry::new(
-        "lxc.mount.entry",
-        "shm dev/shm tmpfs defaults,create=dir 0 0",
-    ));
-    entries.push(ConfigEntry::new(
-        "lxc.mount.entry",
-        "mqueue dev/mqueue mqueue defaults,optional,create=dir 0 0",
-    ));
+    entries.push(ConfigEntry::new("lxc.mount.entry", "shm dev/shm tmpfs defaults,create=dir 0 0"));
+    entries.push(ConfigEntry::new("lxc.mount.entry", "mqueue dev/mqueue mqueue defaults,optional,create=dir 0 0"));
     for dir in lib_binds {
-        entries.push(ConfigEntry::new(
-            "lxc.mount.entry",
-            &format!("/{dir} {dir} none ro,bind 0 0"),
-        ));
+        entries.push(ConfigEntry::new("lxc.mount.entry", &format!("/{dir} {dir} none ro,bind 0 0")));
     }
     entries.push(ConfigEntry::new(
         "lxc.mount.entry",

@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lxc_tmpl_plugin_api::{
-    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, HookContext, Host,
-    HostApi, HostApi_TO, HostFacts, LogLevel, OptionValue, PluginError,
+    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, HookContext, Host, HostApi, HostApi_TO,
+    HostFacts, LogLevel, OptionValue, PluginError,
     abi_stable::{
         sabi_trait::TD_Opaque,
         sabi_types::RMut,
@@ -62,10 +62,7 @@ fn err<T>(message: String) -> RResult<T, PluginError> {
 }
 
 fn norm(path: RStr<'_>) -> String {
-    path.as_str()
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_owned()
+    path.as_str().trim_start_matches('/').trim_end_matches('/').to_owned()
 }
 
 fn parent_of(path: &str) -> &str {
@@ -73,11 +70,7 @@ fn parent_of(path: &str) -> &str {
 }
 
 fn output(status: i32, stdout: &str, stderr: &str) -> CommandOutput {
-    CommandOutput {
-        status,
-        stdout: stdout.as_bytes().into(),
-        stderr: stderr.as_bytes().into(),
-    }
+    CommandOutput { status, stdout: stdout.as_bytes().into(), stderr: stderr.as_bytes().into() }
 }
 
 impl FakeHost {
@@ -86,10 +79,7 @@ impl FakeHost {
     }
 
     fn sealed(sealed: Sealed) -> Self {
-        Self {
-            sealed: Some(sealed),
-            ..Self::default()
-        }
+        Self { sealed: Some(sealed), ..Self::default() }
     }
 
     fn parent_is_dir(&self, path: &str) -> bool {
@@ -112,19 +102,11 @@ impl FakeHost {
     }
 
     fn warnings(&self) -> Vec<&str> {
-        self.logs
-            .iter()
-            .filter(|(l, _)| *l == LogLevel::Warn)
-            .map(|(_, m)| m.as_str())
-            .collect()
+        self.logs.iter().filter(|(l, _)| *l == LogLevel::Warn).map(|(_, m)| m.as_str()).collect()
     }
 
     fn config_values(&self, key: &str) -> Vec<&str> {
-        self.config
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.config.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -133,15 +115,10 @@ impl HostApi for FakeHost {
         let argv: Vec<String> = command.argv.iter().map(|a| a.to_string()).collect();
         self.commands.push(argv.clone());
         let out = match &self.sealed {
-            Some(sealed) => sealed
-                .outputs
-                .get(&argv.join(" "))
-                .cloned()
-                .unwrap_or_else(|| output(127, "", "not found")),
-            None => match std::process::Command::new(&argv[0])
-                .args(&argv[1..])
-                .output()
-            {
+            Some(sealed) => {
+                sealed.outputs.get(&argv.join(" ")).cloned().unwrap_or_else(|| output(127, "", "not found"))
+            }
+            None => match std::process::Command::new(&argv[0]).args(&argv[1..]).output() {
                 Ok(o) => CommandOutput {
                     status: o.status.code().unwrap_or(128),
                     stdout: o.stdout.into(),
@@ -151,10 +128,7 @@ impl HostApi for FakeHost {
             },
         };
         if command.check && out.status != 0 {
-            return RResult::RErr(PluginError::failed(format!(
-                "{argv:?} exited {}",
-                out.status
-            )));
+            return RResult::RErr(PluginError::failed(format!("{argv:?} exited {}", out.status)));
         }
         RResult::ROk(out)
     }
@@ -166,20 +140,12 @@ impl HostApi for FakeHost {
         }
     }
 
-    fn write_file(
-        &mut self,
-        path: RStr<'_>,
-        data: RSlice<'_, u8>,
-        mode: u32,
-    ) -> RResult<(), PluginError> {
+    fn write_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>, mode: u32) -> RResult<(), PluginError> {
         let path = norm(path);
         if !self.parent_is_dir(&path) {
             return err(format!("write {path}: parent missing"));
         }
-        if matches!(
-            self.rootfs.get(&path),
-            Some(Node::Dir { .. } | Node::Symlink { .. })
-        ) {
+        if matches!(self.rootfs.get(&path), Some(Node::Dir { .. } | Node::Symlink { .. })) {
             return err(format!("write {path}: not a file"));
         }
         // Like open(O_CREAT): the mode applies only to a new file.
@@ -187,20 +153,12 @@ impl HostApi for FakeHost {
             Some(Node::File { mode, .. }) => *mode,
             _ => mode,
         };
-        self.rootfs.insert(
-            path,
-            Node::File {
-                data: data.to_vec(),
-                mode,
-            },
-        );
+        self.rootfs.insert(path, Node::File { data: data.to_vec(), mode });
         RResult::ROk(())
     }
 
     fn append_file(&mut self, path: RStr<'_>, _data: RSlice<'_, u8>) -> RResult<(), PluginError> {
-        err(format!(
-            "append {path}: the busybox plugin writes whole files"
-        ))
+        err(format!("append {path}: the busybox plugin writes whole files"))
     }
 
     fn mkdir_all(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
@@ -227,29 +185,20 @@ impl HostApi for FakeHost {
         if !self.parent_is_dir(&link) || self.rootfs.contains_key(&link) {
             return err(format!("symlink {link}: parent missing or link exists"));
         }
-        self.rootfs.insert(
-            link,
-            Node::Symlink {
-                target: target.to_string(),
-            },
-        );
+        self.rootfs.insert(link, Node::Symlink { target: target.to_string() });
         RResult::ROk(())
     }
 
     fn hard_link(&mut self, existing: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
         let (existing, link) = (norm(existing), norm(link));
         match self.rootfs.get(&existing) {
-            Some(node @ Node::File { .. })
-                if self.parent_is_dir(&link) && !self.rootfs.contains_key(&link) =>
-            {
+            Some(node @ Node::File { .. }) if self.parent_is_dir(&link) && !self.rootfs.contains_key(&link) => {
                 let node = node.clone();
                 self.rootfs.insert(link.clone(), node);
                 self.hard_links.push((existing, link));
                 RResult::ROk(())
             }
-            _ => err(format!(
-                "hard link {link} -> {existing}: bad source or target"
-            )),
+            _ => err(format!("hard link {link} -> {existing}: bad source or target")),
         }
     }
 
@@ -264,15 +213,12 @@ impl HostApi for FakeHost {
     }
 
     fn set_owner(&mut self, path: RStr<'_>, _uid: u32, _gid: u32) -> RResult<(), PluginError> {
-        err(format!(
-            "chown {path}: not expected from the busybox plugin"
-        ))
+        err(format!("chown {path}: not expected from the busybox plugin"))
     }
 
     fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError> {
         let path = norm(path);
-        self.rootfs
-            .retain(|p, _| p != &path && !p.starts_with(&format!("{path}/")));
+        self.rootfs.retain(|p, _| p != &path && !p.starts_with(&format!("{path}/")));
         RResult::ROk(())
     }
 
@@ -285,12 +231,7 @@ impl HostApi for FakeHost {
         RResult::ROk(kind.into())
     }
 
-    fn copy_from_host(
-        &mut self,
-        host_path: RStr<'_>,
-        path: RStr<'_>,
-        mode: u32,
-    ) -> RResult<(), PluginError> {
+    fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
         let data = match self.read_host_file(host_path) {
             RResult::ROk(data) => data,
             RResult::RErr(e) => return RResult::RErr(e),
@@ -299,13 +240,7 @@ impl HostApi for FakeHost {
         if !self.parent_is_dir(&path) {
             return err(format!("copy to {path}: parent missing"));
         }
-        self.rootfs.insert(
-            path,
-            Node::File {
-                data: data.into_vec(),
-                mode,
-            },
-        );
+        self.rootfs.insert(path, Node::File { data: data.into_vec(), mode });
         RResult::ROk(())
     }
 
@@ -338,28 +273,18 @@ impl HostApi for FakeHost {
         RResult::ROk(kind.into())
     }
 
-    fn render(
-        &mut self,
-        _name: RStr<'_>,
-        source: RStr<'_>,
-        context_json: RStr<'_>,
-    ) -> RResult<RString, PluginError> {
-        let context: Value =
-            lxc_tmpl_plugin_api::serde_json::from_str(context_json.as_str()).unwrap();
+    fn render(&mut self, _name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError> {
+        let context: Value = lxc_tmpl_plugin_api::serde_json::from_str(context_json.as_str()).unwrap();
         RResult::ROk(mini_render(source.as_str(), &context).into())
     }
 
     fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError> {
-        self.config
-            .push((entry.key.to_string(), entry.value.to_string()));
+        self.config.push((entry.key.to_string(), entry.value.to_string()));
         RResult::ROk(())
     }
 
     fn config_value(&mut self, key: RStr<'_>) -> ROption<RString> {
-        self.base_config
-            .get(key.as_str())
-            .map(|v| RString::from(v.as_str()))
-            .into()
+        self.base_config.get(key.as_str()).map(|v| RString::from(v.as_str())).into()
     }
 
     fn log(&mut self, level: LogLevel, message: RStr<'_>) {
@@ -432,10 +357,7 @@ fn mini_render(source: &str, context: &Value) -> String {
 fn context(name: &str, busybox_path: Option<&str>) -> HookContext {
     let mut options = RVec::new();
     if let Some(path) = busybox_path {
-        options.push(OptionValue {
-            long: "busybox-path".into(),
-            values: vec![RString::from(path)].into(),
-        });
+        options.push(OptionValue { long: "busybox-path".into(), values: vec![RString::from(path)].into() });
     }
     HookContext {
         distro: "busybox".into(),
@@ -465,11 +387,7 @@ fn create(fake: &mut FakeHost, ctx: &HookContext) -> Result<Option<String>, Plug
     let plugin = Busybox;
     with_host(fake, |host| {
         plugin.validate(ctx, host)?;
-        assert_eq!(
-            plugin.cache_key(ctx, host)?,
-            None,
-            "busybox is never cached"
-        );
+        assert_eq!(plugin.cache_key(ctx, host)?, None, "busybox is never cached");
         plugin.download(ctx, host)?;
         plugin.sources_list(ctx, host)?;
         plugin.configure(ctx, host)?;
@@ -483,14 +401,8 @@ fn create(fake: &mut FakeHost, ctx: &HookContext) -> Result<Option<String>, Plug
 
 fn assert_no_network_or_apparmor(entries: &[(String, String)]) {
     for (key, value) in entries {
-        assert!(
-            !key.starts_with("lxc.net") && !key.starts_with("lxc.network"),
-            "{key} = {value}"
-        );
-        assert!(
-            !key.starts_with("lxc.apparmor") && !key.starts_with("lxc.aa_"),
-            "{key} = {value}"
-        );
+        assert!(!key.starts_with("lxc.net") && !key.starts_with("lxc.network"), "{key} = {value}");
+        assert!(!key.starts_with("lxc.apparmor") && !key.starts_with("lxc.aa_"), "{key} = {value}");
     }
 }
 
@@ -527,57 +439,19 @@ fn creates_a_container_from_the_host_busybox() {
     // Tree and modes.
     assert_eq!(fake.mode("tmp"), 0o1777);
     assert_eq!(fake.mode("root"), 0o700);
-    for dir in [
-        "bin",
-        "sbin",
-        "usr/bin",
-        "usr/sbin",
-        "dev/pts",
-        "proc",
-        "sys",
-        "etc/init.d",
-        "var/log",
-        "var/run",
-    ] {
+    for dir in ["bin", "sbin", "usr/bin", "usr/sbin", "dev/pts", "proc", "sys", "etc/init.d", "var/log", "var/run"] {
         assert_eq!(fake.mode(dir), 0o755, "{dir}");
     }
-    assert!(
-        !fs.contains_key("lib64"),
-        "static busybox needs no lib64 mount point"
-    );
+    assert!(!fs.contains_key("lib64"), "static busybox needs no lib64 mount point");
     assert!(!fs.contains_key("selinux"));
 
     // busybox, never setuid; applets; init.
     assert_eq!(fake.mode("bin/busybox"), 0o755);
-    assert_eq!(
-        fs["bin/busybox"],
-        Node::File {
-            data: std::fs::read(&expected_busybox).unwrap(),
-            mode: 0o755
-        }
-    );
-    assert_eq!(
-        fs["bin/sh"],
-        Node::Symlink {
-            target: "/bin/busybox".into()
-        }
-    );
-    assert_eq!(
-        fs["usr/bin/passwd"],
-        Node::Symlink {
-            target: "/bin/busybox".into()
-        }
-    );
-    assert_eq!(
-        fs["sbin/getty"],
-        Node::Symlink {
-            target: "/bin/busybox".into()
-        }
-    );
-    assert_eq!(
-        fake.hard_links,
-        [("bin/busybox".to_owned(), "sbin/init".to_owned())]
-    );
+    assert_eq!(fs["bin/busybox"], Node::File { data: std::fs::read(&expected_busybox).unwrap(), mode: 0o755 });
+    assert_eq!(fs["bin/sh"], Node::Symlink { target: "/bin/busybox".into() });
+    assert_eq!(fs["usr/bin/passwd"], Node::Symlink { target: "/bin/busybox".into() });
+    assert_eq!(fs["sbin/getty"], Node::Symlink { target: "/bin/busybox".into() });
+    assert_eq!(fake.hard_links, [("bin/busybox".to_owned(), "sbin/init".to_owned())]);
     assert!(!fs.contains_key("linuxrc"));
     for (path, node) in fs {
         if let Node::File { mode, .. } | Node::Dir { mode } = node {
@@ -594,125 +468,62 @@ fn creates_a_container_from_the_host_busybox() {
 
     assert_eq!(fake.text("etc/hostname"), "bb1\n");
     let hosts = fake.text("etc/hosts");
-    assert!(
-        hosts.contains("127.0.0.1\tlocalhost\n")
-            && hosts.contains("127.0.1.1\tbb1\n")
-            && hosts.contains("::1")
-    );
+    assert!(hosts.contains("127.0.0.1\tlocalhost\n") && hosts.contains("127.0.1.1\tbb1\n") && hosts.contains("::1"));
     assert!(fs.contains_key("etc/fstab"));
 
     // Boot: logins, not a root shell; DHCP in the background, only with eth0.
     let inittab = fake.text("etc/inittab");
     assert!(inittab.contains("::sysinit:/etc/init.d/rcS\n"), "{inittab}");
-    assert!(
-        inittab.contains("console::respawn:/sbin/getty -L console 115200 vt100\n"),
-        "{inittab}"
-    );
-    assert!(
-        inittab.contains("tty1::respawn:/sbin/getty -L tty1 115200 vt100\n"),
-        "{inittab}"
-    );
+    assert!(inittab.contains("console::respawn:/sbin/getty -L console 115200 vt100\n"), "{inittab}");
+    assert!(inittab.contains("tty1::respawn:/sbin/getty -L tty1 115200 vt100\n"), "{inittab}");
     assert!(inittab.contains("::ctrlaltdel:/sbin/reboot\n"), "{inittab}");
-    assert!(
-        inittab.contains("::shutdown:/bin/umount -a -r\n"),
-        "{inittab}"
-    );
-    assert!(
-        !inittab.contains("askfirst") && !inittab.contains(":/bin/sh"),
-        "{inittab}"
-    );
+    assert!(inittab.contains("::shutdown:/bin/umount -a -r\n"), "{inittab}");
+    assert!(!inittab.contains("askfirst") && !inittab.contains(":/bin/sh"), "{inittab}");
 
     let rcs = fake.text("etc/init.d/rcS");
     assert_eq!(fake.mode("etc/init.d/rcS"), 0o755);
     assert!(rcs.starts_with("#!/bin/sh\n"));
-    assert!(
-        rcs.contains("\nmount -a\n") && rcs.contains("\nsyslogd\n"),
-        "{rcs}"
-    );
+    assert!(rcs.contains("\nmount -a\n") && rcs.contains("\nsyslogd\n"), "{rcs}");
     assert!(rcs.contains("\nip link set lo up\n"), "{rcs}");
-    assert!(
-        rcs.contains("if [ -e /sys/class/net/eth0 ]; then\n"),
-        "{rcs}"
-    );
-    assert!(
-        rcs.contains("    udhcpc -b -i eth0 -s /etc/udhcpc/default.script &\n"),
-        "{rcs}"
-    );
-    let runs = rcs
-        .lines()
-        .filter(|l| l.trim_start().starts_with("udhcpc"))
-        .count();
+    assert!(rcs.contains("if [ -e /sys/class/net/eth0 ]; then\n"), "{rcs}");
+    assert!(rcs.contains("    udhcpc -b -i eth0 -s /etc/udhcpc/default.script &\n"), "{rcs}");
+    let runs = rcs.lines().filter(|l| l.trim_start().starts_with("udhcpc")).count();
     assert_eq!(runs, 1, "only the backgrounded udhcpc: {rcs}");
     assert_eq!(fake.mode("etc/udhcpc"), 0o755);
     assert_eq!(fake.mode("etc/udhcpc/default.script"), 0o755);
-    assert!(
-        fake.text("etc/udhcpc/default.script")
-            .contains("ip route add default via")
-    );
+    assert!(fake.text("etc/udhcpc/default.script").contains("ip route add default via"));
 
     // Config.
-    assert_eq!(
-        fake.config[0],
-        (
-            "lxc.include".to_owned(),
-            "/usr/share/lxc/config/common.conf".to_owned()
-        )
-    );
+    assert_eq!(fake.config[0], ("lxc.include".to_owned(), "/usr/share/lxc/config/common.conf".to_owned()));
     assert_eq!(fake.config_values("lxc.uts.name"), ["bb1"]);
     assert_eq!(fake.config_values("lxc.signal.halt"), ["SIGUSR1"]);
     assert_eq!(fake.config_values("lxc.signal.reboot"), ["SIGTERM"]);
     assert_eq!(fake.config_values("lxc.tty.max"), ["1"]);
     let mounts = fake.config_values("lxc.mount.entry");
-    assert!(
-        mounts.iter().all(|m| !m.contains("ro,bind 0 0")),
-        "no host lib binds for a static busybox: {mounts:?}"
-    );
+    assert!(mounts.iter().all(|m| !m.contains("ro,bind 0 0")), "no host lib binds for a static busybox: {mounts:?}");
     assert_no_network_or_apparmor(&fake.config);
     assert!(fake.warnings().is_empty(), "{:?}", fake.warnings());
 
-    assert!(
-        message.contains("lxc-start -n bb1 && lxc-attach -n bb1"),
-        "{message}"
-    );
+    assert!(message.contains("lxc-start -n bb1 && lxc-attach -n bb1"), "{message}");
 }
 
 fn dynamic_host(list_full_works: bool) -> Sealed {
     let mut sealed = Sealed::default();
     sealed.files.insert(
         "/opt/bb/busybox".into(),
-        make_elf(
-            Class::Elf64,
-            Endian::Little,
-            Some("/lib64/ld-linux-x86-64.so.2"),
-            4,
-        ),
+        make_elf(Class::Elf64, Endian::Little, Some("/lib64/ld-linux-x86-64.so.2"), 4),
     );
-    sealed
-        .files
-        .insert("/usr/share/lxc/config/common.conf".into(), Vec::new());
+    sealed.files.insert("/usr/share/lxc/config/common.conf".into(), Vec::new());
     for dir in ["/lib", "/usr/lib", "/lib64"] {
         sealed.dirs.insert(dir.into());
     }
-    let (full_status, full) = if list_full_works {
-        (0, "bin/sh\nsbin/udhcpc\nsbin/ip\nbin/busybox\n")
-    } else {
-        (1, "")
-    };
-    sealed.outputs.insert(
-        "/opt/bb/busybox --list-full".into(),
-        output(full_status, full, ""),
-    );
-    sealed.outputs.insert(
-        "/opt/bb/busybox --list".into(),
-        output(0, "sh\nudhcpc\nip\nbusybox\n", ""),
-    );
+    let (full_status, full) =
+        if list_full_works { (0, "bin/sh\nsbin/udhcpc\nsbin/ip\nbin/busybox\n") } else { (1, "") };
+    sealed.outputs.insert("/opt/bb/busybox --list-full".into(), output(full_status, full, ""));
+    sealed.outputs.insert("/opt/bb/busybox --list".into(), output(0, "sh\nudhcpc\nip\nbusybox\n", ""));
     sealed.outputs.insert(
         "/opt/bb/busybox udhcpc --help".into(),
-        output(
-            0,
-            "",
-            "\t-s PROG\t\tRun PROG at DHCP events (default /usr/share/udhcpc/default.script)\n",
-        ),
+        output(0, "", "\t-s PROG\t\tRun PROG at DHCP events (default /usr/share/udhcpc/default.script)\n"),
     );
     sealed
 }
@@ -724,66 +535,35 @@ fn dynamic_busybox_binds_the_host_library_dirs() {
     create(&mut fake, &ctx).unwrap();
 
     let warnings = fake.warnings();
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("dynamically linked") && w.contains("/lib64")),
-        "{warnings:?}"
-    );
-    assert!(
-        !warnings.iter().any(|w| w.contains("will not start")),
-        "{warnings:?}"
-    );
+    assert!(warnings.iter().any(|w| w.contains("dynamically linked") && w.contains("/lib64")), "{warnings:?}");
+    assert!(!warnings.iter().any(|w| w.contains("will not start")), "{warnings:?}");
     assert_eq!(fake.rootfs["lib64"], Node::Dir { mode: 0o755 });
-    assert!(
-        !fake.rootfs.contains_key("usr/lib64"),
-        "absent on this host"
-    );
+    assert!(!fake.rootfs.contains_key("usr/lib64"), "absent on this host");
 
     // --list-full failed: --list, everything in bin/.
-    assert!(
-        fake.commands
-            .iter()
-            .any(|c| c == &["/opt/bb/busybox", "--list"])
-    );
+    assert!(fake.commands.iter().any(|c| c == &["/opt/bb/busybox", "--list"]));
     assert!(matches!(fake.rootfs["bin/udhcpc"], Node::Symlink { .. }));
 
-    let binds: Vec<&str> = fake
-        .config_values("lxc.mount.entry")
-        .into_iter()
-        .filter(|m| m.ends_with(" none ro,bind 0 0"))
-        .collect();
+    let binds: Vec<&str> =
+        fake.config_values("lxc.mount.entry").into_iter().filter(|m| m.ends_with(" none ro,bind 0 0")).collect();
     assert_eq!(
         binds,
-        [
-            "/lib lib none ro,bind 0 0",
-            "/usr/lib usr/lib none ro,bind 0 0",
-            "/lib64 lib64 none ro,bind 0 0"
-        ]
+        ["/lib lib none ro,bind 0 0", "/usr/lib usr/lib none ro,bind 0 0", "/lib64 lib64 none ro,bind 0 0"]
     );
     assert_no_network_or_apparmor(&fake.config);
 
     // The script goes where this udhcpc looks for it; rcS names it.
     assert_eq!(fake.mode("usr/share/udhcpc"), 0o755);
     assert_eq!(fake.mode("usr/share/udhcpc/default.script"), 0o755);
-    assert!(
-        fake.text("etc/init.d/rcS")
-            .contains("udhcpc -b -i eth0 -s /usr/share/udhcpc/default.script &\n")
-    );
+    assert!(fake.text("etc/init.d/rcS").contains("udhcpc -b -i eth0 -s /usr/share/udhcpc/default.script &\n"));
 
     // No getty/login/reboot/umount in this busybox: no dead inittab lines.
     let inittab = fake.text("etc/inittab");
     assert_eq!(
-        inittab
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .collect::<Vec<_>>(),
+        inittab.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect::<Vec<_>>(),
         ["::sysinit:/etc/init.d/rcS"]
     );
-    assert!(
-        warnings.iter().any(|w| w.contains("no login prompt")),
-        "{warnings:?}"
-    );
+    assert!(warnings.iter().any(|w| w.contains("no login prompt")), "{warnings:?}");
     // No syslogd either.
     assert!(!fake.text("etc/init.d/rcS").contains("syslogd"));
 }
@@ -794,56 +574,28 @@ fn list_full_paths_are_used_when_available() {
     create(&mut fake, &context("dyn", Some("/opt/bb/busybox"))).unwrap();
     assert!(matches!(fake.rootfs["sbin/udhcpc"], Node::Symlink { .. }));
     assert!(!fake.rootfs.contains_key("bin/udhcpc"));
-    assert!(
-        !fake
-            .commands
-            .iter()
-            .any(|c| c == &["/opt/bb/busybox", "--list"])
-    );
+    assert!(!fake.commands.iter().any(|c| c == &["/opt/bb/busybox", "--list"]));
 }
 
 #[test]
 fn validate_names_the_path_and_the_fix() {
     let mut sealed = Sealed::default();
-    sealed
-        .files
-        .insert("/opt/script".into(), b"#!/bin/sh\n".to_vec());
-    sealed
-        .files
-        .insert("/usr/share/lxc/config/common.conf".into(), Vec::new());
+    sealed.files.insert("/opt/script".into(), b"#!/bin/sh\n".to_vec());
+    sealed.files.insert("/usr/share/lxc/config/common.conf".into(), Vec::new());
     sealed.dirs.insert("/opt".into());
     let mut fake = FakeHost::sealed(sealed);
 
     let cases = [
         (Some("busybox"), "give an absolute path"),
-        (
-            Some("/x"),
-            "busybox not found at /x: install busybox-static or pass --busybox-path",
-        ),
-        (
-            Some("/opt"),
-            "busybox at /opt is a directory, not a regular file",
-        ),
-        (
-            Some("/opt/script"),
-            "/opt/script is not a busybox executable (not an ELF file)",
-        ),
-        (
-            None,
-            "busybox not found in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin",
-        ),
+        (Some("/x"), "busybox not found at /x: install busybox-static or pass --busybox-path"),
+        (Some("/opt"), "busybox at /opt is a directory, not a regular file"),
+        (Some("/opt/script"), "/opt/script is not a busybox executable (not an ELF file)"),
+        (None, "busybox not found in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin"),
     ];
     for (path, expected) in cases {
-        let error = with_host(&mut fake, |host| {
-            Busybox.validate(&context("x", path), host)
-        })
-        .unwrap_err();
+        let error = with_host(&mut fake, |host| Busybox.validate(&context("x", path), host)).unwrap_err();
         assert_eq!(error.kind, ErrorKind::INVALID_INPUT, "{path:?}");
-        assert!(
-            error.message.contains(expected),
-            "{path:?}: {}",
-            error.message
-        );
+        assert!(error.message.contains(expected), "{path:?}: {}", error.message);
     }
 }
 
@@ -852,47 +604,25 @@ fn validate_requires_lxc_common_conf() {
     let mut sealed = dynamic_host(true);
     sealed.files.remove("/usr/share/lxc/config/common.conf");
     let mut fake = FakeHost::sealed(sealed);
-    let error = with_host(&mut fake, |host| {
-        Busybox.validate(&context("x", Some("/opt/bb/busybox")), host)
-    })
-    .unwrap_err();
+    let error =
+        with_host(&mut fake, |host| Busybox.validate(&context("x", Some("/opt/bb/busybox")), host)).unwrap_err();
     assert_eq!(error.kind, ErrorKind::UNSUPPORTED);
-    assert!(
-        error.message.contains("common.conf is missing"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("common.conf is missing"), "{}", error.message);
 }
 
 #[test]
 fn unprivileged_config_defers_to_userns_conf() {
     let entries = config_entries("u1", &[], true);
-    let pairs: Vec<(&str, &str)> = entries
-        .iter()
-        .map(|e| (e.key.as_str(), e.value.as_str()))
-        .collect();
-    assert_eq!(
-        pairs[0],
-        ("lxc.include", "/usr/share/lxc/config/common.conf")
-    );
-    assert_eq!(
-        pairs[1],
-        ("lxc.include", "/usr/share/lxc/config/userns.conf")
-    );
-    assert!(
-        !pairs
-            .iter()
-            .any(|(k, _)| *k == "lxc.cap.drop" || *k == "lxc.mount.auto")
-    );
+    let pairs: Vec<(&str, &str)> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+    assert_eq!(pairs[0], ("lxc.include", "/usr/share/lxc/config/common.conf"));
+    assert_eq!(pairs[1], ("lxc.include", "/usr/share/lxc/config/userns.conf"));
+    assert!(!pairs.iter().any(|(k, _)| *k == "lxc.cap.drop" || *k == "lxc.mount.auto"));
 }
 
 #[test]
 fn privileged_config_keeps_the_old_scripts_intent() {
     let entries = config_entries("p1", &["lib"], false);
-    let pairs: Vec<(String, String)> = entries
-        .iter()
-        .map(|e| (e.key.to_string(), e.value.to_string()))
-        .collect();
+    let pairs: Vec<(String, String)> = entries.iter().map(|e| (e.key.to_string(), e.value.to_string())).collect();
     let expected = [
         ("lxc.include", "/usr/share/lxc/config/common.conf"),
         ("lxc.uts.name", "p1"),
@@ -903,24 +633,12 @@ fn privileged_config_keeps_the_old_scripts_intent() {
         ("lxc.pty.max", "1024"),
         ("lxc.cap.drop", "sys_module mac_admin mac_override sys_time"),
         ("lxc.mount.auto", "cgroup:mixed proc:mixed sys:ro"),
-        (
-            "lxc.mount.entry",
-            "shm dev/shm tmpfs defaults,create=dir 0 0",
-        ),
-        (
-            "lxc.mount.entry",
-            "mqueue dev/mqueue mqueue defaults,optional,create=dir 0 0",
-        ),
+        ("lxc.mount.entry", "shm dev/shm tmpfs defaults,create=dir 0 0"),
+        ("lxc.mount.entry", "mqueue dev/mqueue mqueue defaults,optional,create=dir 0 0"),
         ("lxc.mount.entry", "/lib lib none ro,bind 0 0"),
-        (
-            "lxc.mount.entry",
-            "/sys/kernel/security sys/kernel/security none ro,bind,optional 0 0",
-        ),
+        ("lxc.mount.entry", "/sys/kernel/security sys/kernel/security none ro,bind,optional 0 0"),
     ];
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert_eq!(pairs, expected);
     assert_no_network_or_apparmor(&pairs);
 }
@@ -939,10 +657,7 @@ fn loader_location_checks() {
 fn mini_render_follows_minijinja_whitespace_rules() {
     let ctx = lxc_tmpl_plugin_api::serde_json::json!({ "a": "X", "t": true, "f": null });
     assert_eq!(
-        mini_render(
-            "1\n{% if t %}\n2 {{ a }}\n{% endif -%}\n{% if f %}\n3\n{% endif -%}\n4\n",
-            &ctx
-        ),
+        mini_render("1\n{% if t %}\n2 {{ a }}\n{% endif -%}\n{% if f %}\n3\n{% endif -%}\n4\n", &ctx),
         "1\n\n2 X\n4"
     );
 }
@@ -956,21 +671,12 @@ fn no_dhcp_in_the_hosts_network_namespace() {
         fake.base_config.insert(key.into(), "none".into());
         create(&mut fake, &context("shared", Some("/opt/bb/busybox"))).unwrap();
         let rcs = fake.text("etc/init.d/rcS");
-        assert!(
-            !rcs.lines().any(|l| l.trim_start().starts_with("udhcpc")),
-            "{key}: {rcs}"
-        );
-        assert!(
-            fake.warnings()
-                .iter()
-                .any(|w| w.contains("will not run udhcpc")),
-            "{key}"
-        );
+        assert!(!rcs.lines().any(|l| l.trim_start().starts_with("udhcpc")), "{key}: {rcs}");
+        assert!(fake.warnings().iter().any(|w| w.contains("will not run udhcpc")), "{key}");
         assert_no_network_or_apparmor(&fake.config);
     }
     let mut fake = FakeHost::sealed(dynamic_host(true));
-    fake.base_config
-        .insert("lxc.net.0.type".into(), "empty".into());
+    fake.base_config.insert("lxc.net.0.type".into(), "empty".into());
     create(&mut fake, &context("own", Some("/opt/bb/busybox"))).unwrap();
     assert!(fake.text("etc/init.d/rcS").contains("udhcpc -b -i eth0"));
 }

@@ -24,20 +24,11 @@ pub fn unknown_distro(distro: &str, plugins: &PluginSet) -> String {
     if let Some(skipped) = plugins.skipped_for(distro) {
         return format!("distro '{distro}' cannot be used: {}", skipped.error);
     }
-    let known: Vec<&str> = plugins
-        .plugins
-        .iter()
-        .map(|p| p.manifest.name.as_str())
-        .collect();
+    let known: Vec<&str> = plugins.plugins.iter().map(|p| p.manifest.name.as_str()).collect();
     if known.is_empty() {
-        format!(
-            "unknown distro '{distro}': no distro plugins were found (set LXC_TMPL_PLUGIN_PATH)"
-        )
+        format!("unknown distro '{distro}': no distro plugins were found (set LXC_TMPL_PLUGIN_PATH)")
     } else {
-        format!(
-            "unknown distro '{distro}': choose one of {} (see lxc-tmpl list)",
-            known.join(", ")
-        )
+        format!("unknown distro '{distro}': choose one of {} (see lxc-tmpl list)", known.join(", "))
     }
 }
 
@@ -45,9 +36,7 @@ pub fn unknown_distro(distro: &str, plugins: &PluginSet) -> String {
 pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
     validate_container_name(&args.name)?;
     if !args.dry_run && !facts::running_as_root() {
-        bail!(
-            "creating a container needs root: run lxc-tmpl as root (or use --dry-run to see what it would do)"
-        );
+        bail!("creating a container needs root: run lxc-tmpl as root (or use --dry-run to see what it would do)");
     }
     let verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -58,19 +47,14 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
 
     let installed = facts::installed_lxc_version();
     let target = match &args.lxc_version {
-        Some(text) => facts::parse_lenient_version(text).with_context(|| {
-            format!("--lxc-version '{text}' is not a version: give one like 5.0 or 2.0")
-        })?,
-        None => installed
-            .clone()
-            .unwrap_or_else(|| semver::Version::new(5, 0, 0)),
+        Some(text) => facts::parse_lenient_version(text)
+            .with_context(|| format!("--lxc-version '{text}' is not a version: give one like 5.0 or 2.0"))?,
+        None => installed.clone().unwrap_or_else(|| semver::Version::new(5, 0, 0)),
     };
     let dialect = Dialect::for_version(target.clone());
     // The reload check needs an installed LXC that reads the same dialect.
     let check_config = match &installed {
-        Some(installed) => {
-            Dialect::for_version(installed.clone()).is_legacy() == dialect.is_legacy()
-        }
+        Some(installed) => Dialect::for_version(installed.clone()).is_legacy() == dialect.is_legacy(),
         None => false,
     };
     if !args.dry_run && installed.is_none() {
@@ -84,10 +68,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
     }
 
     let lxcpath = args.lxcpath.clone().unwrap_or_else(facts::default_lxcpath);
-    let container_dir = args
-        .path
-        .clone()
-        .unwrap_or_else(|| lxcpath.join(&args.name));
+    let container_dir = args.path.clone().unwrap_or_else(|| lxcpath.join(&args.name));
     let base = match &args.config {
         Some(path) => BaseConfig::load(path)?,
         None => BaseConfig::host_default()?,
@@ -116,21 +97,12 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             mapped_gid: None.into(),
         },
     };
-    let runner = Runner::new(
-        std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?,
-    );
-    let creator = Creator {
-        plugin,
-        runner: &runner,
-        reporter: &reporter,
-    };
+    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
+    let creator = Creator { plugin, runner: &runner, reporter: &reporter };
 
     if args.dry_run {
         let outcome = creator.dry_run(&request)?;
-        let rootfs = request
-            .rootfs
-            .clone()
-            .unwrap_or_else(|| request.container_dir.join("rootfs"));
+        let rootfs = request.rootfs.clone().unwrap_or_else(|| request.container_dir.join("rootfs"));
         println!("# dry run: nothing was written");
         println!(
             "# would create container '{}' in {} (rootfs {})",
@@ -139,18 +111,10 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             rootfs.display()
         );
         match &outcome.cache {
-            Some((dir, _)) => println!(
-                "# would build or reuse the cached rootfs {} and copy it",
-                dir.display()
-            ),
-            None => println!(
-                "# would build the rootfs in place ({} keeps no cache)",
-                plugin.manifest.name
-            ),
+            Some((dir, _)) => println!("# would build or reuse the cached rootfs {} and copy it", dir.display()),
+            None => println!("# would build the rootfs in place ({} keeps no cache)", plugin.manifest.name),
         }
-        println!(
-            "# would run hooks: download, sources_list, configure, config, trim, post_process, finalize, message"
-        );
+        println!("# would run hooks: download, sources_list, configure, config, trim, post_process, finalize, message");
         println!("# would write {}:", outcome.config_path.display());
         print!("{}", outcome.config);
         return Ok(());
@@ -162,11 +126,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         reporter.info(&format!("cache {how}: {}", dir.display()));
     }
     if verbosity > Verbosity::Quiet {
-        println!(
-            "created container '{}' in {}",
-            request.name,
-            request.container_dir.display()
-        );
+        println!("created container '{}' in {}", request.name, request.container_dir.display());
         if let Some(message) = outcome.message {
             println!("{message}");
         }

@@ -17,17 +17,8 @@ pub fn list(args: &ListArgs, plugins: &PluginSet) -> Result<()> {
             if plugins.plugins.is_empty() {
                 eprintln!("no distro plugins found (set LXC_TMPL_PLUGIN_PATH or install plugins)");
             }
-            let name_width = plugins
-                .plugins
-                .iter()
-                .map(|p| p.manifest.name.len())
-                .max()
-                .unwrap_or(4)
-                .max(4);
-            println!(
-                "{:name_width$}  {:8}  {:5}  SUMMARY",
-                "NAME", "VERSION", "API"
-            );
+            let name_width = plugins.plugins.iter().map(|p| p.manifest.name.len()).max().unwrap_or(4).max(4);
+            println!("{:name_width$}  {:8}  {:5}  SUMMARY", "NAME", "VERSION", "API");
             for p in &plugins.plugins {
                 println!(
                     "{:name_width$}  {:8}  {:5}  {} ({})",
@@ -46,10 +37,7 @@ pub fn list(args: &ListArgs, plugins: &PluginSet) -> Result<()> {
 /// `lxc-tmpl info D`.
 pub fn info(args: &InfoArgs, plugins: &PluginSet) -> Result<()> {
     let Some(plugin) = plugins.find(&args.distro) else {
-        bail!(crate::commands::create::unknown_distro(
-            &args.distro,
-            plugins
-        ));
+        bail!(crate::commands::create::unknown_distro(&args.distro, plugins));
     };
     let details = details_json(plugin);
     match args.format {
@@ -107,61 +95,25 @@ fn details_json(p: &LoadedPlugin) -> Value {
 
 fn print_details(p: &LoadedPlugin) {
     let m = &p.manifest;
-    println!(
-        "{} {} (plugin API {}): {}",
-        m.name, m.version, p.api_version, m.summary
-    );
+    println!("{} {} (plugin API {}): {}", m.name, m.version, p.api_version, m.summary);
     println!("file: {}", p.file.display());
     if !m.arches.is_empty() {
-        println!(
-            "architectures: {}",
-            m.arches
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        println!("architectures: {}", m.arches.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "));
     }
     if !m.releases.is_empty() {
         println!("releases (default: {}):", m.default_release);
         for r in m.releases.iter() {
             let lts = if r.lts { " LTS" } else { "" };
-            let eol = if r.eol.is_empty() {
-                String::new()
-            } else {
-                format!(", EOL {}", r.eol)
-            };
+            let eol = if r.eol.is_empty() { String::new() } else { format!(", EOL {}", r.eol) };
             println!("  {:12} {}{lts}{eol}", r.codename, r.version);
         }
     }
     println!("options:");
     for o in m.options.iter() {
-        let short = o
-            .short
-            .into_option()
-            .map(|c| format!("-{}, ", c as char))
-            .unwrap_or_default();
-        let value = o
-            .value_name
-            .as_ref()
-            .into_option()
-            .map(|v| format!(" {v}"))
-            .unwrap_or_default();
-        let default = o
-            .default
-            .as_ref()
-            .into_option()
-            .map(|d| format!(" [default: {d}]"))
-            .unwrap_or_default();
-        let env = o
-            .env
-            .as_ref()
-            .into_option()
-            .map(|e| format!(" [env: {e}]"))
-            .unwrap_or_default();
-        println!(
-            "  {short}--{}{value}\n      {}{default}{env}",
-            o.long, o.help
-        );
+        let short = o.short.into_option().map(|c| format!("-{}, ", c as char)).unwrap_or_default();
+        let value = o.value_name.as_ref().into_option().map(|v| format!(" {v}")).unwrap_or_default();
+        let default = o.default.as_ref().into_option().map(|d| format!(" [default: {d}]")).unwrap_or_default();
+        let env = o.env.as_ref().into_option().map(|e| format!(" [env: {e}]")).unwrap_or_default();
+        println!("  {short}--{}{value}\n      {}{default}{env}", o.long, o.help);
     }
 }

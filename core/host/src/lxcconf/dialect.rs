@@ -46,12 +46,8 @@ const LEGACY_RENAMES: &[(&str, &str)] = &[
 ];
 
 /// Keys (or prefixes ending in `.`) that LXC before 2.1 does not know at all.
-const LEGACY_MISSING: &[&str] = &[
-    "lxc.cgroup2.",
-    "lxc.apparmor.allow_nesting",
-    "lxc.rootfs.managed",
-    "lxc.hook.version",
-];
+const LEGACY_MISSING: &[&str] =
+    &["lxc.cgroup2.", "lxc.apparmor.allow_nesting", "lxc.rootfs.managed", "lxc.hook.version"];
 
 impl Dialect {
     /// The dialect of LXC `target`.
@@ -74,10 +70,7 @@ impl Dialect {
         if !self.is_legacy() {
             return Translated::Entry(key.to_owned(), value.to_owned());
         }
-        if LEGACY_MISSING
-            .iter()
-            .any(|m| key == *m || (m.ends_with('.') && key.starts_with(m)))
-        {
+        if LEGACY_MISSING.iter().any(|m| key == *m || (m.ends_with('.') && key.starts_with(m))) {
             return Translated::Dropped;
         }
         if key == "lxc.rootfs.path" {
@@ -107,6 +100,41 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// Translates one line of a base config, which may be written in either
+    /// dialect (an old `/etc/lxc/default.conf` uses the legacy names), into
+    /// this dialect. `nic` counts legacy `lxc.network.type` lines, each of
+    /// which starts the next interface.
+    pub fn translate_base(&self, key: &str, value: &str, nic: &mut Option<usize>) -> Translated {
+        if self.is_legacy() {
+            return self.translate(key, value);
+        }
+        if REMOVED_IN_3_0.contains(&key) {
+            return Translated::Dropped;
+        }
+        if let Some(sub) = key.strip_prefix("lxc.network.") {
+            if sub == "type" {
+                *nic = Some(nic.map_or(0, |n| n + 1));
+            }
+            let index = nic.unwrap_or(0);
+            let sub = match sub {
+                "ipv4" => "ipv4.address",
+                "ipv6" => "ipv6.address",
+                other => other,
+            };
+            return Translated::Entry(format!("lxc.net.{index}.{sub}"), value.into());
+        }
+        if let Some(rest) = key.strip_prefix("lxc.limit.") {
+            return Translated::Entry(format!("lxc.prlimit.{rest}"), value.into());
+        }
+        let renamed = LEGACY_RENAMES.iter().find(|(_, old)| key == *old).map_or(key, |(new, _)| *new);
+        Translated::Entry(renamed.into(), value.into())
+    }
+}
+
+/// Legacy keys LXC 3.0 removed without a successor.
+const REMOVED_IN_3_0: &[&str] = &["lxc.pivotdir", "lxc.kmsg"];
+
 /// `type` for `lxc.net.0.type`.
 fn net_subkey(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("lxc.net.")?;
@@ -130,52 +158,44 @@ mod tests {
     fn modern_targets_keep_keys() {
         let d = Dialect::for_version(Version::new(5, 0, 2));
         assert!(!d.is_legacy());
+        assert_eq!(d.translate("lxc.uts.name", "c1"), entry("lxc.uts.name", "c1"));
+        assert_eq!(d.translate("lxc.cgroup2.devices.allow", "a"), entry("lxc.cgroup2.devices.allow", "a"));
+    }
+
+    #[test]
+    fn base_lines_move_to_the_target_dialect() {
+        let modern = Dialect::for_version(Version::new(5, 0, 2));
+        let mut nic = None;
+        let mut t = |k, v| modern.translate_base(k, v, &mut nic);
+        assert_eq!(t("lxc.utsname", "c1"), entry("lxc.uts.name", "c1"));
+        assert_eq!(t("lxc.network.type", "veth"), entry("lxc.net.0.type", "veth"));
+        assert_eq!(t("lxc.network.link", "br0"), entry("lxc.net.0.link", "br0"));
+        assert_eq!(t("lxc.network.type", "empty"), entry("lxc.net.1.type", "empty"));
+        assert_eq!(t("lxc.network.ipv4", "10.0.0.2/24"), entry("lxc.net.1.ipv4.address", "10.0.0.2/24"));
+        assert_eq!(t("lxc.aa_profile", "unconfined"), entry("lxc.apparmor.profile", "unconfined"));
+        assert_eq!(t("lxc.pivotdir", "x"), Translated::Dropped);
+        assert_eq!(t("lxc.net.0.type", "empty"), entry("lxc.net.0.type", "empty"));
+
+        let mut nic = None;
+        assert_eq!(legacy().translate_base("lxc.net.0.type", "empty", &mut nic), entry("lxc.network.type", "empty"));
         assert_eq!(
-            d.translate("lxc.uts.name", "c1"),
-            entry("lxc.uts.name", "c1")
-        );
-        assert_eq!(
-            d.translate("lxc.cgroup2.devices.allow", "a"),
-            entry("lxc.cgroup2.devices.allow", "a")
+            legacy().translate_base("lxc.apparmor.profile", "unconfined", &mut nic),
+            entry("lxc.aa_profile", "unconfined")
         );
     }
 
     #[test]
     fn legacy_renames() {
         let d = legacy();
-        assert_eq!(
-            d.translate("lxc.uts.name", "c1"),
-            entry("lxc.utsname", "c1")
-        );
-        assert_eq!(
-            d.translate("lxc.rootfs.path", "dir:/x/rootfs"),
-            entry("lxc.rootfs", "/x/rootfs")
-        );
+        assert_eq!(d.translate("lxc.uts.name", "c1"), entry("lxc.utsname", "c1"));
+        assert_eq!(d.translate("lxc.rootfs.path", "dir:/x/rootfs"), entry("lxc.rootfs", "/x/rootfs"));
         assert_eq!(d.translate("lxc.tty.max", "4"), entry("lxc.tty", "4"));
         assert_eq!(d.translate("lxc.pty.max", "1024"), entry("lxc.pts", "1024"));
-        assert_eq!(
-            d.translate("lxc.signal.halt", "SIGUSR1"),
-            entry("lxc.haltsignal", "SIGUSR1")
-        );
-        assert_eq!(
-            d.translate("lxc.net.0.type", "veth"),
-            entry("lxc.network.type", "veth")
-        );
-        assert_eq!(
-            d.translate("lxc.net.0.ipv4.address", "10.0.0.2/24"),
-            entry("lxc.network.ipv4", "10.0.0.2/24")
-        );
-        assert_eq!(
-            d.translate("lxc.prlimit.nofile", "1024"),
-            entry("lxc.limit.nofile", "1024")
-        );
-        assert_eq!(
-            d.translate("lxc.mount.entry", "a b"),
-            entry("lxc.mount.entry", "a b")
-        );
-        assert_eq!(
-            d.translate("lxc.cgroup2.devices.deny", "a"),
-            Translated::Dropped
-        );
+        assert_eq!(d.translate("lxc.signal.halt", "SIGUSR1"), entry("lxc.haltsignal", "SIGUSR1"));
+        assert_eq!(d.translate("lxc.net.0.type", "veth"), entry("lxc.network.type", "veth"));
+        assert_eq!(d.translate("lxc.net.0.ipv4.address", "10.0.0.2/24"), entry("lxc.network.ipv4", "10.0.0.2/24"));
+        assert_eq!(d.translate("lxc.prlimit.nofile", "1024"), entry("lxc.limit.nofile", "1024"));
+        assert_eq!(d.translate("lxc.mount.entry", "a b"), entry("lxc.mount.entry", "a b"));
+        assert_eq!(d.translate("lxc.cgroup2.devices.deny", "a"), Translated::Dropped);
     }
 }

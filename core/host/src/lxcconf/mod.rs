@@ -51,25 +51,13 @@ impl Line {
             .flatten()
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()));
         match parsed {
-            Some((key, value)) => Line {
-                text: text.to_owned(),
-                key: Some(key),
-                value,
-            },
-            None => Line {
-                text: text.to_owned(),
-                key: None,
-                value: String::new(),
-            },
+            Some((key, value)) => Line { text: text.to_owned(), key: Some(key), value },
+            None => Line { text: text.to_owned(), key: None, value: String::new() },
         }
     }
 
     fn entry(key: &str, value: &str) -> Self {
-        Line {
-            text: format!("{key} = {value}"),
-            key: Some(key.to_owned()),
-            value: value.to_owned(),
-        }
+        Line { text: format!("{key} = {value}"), key: Some(key.to_owned()), value: value.to_owned() }
     }
 }
 
@@ -84,22 +72,14 @@ pub struct BaseConfig {
 impl BaseConfig {
     /// Reads a base config file.
     pub fn load(path: &Path) -> Result<Self, LxcConfError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LxcConfError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(BaseConfig {
-            source: Some(path.to_owned()),
-            ..Self::parse(&text)
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| LxcConfError::Read { path: path.to_owned(), source })?;
+        Ok(BaseConfig { source: Some(path.to_owned()), ..Self::parse(&text) })
     }
 
     /// Parses config text.
     pub fn parse(text: &str) -> Self {
-        BaseConfig {
-            lines: text.lines().map(Line::parse).collect(),
-            source: None,
-        }
+        BaseConfig { lines: text.lines().map(Line::parse).collect(), source: None }
     }
 
     /// The host's default config (`lxc-config lxc.default_config`, usually
@@ -113,11 +93,7 @@ impl BaseConfig {
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("/etc/lxc/default.conf"));
-        if path.exists() {
-            Self::load(&path)
-        } else {
-            Ok(Self::default())
-        }
+        if path.exists() { Self::load(&path) } else { Ok(Self::default()) }
     }
 
     /// Where it came from.
@@ -127,11 +103,7 @@ impl BaseConfig {
 
     /// The last value of `key`, as LXC would see it for a single-valued key.
     pub fn value(&self, key: &str) -> Option<&str> {
-        self.lines
-            .iter()
-            .rev()
-            .find(|l| l.key.as_deref() == Some(key))
-            .map(|l| l.value.as_str())
+        self.lines.iter().rev().find(|l| l.key.as_deref() == Some(key)).map(|l| l.value.as_str())
     }
 
     /// Adds `lxc.net.N.hwaddr` after the type line of the one veth interface
@@ -147,21 +119,33 @@ impl BaseConfig {
             .collect();
         let [index] = veth[..] else { return };
         let type_key = self.lines[index].key.clone().unwrap_or_default();
-        let hw_key = format!(
-            "{}hwaddr",
-            type_key.strip_suffix("type").unwrap_or_default()
-        );
+        let hw_key = format!("{}hwaddr", type_key.strip_suffix("type").unwrap_or_default());
         if self.value(&hw_key).is_none() {
             self.lines.insert(index + 1, Line::entry(&hw_key, hwaddr));
         }
     }
 
-    /// Lines other than `lxc.rootfs.path`/`lxc.rootfs`, which the create sets itself.
-    fn lines_without_rootfs(&self) -> impl Iterator<Item = &str> {
-        self.lines
-            .iter()
-            .filter(|l| !matches!(l.key.as_deref(), Some("lxc.rootfs.path" | "lxc.rootfs")))
-            .map(|l| l.text.as_str())
+    /// The lines in `dialect`, except `lxc.rootfs.path`/`lxc.rootfs`, which
+    /// the create sets itself. Comments and blank lines stay as they are;
+    /// entries the dialect cannot express go to `dropped`.
+    fn lines_in(&self, dialect: &Dialect, dropped: &mut Vec<String>) -> Vec<String> {
+        let mut nic = None;
+        let mut lines = Vec::new();
+        for line in &self.lines {
+            let Some(key) = line.key.as_deref() else {
+                lines.push(line.text.clone());
+                continue;
+            };
+            if matches!(key, "lxc.rootfs.path" | "lxc.rootfs") {
+                continue;
+            }
+            match dialect.translate_base(key, &line.value, &mut nic) {
+                Translated::Entry(k, v) if k == key && v == line.value => lines.push(line.text.clone()),
+                Translated::Entry(k, v) => lines.push(format!("{k} = {v}")),
+                Translated::Dropped => dropped.push(format!("{key} = {}", line.value)),
+            }
+        }
+        lines
     }
 }
 
@@ -177,10 +161,7 @@ fn is_net_type_key(key: &str) -> bool {
 pub fn random_hwaddr() -> io::Result<String> {
     let mut bytes = [0u8; 3];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    Ok(format!(
-        "00:16:3e:{:02x}:{:02x}:{:02x}",
-        bytes[0], bytes[1], bytes[2]
-    ))
+    Ok(format!("00:16:3e:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2]))
 }
 
 /// Everything the final config file is made of.
@@ -206,21 +187,16 @@ impl ConfigDocument<'_> {
         let mut includes = Vec::new();
         let mut entries = Vec::new();
         let mut dropped = Vec::new();
-        let rootfs_entry =
-            ConfigEntry::new("lxc.rootfs.path", &format!("dir:{}", self.rootfs.display()));
+        let rootfs_entry = ConfigEntry::new("lxc.rootfs.path", &format!("dir:{}", self.rootfs.display()));
         for entry in std::iter::once(&rootfs_entry).chain(self.entries) {
             match self.dialect.translate(&entry.key, &entry.value) {
-                Translated::Entry(key, value) if key == "lxc.include" => {
-                    includes.push(format!("{key} = {value}"))
-                }
+                Translated::Entry(key, value) if key == "lxc.include" => includes.push(format!("{key} = {value}")),
                 Translated::Entry(key, value) => entries.push(format!("{key} = {value}")),
                 Translated::Dropped => dropped.push(format!("{} = {}", entry.key, entry.value)),
             }
         }
-        let nesting = match self
-            .dialect
-            .translate("lxc.include", "/usr/share/lxc/config/nesting.conf")
-        {
+        let base = self.base.lines_in(self.dialect, &mut dropped);
+        let nesting = match self.dialect.translate("lxc.include", "/usr/share/lxc/config/nesting.conf") {
             Translated::Entry(k, v) => format!("{k} = {v}"),
             Translated::Dropped => String::new(),
         };
@@ -228,19 +204,17 @@ impl ConfigDocument<'_> {
         env.set_keep_trailing_newline(true);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_template("lxc/config.j2", CONFIG_TEMPLATE)?;
-        let text = env
-            .get_template("lxc/config.j2")?
-            .render(minijinja::context! {
-                template => self.template,
-                parameters => self.parameters,
-                nesting_include => nesting,
-                includes => includes,
-                base => self.base.lines_without_rootfs().collect::<Vec<_>>(),
-                base_source => self.base.source().map(|p| p.display().to_string()),
-                entries => entries,
-                dropped => dropped,
-                lxc_version => self.dialect.target().to_string(),
-            })?;
+        let text = env.get_template("lxc/config.j2")?.render(minijinja::context! {
+            template => self.template,
+            parameters => self.parameters,
+            nesting_include => nesting,
+            includes => includes,
+            base => base,
+            base_source => self.base.source().map(|p| p.display().to_string()),
+            entries => entries,
+            dropped => dropped,
+            lxc_version => self.dialect.target().to_string(),
+        })?;
         Ok(text)
     }
 }
@@ -271,53 +245,36 @@ mod tests {
             ConfigEntry::new("lxc.include", "/usr/share/lxc/config/common.conf"),
             ConfigEntry::new("lxc.uts.name", "c1"),
         ];
-        let text = doc_text(
-            "lxc.net.0.type = empty\nlxc.rootfs.path = dir:/old\n",
-            &entries,
-            Version::new(5, 0, 2),
-        );
-        assert!(
-            text.starts_with("# Template used to create this container: lxc-tmpl demo 1.0.0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("# Parameters passed to the template: --x 1\n"),
-            "{text}"
-        );
-        let include = text
-            .find("lxc.include = /usr/share/lxc/config/common.conf")
-            .unwrap();
+        let text = doc_text("lxc.net.0.type = empty\nlxc.rootfs.path = dir:/old\n", &entries, Version::new(5, 0, 2));
+        assert!(text.starts_with("# Template used to create this container: lxc-tmpl demo 1.0.0\n"), "{text}");
+        assert!(text.contains("# Parameters passed to the template: --x 1\n"), "{text}");
+        let include = text.find("lxc.include = /usr/share/lxc/config/common.conf").unwrap();
         let base = text.find("lxc.net.0.type = empty").unwrap();
         let uts = text.find("lxc.uts.name = c1").unwrap();
-        assert!(
-            include < base && base < uts,
-            "includes, then base, then entries:\n{text}"
-        );
+        assert!(include < base && base < uts, "includes, then base, then entries:\n{text}");
         assert!(text.contains("lxc.rootfs.path = dir:/var/lib/lxc/c1/rootfs\n"));
-        assert!(
-            !text.contains("dir:/old"),
-            "the base rootfs line is replaced:\n{text}"
-        );
+        assert!(!text.contains("dir:/old"), "the base rootfs line is replaced:\n{text}");
     }
 
     #[test]
     fn legacy_layout_has_only_legacy_keys() {
-        let entries = [
-            ConfigEntry::new("lxc.uts.name", "c1"),
-            ConfigEntry::new("lxc.cgroup2.devices.deny", "a"),
-        ];
+        let entries = [ConfigEntry::new("lxc.uts.name", "c1"), ConfigEntry::new("lxc.cgroup2.devices.deny", "a")];
         let text = doc_text("", &entries, Version::new(2, 0, 0));
         assert!(text.contains("lxc.utsname = c1\n"));
         assert!(text.contains("lxc.rootfs = /var/lib/lxc/c1/rootfs\n"));
+        assert!(text.contains("# lxc.cgroup2.devices.deny = a\n"), "dropped keys are listed as comments:\n{text}");
+        assert!(!text.lines().any(|l| l.starts_with("lxc.uts.name") || l.starts_with("lxc.rootfs.path")));
+    }
+
+    #[test]
+    fn base_config_follows_the_dialect() {
+        let legacy = doc_text("lxc.net.0.type = veth\nlxc.apparmor.profile = unconfined\n", &[], Version::new(2, 0, 0));
         assert!(
-            text.contains("# lxc.cgroup2.devices.deny = a\n"),
-            "dropped keys are listed as comments:\n{text}"
+            legacy.contains("lxc.network.type = veth\n") && legacy.contains("lxc.aa_profile = unconfined\n"),
+            "{legacy}"
         );
-        assert!(
-            !text
-                .lines()
-                .any(|l| l.starts_with("lxc.uts.name") || l.starts_with("lxc.rootfs.path"))
-        );
+        let modern = doc_text("lxc.network.type = veth\nlxc.utsname = x\n", &[], Version::new(5, 0, 2));
+        assert!(modern.contains("lxc.net.0.type = veth\n") && modern.contains("lxc.uts.name = x\n"), "{modern}");
     }
 
     #[test]
@@ -327,8 +284,7 @@ mod tests {
         assert_eq!(one.value("lxc.net.0.hwaddr"), Some("00:16:3e:00:00:01"));
         assert_eq!(one.lines[1].text, "lxc.net.0.hwaddr = 00:16:3e:00:00:01");
 
-        let mut has =
-            BaseConfig::parse("lxc.net.0.type = veth\nlxc.net.0.hwaddr = 00:16:3e:aa:bb:cc\n");
+        let mut has = BaseConfig::parse("lxc.net.0.type = veth\nlxc.net.0.hwaddr = 00:16:3e:aa:bb:cc\n");
         has.add_hwaddr_if_single_veth("00:16:3e:00:00:01");
         assert_eq!(has.value("lxc.net.0.hwaddr"), Some("00:16:3e:aa:bb:cc"));
 
@@ -346,10 +302,6 @@ mod tests {
         let mac = random_hwaddr().unwrap();
         assert_eq!(mac.len(), 17);
         assert!(mac.starts_with("00:16:3e:"));
-        assert!(
-            mac[9..]
-                .split(':')
-                .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
-        );
+        assert!(mac[9..].split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok()));
     }
 }

@@ -17,8 +17,7 @@ use std::{
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use lxc_tmpl_plugin_api::{
-    CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, HostApi, LogLevel, PluginError,
-    RunPlace,
+    CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, HostApi, LogLevel, PluginError, RunPlace,
 };
 
 use crate::{
@@ -60,9 +59,7 @@ pub struct Bridge<'a> {
 
 impl std::fmt::Debug for Bridge<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bridge")
-            .field("root", &self.root.as_ref().map(Rootfs::path))
-            .finish()
+        f.debug_struct("Bridge").field("root", &self.root.as_ref().map(Rootfs::path)).finish()
     }
 }
 
@@ -72,11 +69,9 @@ fn host_error(message: String) -> PluginError {
 
 impl Bridge<'_> {
     fn root(&self, operation: &str) -> Result<&Rootfs, PluginError> {
-        self.root.as_ref().ok_or_else(|| {
-            host_error(format!(
-                "{operation}: no rootfs exists yet in this hook (plugin bug)"
-            ))
-        })
+        self.root
+            .as_ref()
+            .ok_or_else(|| host_error(format!("{operation}: no rootfs exists yet in this hook (plugin bug)")))
     }
 
     /// Runs `f` on the current root, turning its error into a `PluginError`.
@@ -92,18 +87,11 @@ impl Bridge<'_> {
 
     fn run_command(&mut self, spec: &CommandSpec) -> Result<CommandOutput, PluginError> {
         let argv: Vec<String> = spec.argv.iter().map(|a| a.to_string()).collect();
-        let env: Vec<(String, String)> = spec
-            .env
-            .iter()
-            .map(|t| (t.0.to_string(), t.1.to_string()))
-            .collect();
+        let env: Vec<(String, String)> = spec.env.iter().map(|t| (t.0.to_string(), t.1.to_string())).collect();
         let Some(program) = argv.first() else {
             return Err(host_error("run: empty command (plugin bug)".into()));
         };
-        self.reporter.log(
-            LogLevel::Debug,
-            &format!("running {}: {}", place_name(spec.place), argv.join(" ")),
-        );
+        self.reporter.log(LogLevel::Debug, &format!("running {}: {}", place_name(spec.place), argv.join(" ")));
         let (status, stdout, stderr) = match spec.place {
             RunPlace::Rootfs => {
                 let root = self.root("run")?.path().to_owned();
@@ -118,26 +106,16 @@ impl Bridge<'_> {
                         bind_resolv_conf: self.bind_resolv_conf,
                     })
                     .map_err(|e| {
-                        host_error(format!(
-                            "cannot run {program} inside {}: {}",
-                            root.display(),
-                            error_chain(&e)
-                        ))
+                        host_error(format!("cannot run {program} inside {}: {}", root.display(), error_chain(&e)))
                     })?;
                 (output.status, output.stdout, output.stderr)
             }
             RunPlace::Host => run_on_host(&argv, &env, &spec.stdin)?,
         };
         if spec.check && status != 0 {
-            return Err(PluginError::failed(command_failure(
-                &argv, spec.place, status, &stdout, &stderr,
-            )));
+            return Err(PluginError::failed(command_failure(&argv, spec.place, status, &stdout, &stderr)));
         }
-        Ok(CommandOutput {
-            status,
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-        })
+        Ok(CommandOutput { status, stdout: stdout.into(), stderr: stderr.into() })
     }
 }
 
@@ -181,9 +159,7 @@ fn run_on_host(
         // A command that exits without reading its input is not an error.
         let _ = input.write_all(stdin);
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| host_error(format!("waiting for {}: {e}", argv[0])))?;
+    let output = child.wait_with_output().map_err(|e| host_error(format!("waiting for {}: {e}", argv[0])))?;
     let status = output.status.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         128 + output.status.signal().unwrap_or(0)
@@ -192,26 +168,12 @@ fn run_on_host(
 }
 
 /// `command 'x y' failed on host with exit status 3: <tail>`.
-fn command_failure(
-    argv: &[String],
-    place: RunPlace,
-    status: i32,
-    stdout: &[u8],
-    stderr: &[u8],
-) -> String {
-    let output = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-        stderr
-    } else {
-        stdout
-    };
+fn command_failure(argv: &[String], place: RunPlace, status: i32, stdout: &[u8], stderr: &[u8]) -> String {
+    let output = if stderr.iter().any(|b| !b.is_ascii_whitespace()) { stderr } else { stdout };
     let text = String::from_utf8_lossy(output);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n    ");
-    let mut message = format!(
-        "command '{}' failed {} with exit status {status}",
-        argv.join(" "),
-        place_name(place)
-    );
+    let mut message = format!("command '{}' failed {} with exit status {status}", argv.join(" "), place_name(place));
     if !tail.is_empty() {
         message.push_str(":\n    ");
         message.push_str(&tail);
@@ -234,13 +196,12 @@ fn kind_of(meta: &std::fs::Metadata) -> FileKind {
 
 /// Renders a minijinja template from its source with a JSON context.
 pub fn render_template(name: &str, source: &str, context_json: &str) -> Result<String, String> {
-    let context: serde_json::Value = serde_json::from_str(context_json)
-        .map_err(|e| format!("template {name}: bad context: {e}"))?;
+    let context: serde_json::Value =
+        serde_json::from_str(context_json).map_err(|e| format!("template {name}: bad context: {e}"))?;
     let mut env = minijinja::Environment::new();
     env.set_keep_trailing_newline(true);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template(name, source)
-        .map_err(|e| format!("template {name}: {e}"))?;
+    env.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
     env.get_template(name)
         .and_then(|t| t.render(minijinja::Value::from_serialize(&context)))
         .map_err(|e| format!("template {name}: {e}"))
@@ -252,56 +213,35 @@ impl HostApi for Bridge<'_> {
     }
 
     fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
-        self.with_root(&format!("read {path}"), |r| {
-            r.read_file(path.as_str()).map(RVec::from)
-        })
+        self.with_root(&format!("read {path}"), |r| r.read_file(path.as_str()).map(RVec::from))
     }
 
-    fn write_file(
-        &mut self,
-        path: RStr<'_>,
-        data: RSlice<'_, u8>,
-        mode: u32,
-    ) -> RResult<(), PluginError> {
-        self.with_root(&format!("write {path}"), |r| {
-            r.write_file(path.as_str(), data.as_slice(), mode)
-        })
+    fn write_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>, mode: u32) -> RResult<(), PluginError> {
+        self.with_root(&format!("write {path}"), |r| r.write_file(path.as_str(), data.as_slice(), mode))
     }
 
     fn append_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>) -> RResult<(), PluginError> {
-        self.with_root(&format!("append to {path}"), |r| {
-            r.append_file(path.as_str(), data.as_slice())
-        })
+        self.with_root(&format!("append to {path}"), |r| r.append_file(path.as_str(), data.as_slice()))
     }
 
     fn mkdir_all(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
-        self.with_root(&format!("mkdir {path}"), |r| {
-            r.mkdir_all(path.as_str(), mode)
-        })
+        self.with_root(&format!("mkdir {path}"), |r| r.mkdir_all(path.as_str(), mode))
     }
 
     fn symlink(&mut self, target: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
-        self.with_root(&format!("symlink {link} -> {target}"), |r| {
-            r.symlink(target.as_str(), link.as_str())
-        })
+        self.with_root(&format!("symlink {link} -> {target}"), |r| r.symlink(target.as_str(), link.as_str()))
     }
 
     fn hard_link(&mut self, existing: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
-        self.with_root(&format!("hard link {link} to {existing}"), |r| {
-            r.hard_link(existing.as_str(), link.as_str())
-        })
+        self.with_root(&format!("hard link {link} to {existing}"), |r| r.hard_link(existing.as_str(), link.as_str()))
     }
 
     fn set_mode(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
-        self.with_root(&format!("chmod {path}"), |r| {
-            r.set_mode(path.as_str(), mode)
-        })
+        self.with_root(&format!("chmod {path}"), |r| r.set_mode(path.as_str(), mode))
     }
 
     fn set_owner(&mut self, path: RStr<'_>, uid: u32, gid: u32) -> RResult<(), PluginError> {
-        self.with_root(&format!("chown {path}"), |r| {
-            r.set_owner(path.as_str(), uid, gid)
-        })
+        self.with_root(&format!("chown {path}"), |r| r.set_owner(path.as_str(), uid, gid))
     }
 
     fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError> {
@@ -309,17 +249,10 @@ impl HostApi for Bridge<'_> {
     }
 
     fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
-        self.with_root(&format!("stat {path}"), |r| {
-            r.file_kind(path.as_str()).map(ROption::from)
-        })
+        self.with_root(&format!("stat {path}"), |r| r.file_kind(path.as_str()).map(ROption::from))
     }
 
-    fn copy_from_host(
-        &mut self,
-        host_path: RStr<'_>,
-        path: RStr<'_>,
-        mode: u32,
-    ) -> RResult<(), PluginError> {
+    fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
         self.with_root(&format!("copy {host_path} to {path}"), |r| {
             r.copy_from_host(Path::new(host_path.as_str()), path.as_str(), mode)
         })
@@ -340,12 +273,7 @@ impl HostApi for Bridge<'_> {
         }
     }
 
-    fn render(
-        &mut self,
-        name: RStr<'_>,
-        source: RStr<'_>,
-        context_json: RStr<'_>,
-    ) -> RResult<RString, PluginError> {
+    fn render(&mut self, name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError> {
         render_template(name.as_str(), source.as_str(), context_json.as_str())
             .map(RString::from)
             .map_err(host_error)
@@ -354,10 +282,7 @@ impl HostApi for Bridge<'_> {
 
     fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError> {
         let key = entry.key.as_str();
-        if !key.starts_with("lxc.")
-            || key.contains(char::is_whitespace)
-            || entry.value.contains('\n')
-        {
+        if !key.starts_with("lxc.") || key.contains(char::is_whitespace) || entry.value.contains('\n') {
             return RResult::RErr(host_error(format!(
                 "config entry '{key} = {}' is not a valid LXC entry",
                 entry.value
@@ -390,25 +315,13 @@ mod tests {
         let argv = vec!["apt-get".to_owned(), "update".to_owned()];
         let stderr = (1..=20).map(|i| format!("line {i}\n")).collect::<String>();
         let text = command_failure(&argv, RunPlace::Rootfs, 100, b"", stderr.as_bytes());
-        assert!(
-            text.starts_with("command 'apt-get update' failed in rootfs with exit status 100:"),
-            "{text}"
-        );
-        assert!(
-            text.contains("line 20") && text.contains("line 13") && !text.contains("line 12\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("command 'apt-get update' failed in rootfs with exit status 100:"), "{text}");
+        assert!(text.contains("line 20") && text.contains("line 13") && !text.contains("line 12\n"), "{text}");
     }
 
     #[test]
     fn templates_render_strictly() {
-        assert_eq!(
-            render_template("t", "hi {{ name }}\n", r#"{"name":"c1"}"#).unwrap(),
-            "hi c1\n"
-        );
-        assert!(
-            render_template("t", "hi {{ nme }}", r#"{"name":"c1"}"#).is_err(),
-            "typos must not render empty"
-        );
+        assert_eq!(render_template("t", "hi {{ name }}\n", r#"{"name":"c1"}"#).unwrap(), "hi c1\n");
+        assert!(render_template("t", "hi {{ nme }}", r#"{"name":"c1"}"#).is_err(), "typos must not render empty");
     }
 }

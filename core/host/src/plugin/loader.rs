@@ -41,9 +41,7 @@ pub const RESERVED_OPTIONS: &[&str] = &[
 #[derive(Debug, Error)]
 pub enum LoadError {
     /// The file or its directory can be written by others while we run as root.
-    #[error(
-        "{file}: refusing to load: {what} is writable by group or others (fix: chmod go-w {what})"
-    )]
+    #[error("{file}: refusing to load: {what} is writable by group or others (fix: chmod go-w {what})")]
     Writable {
         /// The plugin file.
         file: PathBuf,
@@ -51,9 +49,7 @@ pub enum LoadError {
         what: PathBuf,
     },
     /// A shared library without the plugin entry point.
-    #[error(
-        "{file}: not an lxc-tmpl plugin (no abi_stable root module); remove it from the plugin directory"
-    )]
+    #[error("{file}: not an lxc-tmpl plugin (no abi_stable root module); remove it from the plugin directory")]
     NotAPlugin {
         /// The file.
         file: PathBuf,
@@ -131,9 +127,7 @@ pub fn host_api_version() -> Version {
 
 /// Whether a plugin built against `plugin` can be served by a host providing `host`.
 pub fn api_compatible(plugin: &Version, host: &Version) -> bool {
-    plugin.major == host.major
-        && plugin.minor <= host.minor
-        && (plugin.major > 0 || plugin.minor == host.minor)
+    plugin.major == host.major && plugin.minor <= host.minor && (plugin.major > 0 || plugin.minor == host.minor)
 }
 
 /// Loads the plugin at `file`. `as_root` enables the permission checks.
@@ -152,9 +146,7 @@ pub fn load(file: &Path, as_root: bool) -> Result<LoadedPlugin, LoadError> {
     {
         return Err(api_mismatch(file, stem(file), linked, host));
     }
-    let module = header
-        .init_root_module::<PluginModule_Ref>()
-        .map_err(|e| abi_error(file, e))?;
+    let module = header.init_root_module::<PluginModule_Ref>().map_err(|e| abi_error(file, e))?;
     let reported = module.api_version().as_str();
     let api_version = Version::parse(reported).map_err(|e| LoadError::Manifest {
         file: file.to_owned(),
@@ -163,31 +155,18 @@ pub fn load(file: &Path, as_root: bool) -> Result<LoadedPlugin, LoadError> {
     if !api_compatible(&api_version, &host) {
         // abi_stable has verified the layout, so asking for the manifest is
         // safe; it only serves to name the distro in the message.
-        let name = module.manifest()()
-            .into_result()
-            .map(|m| m.name.into_string())
-            .unwrap_or_else(|_| stem(file));
+        let name = module.manifest()().into_result().map(|m| m.name.into_string()).unwrap_or_else(|_| stem(file));
         return Err(api_mismatch(file, name, api_version, host));
     }
     let manifest = module.manifest()()
         .into_result()
-        .map_err(|e| LoadError::Manifest {
-            file: file.to_owned(),
-            detail: e.message.into_string(),
-        })?;
+        .map_err(|e| LoadError::Manifest { file: file.to_owned(), detail: e.message.into_string() })?;
     check_manifest(file, &manifest)?;
-    Ok(LoadedPlugin {
-        file: file.to_owned(),
-        api_version,
-        manifest,
-        module,
-    })
+    Ok(LoadedPlugin { file: file.to_owned(), api_version, manifest, module })
 }
 
 fn stem(file: &Path) -> String {
-    file.file_stem()
-        .map(|s| s.to_string_lossy().trim_start_matches("lib").to_owned())
-        .unwrap_or_default()
+    file.file_stem().map(|s| s.to_string_lossy().trim_start_matches("lib").to_owned()).unwrap_or_default()
 }
 
 fn api_mismatch(file: &Path, name: String, plugin: Version, host: Version) -> LoadError {
@@ -202,18 +181,11 @@ fn api_mismatch(file: &Path, name: String, plugin: Version, host: Version) -> Lo
 
 fn abi_error(file: &Path, error: LibraryError) -> LoadError {
     match error {
-        LibraryError::OpenError { err, .. } => LoadError::Open {
-            file: file.to_owned(),
-            detail: err.to_string(),
-        },
+        LibraryError::OpenError { err, .. } => LoadError::Open { file: file.to_owned(), detail: err.to_string() },
         // Keep abi_stable's text but on one line: it spans several.
         other => LoadError::Abi {
             file: file.to_owned(),
-            detail: other
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+            detail: other.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
         },
     }
 }
@@ -221,15 +193,10 @@ fn abi_error(file: &Path, error: LibraryError) -> LoadError {
 fn check_not_writable_by_others(file: &Path) -> Result<(), LoadError> {
     let dir = file.parent().unwrap_or(Path::new("/"));
     for path in [file, dir] {
-        let meta = std::fs::metadata(path).map_err(|e| LoadError::Open {
-            file: file.to_owned(),
-            detail: format!("{}: {e}", path.display()),
-        })?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| LoadError::Open { file: file.to_owned(), detail: format!("{}: {e}", path.display()) })?;
         if meta.mode() & 0o022 != 0 {
-            return Err(LoadError::Writable {
-                file: file.to_owned(),
-                what: path.to_owned(),
-            });
+            return Err(LoadError::Writable { file: file.to_owned(), what: path.to_owned() });
         }
     }
     Ok(())
@@ -243,47 +210,28 @@ fn probe_entry_point(file: &Path) -> Result<(), LoadError> {
     // SAFETY: loading a library runs its initializers. The file was chosen by
     // an administrator (plugin directories, checked for write access above
     // when root), which is the trust model of any plugin system.
-    let library = unsafe { libloading::Library::new(file) }.map_err(|e| LoadError::Open {
-        file: file.to_owned(),
-        detail: e.to_string(),
-    })?;
+    let library = unsafe { libloading::Library::new(file) }
+        .map_err(|e| LoadError::Open { file: file.to_owned(), detail: e.to_string() })?;
     // SAFETY: only the symbol's presence is checked; it is never dereferenced.
-    let found =
-        unsafe { library.get::<*const u8>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }.is_ok();
+    let found = unsafe { library.get::<*const u8>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }.is_ok();
     if found {
         // abi_stable loads it again and never unloads; unloading a Rust
         // library that registered thread-local destructors is unsound.
         std::mem::forget(library);
         Ok(())
     } else {
-        Err(LoadError::NotAPlugin {
-            file: file.to_owned(),
-        })
+        Err(LoadError::NotAPlugin { file: file.to_owned() })
     }
 }
 
 fn check_manifest(file: &Path, manifest: &Manifest) -> Result<(), LoadError> {
-    let bad = |detail: String| {
-        Err(LoadError::Manifest {
-            file: file.to_owned(),
-            detail,
-        })
-    };
+    let bad = |detail: String| Err(LoadError::Manifest { file: file.to_owned(), detail });
     let name = manifest.name.as_str();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return bad(format!(
-            "distro name '{name}' must be lowercase letters, digits and '-'"
-        ));
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return bad(format!("distro name '{name}' must be lowercase letters, digits and '-'"));
     }
     if Version::parse(&manifest.version).is_err() {
-        return bad(format!(
-            "plugin version '{}' is not semver",
-            manifest.version
-        ));
+        return bad(format!("plugin version '{}' is not semver", manifest.version));
     }
     let mut longs = std::collections::HashSet::new();
     let mut shorts = std::collections::HashSet::new();
@@ -315,34 +263,17 @@ mod tests {
     fn api_compatibility_rule() {
         let v = |s| Version::parse(s).unwrap();
         assert!(api_compatible(&v("1.0.0"), &v("1.0.0")));
-        assert!(
-            api_compatible(&v("1.0.0"), &v("1.4.2")),
-            "old plugin, newer host"
-        );
-        assert!(
-            !api_compatible(&v("1.5.0"), &v("1.4.0")),
-            "plugin needs hooks the host lacks"
-        );
+        assert!(api_compatible(&v("1.0.0"), &v("1.4.2")), "old plugin, newer host");
+        assert!(!api_compatible(&v("1.5.0"), &v("1.4.0")), "plugin needs hooks the host lacks");
         assert!(!api_compatible(&v("2.0.0"), &v("1.4.0")));
-        assert!(
-            !api_compatible(&v("0.2.0"), &v("0.3.0")),
-            "0.x minors are breaking"
-        );
+        assert!(!api_compatible(&v("0.2.0"), &v("0.3.0")), "0.x minors are breaking");
     }
 
     #[test]
     fn mismatch_message_names_both_versions() {
-        let err = api_mismatch(
-            Path::new("/p/libx.so"),
-            "x".into(),
-            Version::new(2, 0, 0),
-            Version::new(1, 0, 0),
-        );
+        let err = api_mismatch(Path::new("/p/libx.so"), "x".into(), Version::new(2, 0, 0), Version::new(1, 0, 0));
         let text = err.to_string();
-        assert!(
-            text.contains("API 2.0.0") && text.contains("API 1.0.0"),
-            "{text}"
-        );
+        assert!(text.contains("API 2.0.0") && text.contains("API 1.0.0"), "{text}");
     }
 
     #[test]

@@ -42,9 +42,7 @@ impl PluginSet {
         for dir in dirs {
             for file in discovery::candidate_files(dir) {
                 match loader::load(&file, as_root) {
-                    Ok(plugin) if set.find(&plugin.manifest.name).is_some() => {
-                        set.shadowed.push(plugin)
-                    }
+                    Ok(plugin) if set.find(&plugin.manifest.name).is_some() => set.shadowed.push(plugin),
                     Ok(plugin) => set.plugins.push(plugin),
                     Err(error) => set.skipped.push(SkippedFile { file, error }),
                 }
@@ -63,9 +61,7 @@ impl PluginSet {
     pub fn skipped_for(&self, distro: &str) -> Option<&SkippedFile> {
         self.skipped.iter().find(|s| {
             matches!(&s.error, LoadError::ApiMismatch { name, .. } if name == distro)
-                || s.file
-                    .file_stem()
-                    .is_some_and(|stem| stem.to_string_lossy().ends_with(distro))
+                || s.file.file_stem().is_some_and(|stem| stem.to_string_lossy().ends_with(distro))
         })
     }
 }
