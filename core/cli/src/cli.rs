@@ -52,7 +52,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "DIR", env = "LXC_CACHE_PATH", default_value = "/var/cache/lxc-tmpl")]
     pub cache_dir: PathBuf,
     /// Rebuild the distro's cached rootfs before using it.
-    #[arg(long)]
+    #[arg(short = 'F', long)]
     pub flush_cache: bool,
     /// Print the steps and the config without touching the disk.
     #[arg(long)]
@@ -66,8 +66,8 @@ pub struct CreateArgs {
     /// Print only errors and warnings.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print every command run.
-    #[arg(short, long)]
+    /// Print every command run (`-d/--debug` as in the old templates).
+    #[arg(short, long, visible_alias = "debug", visible_short_alias = 'd')]
     pub verbose: bool,
 }
 
@@ -100,7 +100,7 @@ pub struct InfoArgs {
 
 /// Short options the fixed part of `create` uses; a plugin's short option
 /// with one of these letters is reachable by its long name only there.
-const CORE_SHORTS: &[char] = &['n', 'P', 'f', 'q', 'v', 'h', 'V'];
+const CORE_SHORTS: &[char] = &['n', 'P', 'f', 'F', 'q', 'v', 'd', 'h', 'V'];
 
 /// The clap id of a distro option.
 fn arg_id(long: &str) -> String {

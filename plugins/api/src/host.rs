@@ -188,6 +188,10 @@ pub trait HostApi {
     fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError>;
     /// The last value of a key in the base config the container starts from.
     fn config_value(&mut self, key: RStr<'_>) -> ROption<RString>;
+    /// The host path of the root the current hook acts on (the cache staging
+    /// dir in `download`, else the container rootfs), for host tools that
+    /// build a rootfs themselves such as `debootstrap`.
+    fn root_path(&mut self) -> RResult<RString, PluginError>;
     /// Logs a line.
     fn log(&mut self, level: LogLevel, message: RStr<'_>);
     /// Reports the start of a long step (shown as progress on a terminal).
@@ -330,6 +334,13 @@ impl<'a> Host<'a> {
     /// The last value of a key in the base config.
     pub fn config_value(&mut self, key: &str) -> Option<String> {
         self.api.config_value(key.into()).into_option().map(RString::into_string)
+    }
+
+    /// The host path of the current root; see [`HostApi::root_path`]. Give it
+    /// only to host tools that build a rootfs (`debootstrap`): writing there
+    /// by host path bypasses the symlink-safe file operations.
+    pub fn root_path(&mut self) -> Result<String, PluginError> {
+        self.api.root_path().into_result().map(RString::into_string)
     }
 
     /// Logs at debug level (shown with `-v`).

@@ -287,6 +287,10 @@ impl HostApi for FakeHost {
         self.base_config.get(key.as_str()).map(|v| RString::from(v.as_str())).into()
     }
 
+    fn root_path(&mut self) -> RResult<RString, PluginError> {
+        RResult::ROk(RString::from("/fake-root"))
+    }
+
     fn log(&mut self, level: LogLevel, message: RStr<'_>) {
         self.logs.push((level, message.to_string()));
     }

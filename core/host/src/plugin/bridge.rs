@@ -296,6 +296,10 @@ impl HostApi for Bridge<'_> {
         self.base.value(key.as_str()).map(RString::from).into()
     }
 
+    fn root_path(&mut self) -> RResult<RString, PluginError> {
+        self.root("root_path").map(|r| RString::from(r.path().display().to_string())).into()
+    }
+
     fn log(&mut self, level: LogLevel, message: RStr<'_>) {
         self.reporter.log(level, message.as_str());
     }

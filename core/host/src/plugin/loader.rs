@@ -26,6 +26,8 @@ pub const RESERVED_OPTIONS: &[&str] = &[
     "lxcpath",
     "config",
     "cache-dir",
+    "flush-cache",
+    "debug",
     "dry-run",
     "lxc-version",
     "quiet",
