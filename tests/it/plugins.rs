@@ -133,6 +133,27 @@ fn plugin_of_another_api_major_is_skipped_by_list() {
 }
 
 #[test]
+fn plugin_writable_by_others_is_refused_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let dir = TestDir::new("writable-plugin");
+    let plugin = dir.add_plugin(Fixture::Faulty);
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o666)).unwrap();
+
+    let outcome = dir.command().arg("list").assert_exit(0).clone();
+    assert!(list_line(&outcome.stdout, "faulty").is_none(), "a world-writable plugin was loaded as root:\n{outcome}");
+    let file = Fixture::Faulty.file_name();
+    let warning = outcome.stderr.lines().find(|l| l.contains(file));
+    let warning = warning.unwrap_or_else(|| panic!("no warning naming {file}:\n{outcome}"));
+    assert_mentions(warning, &["writable", "chmod go-w"]);
+
+    // Back to 0644 it loads: the refusal was about the mode alone.
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let stdout = dir.command().arg("list").stdout();
+    assert!(list_line(&stdout, "faulty").is_some(), "faulty is not listed at 0644:\n{stdout}");
+}
+
+#[test]
 fn plugin_of_another_api_major_cannot_create() {
     require_root();
     let dir = TestDir::new("api-next-create");
