@@ -25,6 +25,34 @@ pub enum Commands {
     List(ListArgs),
     /// Show a distro plugin's options, releases and architectures.
     Info(InfoArgs),
+    /// Run as an LXC template for DISTRO (what `lxc-create -t` calls).
+    Template(TemplateArgs),
+    /// Install lxc-tmpl as LXC templates (lxc-tmpl-<distro>) for every plugin.
+    InstallTemplates(InstallArgs),
+}
+
+/// `lxc-tmpl template`: the arguments are parsed by the distro's template parser.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// The distro.
+    pub distro: String,
+    /// What lxc-create passes: --path= --name= --rootfs=, the distro's options, --mapped-uid/--mapped-gid.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// `lxc-tmpl install-templates`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// LXC's template directory.
+    #[arg(long, value_name = "DIR", default_value = "/usr/share/lxc/templates")]
+    pub dir: PathBuf,
+    /// Also install as lxc-<distro>, keeping any script there as lxc-<distro>.lxc-tmpl-orig.
+    #[arg(long)]
+    pub as_default: bool,
+    /// Remove the links to this lxc-tmpl and restore the scripts they replaced.
+    #[arg(long)]
+    pub uninstall: bool,
 }
 
 /// `lxc-tmpl create`.

@@ -5,8 +5,11 @@
 //! as `error: ...` on one line (a failed command adds the tail of its
 //! output), with exit status 1 for failures and 2 for usage errors.
 //!
-//! It is also its own namespace helper: the runner re-executes this binary
-//! as `lxc-tmpl __run-in-rootfs ...` to run a command inside a rootfs.
+//! Called as `lxc-tmpl-<distro>` or `lxc-<distro>` (or `lxc-tmpl template
+//! <distro>`) it is an LXC template for `lxc-create -t` (see
+//! `commands::template`). It is also its own namespace helper: the runner
+//! re-executes this binary as `lxc-tmpl __run-in-rootfs ...` to run a command
+//! inside a rootfs.
 
 mod cli;
 mod commands;
@@ -25,7 +28,7 @@ use crate::cli::{Cli, Commands};
 
 /// A usage error: exit status 2.
 #[derive(Debug)]
-struct UsageError(String);
+pub struct UsageError(pub String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,6 +55,14 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let plugins = PluginSet::load(&default_plugin_dirs(), facts::running_as_root());
+    if let Some(distro) = args.first().and_then(|a| commands::template::distro_from_argv0(a)) {
+        let program = std::path::Path::new(&args[0]).file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let plugin = plugins
+            .find(&distro)
+            .ok_or_else(|| anyhow::anyhow!(commands::create::unknown_distro(&distro, &plugins)))?;
+        commands::template::run(&program, args, plugin)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let is_create = args.get(1).is_some_and(|a| a == "create");
     // `create` names a broken plugin only when it is the one asked for (see
     // `unknown_distro`); listing commands report every file they skipped.
@@ -94,6 +105,23 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             commands::create::create(create, sub, plugin)?;
         }
         Commands::List(list) => commands::list::list(list, &plugins)?,
+        Commands::Template(template) => {
+            let distro = &template.distro;
+            let plugin = plugins
+                .find(distro)
+                .ok_or_else(|| anyhow::anyhow!(commands::create::unknown_distro(distro, &plugins)))?;
+            let program = format!("lxc-tmpl-{distro}");
+            let args = std::iter::once(OsString::from(&program)).chain(template.args.iter().cloned()).collect();
+            commands::template::run(&program, args, plugin)?;
+        }
+        Commands::InstallTemplates(install) => commands::install::install_templates(
+            &commands::install::InstallRequest {
+                dir: install.dir.clone(),
+                as_default: install.as_default,
+                uninstall: install.uninstall,
+            },
+            &plugins,
+        )?,
         Commands::Info(info) => commands::list::info(info, &plugins)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -119,7 +147,7 @@ fn error_text(err: &anyhow::Error) -> String {
 
 /// clap's message without usage and tips, on one line:
 /// `the following required arguments were not provided: --name <NAME>`.
-fn one_line(err: &clap::Error) -> String {
+pub fn one_line(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
     let text: Vec<&str> = rendered
         .lines()

@@ -117,8 +117,17 @@ pub struct CreateOutcome {
     pub config_path: PathBuf,
     /// The plugin's closing message.
     pub message: Option<String>,
-    /// The cache entry used, if any, and whether it was built by this create.
-    pub cache: Option<(PathBuf, bool)>,
+    /// The cache entry used, if any.
+    pub cache: Option<CacheUse>,
+}
+
+/// The cache entry a create used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheUse {
+    /// The entry's directory.
+    pub dir: PathBuf,
+    /// Whether this create built it (false: it was already there).
+    pub built: bool,
 }
 
 /// The hooks that act on the finished container rootfs, in order.
@@ -208,21 +217,24 @@ impl Creator<'_> {
         Ok(key.into_option().map(|k| k.into_string()))
     }
 
+    /// The config text: with lxc-create's header when `header`, and with
+    /// `rootfs` as `lxc.rootfs.path` (`dir:<path>`, or the value lxc-create
+    /// wrote, which may name another storage backend).
     fn render_config(
         &self,
         req: &CreateRequest,
-        rootfs: &Path,
+        rootfs: String,
         entries: &[ConfigEntry],
+        header: bool,
     ) -> Result<String, CreateError> {
         let manifest = &self.plugin.manifest;
         let mut base = req.base.clone();
-        // Only for the file written; a dry run would otherwise print a MAC
-        // that the real create does not use.
         if let Ok(mac) = random_hwaddr() {
             base.add_hwaddr_if_single_veth(&mac);
         }
+        let template = format!("lxc-tmpl {} {} ({})", manifest.name, manifest.version, self.plugin.file.display());
         Ok(ConfigDocument {
-            template: format!("lxc-tmpl {} {} ({})", manifest.name, manifest.version, self.plugin.file.display()),
+            template: header.then_some(template),
             parameters: req.parameters.clone(),
             base: &base,
             rootfs,
@@ -230,6 +242,40 @@ impl Creator<'_> {
             dialect: &req.dialect,
         }
         .render()?)
+    }
+
+    /// Builds the rootfs (from the cache or in place) and runs the hooks that
+    /// act on it; returns the config entries and the cache entry used.
+    fn populate(
+        &self,
+        req: &CreateRequest,
+        ctx: &HookContext,
+        key: Option<String>,
+        rootfs: &Path,
+    ) -> Result<(Vec<ConfigEntry>, Option<CacheUse>), CreateError> {
+        let cache = match key {
+            Some(key) => Some(self.download_via_cache(req, ctx, &key, rootfs)?),
+            None => {
+                self.reporter.step("download");
+                let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), true);
+                self.call_unit("download", ctx, &mut bridge)?;
+                None
+            }
+        };
+        let mut entries = Vec::new();
+        for hook in ROOTFS_HOOKS {
+            self.reporter.step(hook);
+            let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), *hook == "post_process");
+            self.call_unit(hook, ctx, &mut bridge)?;
+            entries.append(&mut bridge.entries);
+        }
+        Ok((entries, cache))
+    }
+
+    fn message(&self, req: &CreateRequest, ctx: &HookContext, rootfs: &Path) -> Result<Option<String>, CreateError> {
+        let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), false);
+        let message = self.call("message", ctx, &mut bridge, self.plugin.module.message())?;
+        Ok(message.into_option().map(|m| m.into_string()))
     }
 
     /// Runs validate, cache_key and config without touching the disk and
@@ -242,12 +288,15 @@ impl Creator<'_> {
         let key = self.cache_key(req, &ctx)?;
         let mut bridge = self.bridge(req, None, false);
         self.call_unit("config", &ctx, &mut bridge)?;
-        let config = self.render_config(req, &rootfs, &bridge.entries)?;
+        let config = self.render_config(req, dir_rootfs(&rootfs), &bridge.entries, true)?;
         Ok(CreateOutcome {
             config,
             config_path: req.container_dir.join("config"),
             message: None,
-            cache: key.map(|k| (CacheEntry::new(&req.cache_dir, self.distro(), &k).dir().to_owned(), false)),
+            cache: key.map(|k| CacheUse {
+                dir: CacheEntry::new(&req.cache_dir, self.distro(), &k).dir().to_owned(),
+                built: false,
+            }),
         })
     }
 
@@ -263,25 +312,8 @@ impl Creator<'_> {
         if req.keep_on_failure {
             claim.keep_on_failure();
         }
-        let cache = match key {
-            Some(key) => Some(self.download_via_cache(req, &ctx, &key, claim.rootfs())?),
-            None => {
-                self.reporter.step("download");
-                let mut bridge = self.bridge(req, Some(Rootfs::open(claim.rootfs())?), true);
-                self.call_unit("download", &ctx, &mut bridge)?;
-                None
-            }
-        };
-
-        let mut entries = Vec::new();
-        for hook in ROOTFS_HOOKS {
-            self.reporter.step(hook);
-            let mut bridge = self.bridge(req, Some(Rootfs::open(claim.rootfs())?), *hook == "post_process");
-            self.call_unit(hook, &ctx, &mut bridge)?;
-            entries.append(&mut bridge.entries);
-        }
-
-        let config = self.render_config(req, claim.rootfs(), &entries)?;
+        let (entries, cache) = self.populate(req, &ctx, key, claim.rootfs())?;
+        let config = self.render_config(req, dir_rootfs(claim.rootfs()), &entries, true)?;
         let config_path = claim.config_path();
         std::fs::write(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
@@ -291,12 +323,36 @@ impl Creator<'_> {
             self.reporter.step("check config");
             check_config_loads(&config_path, &req.name)?;
         }
-        let message = {
-            let mut bridge = self.bridge(req, Some(Rootfs::open(claim.rootfs())?), false);
-            self.call("message", &ctx, &mut bridge, self.plugin.module.message())?
-        };
+        let message = self.message(req, &ctx, claim.rootfs())?;
         claim.commit()?;
-        Ok(CreateOutcome { config, config_path, message: message.into_option().map(|m| m.into_string()), cache })
+        Ok(CreateOutcome { config, config_path, message, cache })
+    }
+
+    /// Template mode: `lxc-create` made the container directory, its config
+    /// (base config plus `lxc.rootfs.path`), an empty rootfs and the locked
+    /// `partial` file, and runs us as its template. Fill the rootfs and
+    /// rewrite the config with the distro's entries, keeping lxc-create's
+    /// rootfs line; lxc-create adds the header, reloads the config and
+    /// destroys the container if we fail.
+    pub fn fill_template(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
+        let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let ctx = self.context(req, &rootfs);
+        self.reporter.step("validate");
+        self.call_unit("validate", &ctx, &mut self.bridge(req, None, false))?;
+        let key = self.cache_key(req, &ctx)?;
+        let (entries, cache) = self.populate(req, &ctx, key, &rootfs)?;
+        let rootfs_value = req
+            .base
+            .value("lxc.rootfs.path")
+            .or_else(|| req.base.value("lxc.rootfs"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| dir_rootfs(&rootfs));
+        let config = self.render_config(req, rootfs_value, &entries, false)?;
+        let config_path = req.container_dir.join("config");
+        std::fs::write(&config_path, &config)
+            .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
+        let message = self.message(req, &ctx, &rootfs)?;
+        Ok(CreateOutcome { config, config_path, message, cache })
     }
 
     fn download_via_cache(
@@ -305,7 +361,7 @@ impl Creator<'_> {
         ctx: &HookContext,
         key: &str,
         rootfs: &Path,
-    ) -> Result<(PathBuf, bool), CreateError> {
+    ) -> Result<CacheUse, CreateError> {
         let entry = CacheEntry::new(&req.cache_dir, self.distro(), key);
         let reporter = self.reporter;
         let ready = entry.ensure(
@@ -325,8 +381,13 @@ impl Creator<'_> {
         }
         reporter.step("copy rootfs");
         copy_rootfs(&ready.rootfs, rootfs)?;
-        Ok((entry.dir().to_owned(), ready.built))
+        Ok(CacheUse { dir: entry.dir().to_owned(), built: ready.built })
     }
+}
+
+/// `lxc.rootfs.path` for a directory rootfs.
+fn dir_rootfs(rootfs: &Path) -> String {
+    format!("dir:{}", rootfs.display())
 }
 
 /// Asks the installed LXC to load the container's config, as lxc-create

@@ -111,7 +111,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             rootfs.display()
         );
         match &outcome.cache {
-            Some((dir, _)) => println!("# would build or reuse the cached rootfs {} and copy it", dir.display()),
+            Some(cache) => println!("# would build or reuse the cached rootfs {} and copy it", cache.dir.display()),
             None => println!("# would build the rootfs in place ({} keeps no cache)", plugin.manifest.name),
         }
         println!("# would run hooks: download, sources_list, configure, config, trim, post_process, finalize, message");
@@ -121,9 +121,9 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
     }
 
     let outcome = creator.create(&request)?;
-    if let Some((dir, built)) = &outcome.cache {
-        let how = if *built { "built" } else { "reused" };
-        reporter.info(&format!("cache {how}: {}", dir.display()));
+    if let Some(cache) = &outcome.cache {
+        let how = if cache.built { "built" } else { "reused" };
+        reporter.info(&format!("cache {how}: {}", cache.dir.display()));
     }
     if verbosity > Verbosity::Quiet {
         println!("created container '{}' in {}", request.name, request.container_dir.display());

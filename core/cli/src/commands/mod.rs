@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
 pub mod create;
+pub mod install;
 pub mod list;
+pub mod template;

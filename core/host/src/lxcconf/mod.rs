@@ -167,14 +167,15 @@ pub fn random_hwaddr() -> io::Result<String> {
 /// Everything the final config file is made of.
 #[derive(Debug)]
 pub struct ConfigDocument<'a> {
-    /// What made it, for the header (`lxc-tmpl busybox 0.1.0 (/path/lib.so)`).
-    pub template: String,
+    /// What made it, for the header (`lxc-tmpl busybox 0.1.0 (/path/lib.so)`);
+    /// `None` writes no header (in template mode lxc-create adds its own).
+    pub template: Option<String>,
     /// The distro options as given, for the header.
     pub parameters: Vec<String>,
     /// The base config.
     pub base: &'a BaseConfig,
-    /// The rootfs path, written as `lxc.rootfs.path = dir:<path>`.
-    pub rootfs: &'a Path,
+    /// The value of `lxc.rootfs.path` (`dir:/var/lib/lxc/c1/rootfs`).
+    pub rootfs: String,
     /// The distro's entries, in 2.1+ key names.
     pub entries: &'a [ConfigEntry],
     /// The dialect to write.
@@ -187,7 +188,7 @@ impl ConfigDocument<'_> {
         let mut includes = Vec::new();
         let mut entries = Vec::new();
         let mut dropped = Vec::new();
-        let rootfs_entry = ConfigEntry::new("lxc.rootfs.path", &format!("dir:{}", self.rootfs.display()));
+        let rootfs_entry = ConfigEntry::new("lxc.rootfs.path", &self.rootfs);
         for entry in std::iter::once(&rootfs_entry).chain(self.entries) {
             match self.dialect.translate(&entry.key, &entry.value) {
                 Translated::Entry(key, value) if key == "lxc.include" => includes.push(format!("{key} = {value}")),
@@ -206,6 +207,7 @@ impl ConfigDocument<'_> {
         env.add_template("lxc/config.j2", CONFIG_TEMPLATE)?;
         let text = env.get_template("lxc/config.j2")?.render(minijinja::context! {
             template => self.template,
+            header => self.template.is_some(),
             parameters => self.parameters,
             nesting_include => nesting,
             includes => includes,
@@ -215,7 +217,9 @@ impl ConfigDocument<'_> {
             dropped => dropped,
             lxc_version => self.dialect.target().to_string(),
         })?;
-        Ok(text)
+        // Without our header the text would open with a blank line below
+        // the one lxc-create prepends.
+        Ok(if self.template.is_some() { text } else { text.trim_start_matches('\n').to_owned() })
     }
 }
 
@@ -228,10 +232,10 @@ mod tests {
         let base = BaseConfig::parse(base);
         let dialect = Dialect::for_version(version);
         ConfigDocument {
-            template: "lxc-tmpl demo 1.0.0".into(),
+            template: Some("lxc-tmpl demo 1.0.0".into()),
             parameters: vec!["--x".into(), "1".into()],
             base: &base,
-            rootfs: Path::new("/var/lib/lxc/c1/rootfs"),
+            rootfs: "dir:/var/lib/lxc/c1/rootfs".into(),
             entries,
             dialect: &dialect,
         }

@@ -1,0 +1,195 @@
+//! Template mode: lxc-tmpl as a drop-in for LXC's template scripts.
+//!
+//! `lxc-create -t NAME` executes `/usr/share/lxc/templates/lxc-NAME` (or an
+//! absolute path) as
+//!
+//! ```text
+//! lxc-NAME --path=<lxcpath>/<name> --name=<name> --rootfs=<dir> [user options] [--mapped-uid U --mapped-gid G]
+//! ```
+//!
+//! and `lxc-create -t NAME -h` runs it with `-h` alone. This binary answers
+//! that when it is called as `lxc-tmpl-<distro>` or `lxc-<distro>` (a symlink
+//! made by `lxc-tmpl install-templates`) or as `lxc-tmpl template <distro> ...`.
+//! lxc-create owns the container directory, the `partial` lock and the config
+//! header; on a non-zero exit it destroys the container.
+
+use std::{ffi::OsString, path::PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use lxc_tmpl_host::{
+    create::{CreateRequest, Creator},
+    facts,
+    lxcconf::{BaseConfig, Dialect},
+    names::validate_container_name,
+    plugin::LoadedPlugin,
+    runner::Runner,
+};
+use lxc_tmpl_plugin_api::HostFacts;
+
+use crate::{
+    cli::{distro_arg, distro_values},
+    report::{StderrReporter, Verbosity},
+};
+
+/// Short options template mode itself uses: the old scripts' `-p/--path`,
+/// `-n/--name`, `-h`, `-F/--flush-cache` and `-d/--debug`.
+const TEMPLATE_SHORTS: &[char] = &['p', 'n', 'h', 'F', 'd'];
+
+/// The distro named by how we were called: `lxc-tmpl-ubuntu` or `lxc-ubuntu`
+/// (basename or full path), but not `lxc-tmpl` itself.
+pub fn distro_from_argv0(argv0: &std::ffi::OsStr) -> Option<String> {
+    let name = std::path::Path::new(argv0).file_name()?.to_str()?;
+    let distro = name.strip_prefix("lxc-tmpl-").or_else(|| name.strip_prefix("lxc-").filter(|_| name != "lxc-tmpl"))?;
+    (!distro.is_empty()).then(|| distro.to_owned())
+}
+
+/// The parser of template mode for `plugin`, named as we were called.
+pub fn command(program: &str, plugin: &LoadedPlugin) -> Command {
+    let manifest = &plugin.manifest;
+    let heading = format!("{} options", manifest.name);
+    let internal = "LXC internal arguments (passed by lxc-create)";
+    let base = Command::new(program.to_owned())
+        .about(format!("{} container template for lxc-create (lxc-tmpl {})", manifest.name, env!("CARGO_PKG_VERSION")))
+        .after_help(format!("Use it as: lxc-create -n NAME -t {} [-- {} options]", program, manifest.name))
+        .arg(
+            Arg::new("path")
+                .short('p')
+                .long("path")
+                .value_name("DIR")
+                .help("container directory")
+                .help_heading(internal),
+        )
+        .arg(Arg::new("name").short('n').long("name").value_name("NAME").help("container name").help_heading(internal))
+        .arg(Arg::new("rootfs").long("rootfs").value_name("DIR").help("rootfs directory").help_heading(internal))
+        .arg(
+            Arg::new("mapped-uid")
+                .long("mapped-uid")
+                .value_name("UID")
+                .allow_negative_numbers(true)
+                .value_parser(value_parser!(i64))
+                .help("container uid the caller is mapped to (unprivileged)")
+                .help_heading(internal),
+        )
+        .arg(
+            Arg::new("mapped-gid")
+                .long("mapped-gid")
+                .value_name("GID")
+                .allow_negative_numbers(true)
+                .value_parser(value_parser!(i64))
+                .help("container gid the caller is mapped to (unprivileged)")
+                .help_heading(internal),
+        )
+        .arg(
+            Arg::new("flush-cache")
+                .short('F')
+                .long("flush-cache")
+                .action(ArgAction::SetTrue)
+                .help("rebuild the distro's cached rootfs first"),
+        )
+        .arg(Arg::new("debug").short('d').long("debug").action(ArgAction::SetTrue).help("print every command run"))
+        .arg(
+            Arg::new("cache-dir")
+                .long("cache-dir")
+                .value_name("DIR")
+                .env("LXC_CACHE_PATH")
+                .default_value("/var/cache/lxc-tmpl")
+                .value_parser(value_parser!(PathBuf))
+                .help("rootfs cache directory"),
+        );
+    manifest
+        .options
+        .iter()
+        .fold(base, |cmd, spec| cmd.arg(distro_arg(spec, TEMPLATE_SHORTS).help_heading(heading.clone())))
+}
+
+/// Runs template mode with `args` (argv[0] first).
+pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<()> {
+    let matches = match command(program, plugin).try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(err) if err.kind() == clap::error::ErrorKind::DisplayHelp => {
+            err.print()?;
+            return Ok(());
+        }
+        Err(err) => return Err(crate::UsageError(crate::one_line(&err)).into()),
+    };
+    let required = |id: &str| {
+        matches.get_one::<String>(id).cloned().with_context(|| {
+            format!("--{id} is missing: {program} is a template for lxc-create (lxc-create -n NAME -t {program})")
+        })
+    };
+    let name = required("name")?;
+    let path = PathBuf::from(required("path")?);
+    validate_container_name(&name)?;
+    let rootfs = matches.get_one::<String>("rootfs").map(PathBuf::from).unwrap_or_else(|| path.join("rootfs"));
+    if !facts::running_as_root() {
+        bail!("{program} must run as root (or as root of a user namespace, through lxc-create)");
+    }
+    let config_path = path.join("config");
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!("cannot read {}: lxc-create writes it before running the template", config_path.display())
+    })?;
+    let request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text));
+    let reporter =
+        StderrReporter { verbosity: if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal } };
+    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
+    let outcome = Creator { plugin, runner: &runner, reporter: &reporter }.fill_template(&request)?;
+    if let Some(message) = outcome.message {
+        println!("{message}");
+    }
+    Ok(())
+}
+
+fn request(
+    matches: &ArgMatches,
+    plugin: &LoadedPlugin,
+    name: String,
+    path: PathBuf,
+    rootfs: PathBuf,
+    base: BaseConfig,
+) -> CreateRequest {
+    // lxc-create passes -1 for "not mapped"; only real ids count.
+    let mapped = |id: &str| matches.get_one::<i64>(id).and_then(|v| u32::try_from(*v).ok());
+    let target = facts::installed_lxc_version().unwrap_or_else(|| semver::Version::new(5, 0, 0));
+    let (options, parameters) = distro_values(&plugin.manifest, matches);
+    let (distro_id, distro_codename) = facts::host_os_release();
+    CreateRequest {
+        lxcpath: path.parent().map(PathBuf::from).unwrap_or_default(),
+        container_dir: path,
+        rootfs: Some(rootfs),
+        name,
+        base,
+        cache_dir: matches.get_one::<PathBuf>("cache-dir").cloned().unwrap_or_default(),
+        flush_cache: matches.get_flag("flush-cache"),
+        dialect: Dialect::for_version(target.clone()),
+        // lxc-create reloads the config itself after we exit.
+        check_config: false,
+        keep_on_failure: false,
+        parameters,
+        options,
+        facts: HostFacts {
+            arch: facts::dpkg_arch().into(),
+            distro_id: distro_id.into(),
+            distro_codename: distro_codename.into(),
+            lxc_version: target.to_string().into(),
+            mapped_uid: mapped("mapped-uid").into(),
+            mapped_gid: mapped("mapped-gid").into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn distro_from_program_name() {
+        assert_eq!(distro_from_argv0(OsStr::new("lxc-tmpl-ubuntu")).as_deref(), Some("ubuntu"));
+        assert_eq!(distro_from_argv0(OsStr::new("/usr/share/lxc/templates/lxc-busybox")).as_deref(), Some("busybox"));
+        assert_eq!(distro_from_argv0(OsStr::new("lxc-tmpl")), None);
+        assert_eq!(distro_from_argv0(OsStr::new("/usr/bin/lxc-tmpl")), None);
+        assert_eq!(distro_from_argv0(OsStr::new("lxc-")), None);
+        assert_eq!(distro_from_argv0(OsStr::new("other")), None);
+    }
+}

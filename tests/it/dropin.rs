@@ -1,0 +1,99 @@
+//! lxc-tmpl as a drop-in LXC template: `install-templates` makes the links,
+//! the real `lxc-create -t <link>` runs them, and LXC starts the result.
+
+use std::{fs, path::Path};
+
+use lxc_tmpl_tests::{LXC_TOOLS, TestCommand, TestDir, assert_mentions, paths, require_root, require_tools};
+
+/// `lxc-create -P <lxcpath> -f <safe.conf> -n <name> -t <template>`, with the
+/// test's plugin dir in the environment (lxc-create passes it on).
+fn lxc_create(dir: &TestDir, name: &str, template: &Path) -> TestCommand {
+    let mut cmd = TestCommand::new("lxc-create");
+    cmd.arg("-P").arg(dir.lxcpath()).arg("-f").arg(dir.safe_conf()).args(["-n", name]).arg("-t").arg(template);
+    cmd.env("LXC_TMPL_PLUGIN_PATH", dir.plugins()).env("LXC_CACHE_PATH", dir.cache());
+    cmd
+}
+
+/// Installs the template links into a private template dir and returns it.
+fn install(dir: &TestDir, extra: &[&str]) -> std::path::PathBuf {
+    let templates = dir.mkdir("templates");
+    dir.command().arg("install-templates").arg("--dir").arg(&templates).args(extra).stdout();
+    templates
+}
+
+#[test]
+fn lxc_create_runs_the_installed_template_and_lxc_starts_the_container() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    let dir = TestDir::new("dropin-busybox");
+    let templates = install(&dir, &[]);
+    let link = templates.join("lxc-tmpl-busybox");
+    assert_eq!(
+        fs::canonicalize(&link).unwrap(),
+        fs::canonicalize(paths::binary()).unwrap(),
+        "lxc-tmpl-busybox does not lead to the lxc-tmpl binary"
+    );
+
+    let mut ct = dir.container("drop1");
+    lxc_create(&dir, "drop1", &link).arg("--").args(["--busybox-path", "/bin/busybox"]).stdout();
+    let config = ct.config();
+    // lxc-create's own header names the template it ran and the options.
+    assert!(config.contains(&format!("# Template used to create this container: {}", link.display())), "{config}");
+    assert!(config.contains("# Parameters passed to the template: --busybox-path /bin/busybox"), "{config}");
+    assert!(config.contains("lxc.include = /usr/share/lxc/config/common.conf"), "{config}");
+    assert!(config.contains("lxc.uts.name = drop1"), "{config}");
+    assert!(!ct.dir().join("partial").exists(), "lxc-create's partial file is left");
+
+    ct.start();
+    assert_eq!(ct.attach(&["hostname"]).trim(), "drop1");
+    assert_eq!(ct.attach(&["cat", "/etc/hostname"]).trim(), "drop1");
+}
+
+#[test]
+fn lxc_create_help_shows_the_distro_options() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    let dir = TestDir::new("dropin-help");
+    let templates = install(&dir, &[]);
+    let mut cmd = TestCommand::new("lxc-create");
+    cmd.arg("-t").arg(templates.join("lxc-tmpl-busybox")).arg("-h").env("LXC_TMPL_PLUGIN_PATH", dir.plugins());
+    let outcome = cmd.run();
+    let text = format!("{}{}", outcome.stdout, outcome.stderr);
+    assert_mentions(&text, &["--busybox-path", "--mapped-uid"]);
+}
+
+#[test]
+fn failing_template_makes_lxc_create_fail_and_clean_up() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    let dir = TestDir::new("dropin-fail");
+    let templates = install(&dir, &[]);
+    let _ct = dir.container("drop2");
+    let outcome =
+        lxc_create(&dir, "drop2", &templates.join("lxc-tmpl-busybox")).args(["--", "--busybox-path", "/nope"]).run();
+    assert_ne!(outcome.code(), Some(0), "lxc-create succeeded with a bad busybox path:\n{outcome}");
+    assert!(outcome.stderr.contains("busybox not found at /nope"), "the template's error is not shown:\n{outcome}");
+    assert!(!dir.lxcpath().join("drop2").exists(), "lxc-create left the failed container");
+}
+
+#[test]
+fn as_default_keeps_the_old_script_and_uninstall_restores_it() {
+    require_root();
+    let dir = TestDir::new("dropin-default");
+    let templates = dir.mkdir("templates");
+    let old = "#!/bin/sh\necho the old lxc-busybox\n";
+    fs::write(templates.join("lxc-busybox"), old).unwrap();
+
+    install(&dir, &["--as-default"]);
+    let plain = templates.join("lxc-busybox");
+    assert!(fs::symlink_metadata(&plain).unwrap().file_type().is_symlink(), "lxc-busybox was not taken over");
+    assert_eq!(fs::read_to_string(templates.join("lxc-busybox.lxc-tmpl-orig")).unwrap(), old, "no backup");
+    // Installing twice changes nothing and keeps the one backup.
+    install(&dir, &["--as-default"]);
+    assert_eq!(fs::read_to_string(templates.join("lxc-busybox.lxc-tmpl-orig")).unwrap(), old);
+
+    install(&dir, &["--uninstall"]);
+    assert_eq!(fs::read_to_string(&plain).unwrap(), old, "the old script was not restored");
+    assert!(!templates.join("lxc-tmpl-busybox").exists(), "uninstall left lxc-tmpl-busybox");
+    assert!(!templates.join("lxc-busybox.lxc-tmpl-orig").exists(), "uninstall left the backup");
+}
