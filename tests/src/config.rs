@@ -51,7 +51,9 @@ fn collect(path: &Path, out: &mut Vec<(String, String, String)>, depth: usize) {
     for (key, value) in entries(&text) {
         let include = (key == "lxc.include").then(|| value.clone());
         out.push((path.display().to_string(), key, value));
-        if let Some(include) = include {
+        // LXC skips an included directory that does not exist
+        // (`userns.conf.d/` when nothing is installed there).
+        if let Some(include) = include.filter(|i| !i.ends_with('/') || Path::new(i).exists()) {
             collect(Path::new(&include), out, depth + 1);
         }
     }

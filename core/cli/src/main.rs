@@ -63,14 +63,16 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         commands::template::run(&program, args, plugin)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let is_create = args.get(1).is_some_and(|a| a == "create");
-    // `create` names a broken plugin only when it is the one asked for (see
-    // `unknown_distro`); listing commands report every file they skipped.
-    if !is_create {
+    let subcommand = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+    // Commands that show plugins report every file they skipped; `create`
+    // and template mode name a broken plugin only when it is the one asked
+    // for (see `unknown_distro`).
+    if matches!(subcommand, "list" | "info" | "install-templates") {
         for skipped in &plugins.skipped {
             eprintln!("warning: {}", skipped.error);
         }
     }
+    let is_create = subcommand == "create";
 
     let mut command = Cli::command();
     let mut plugin = None;

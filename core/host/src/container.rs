@@ -11,7 +11,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -94,7 +94,12 @@ impl ContainerDir {
             fs::create_dir_all(parent).map_err(io_err("cannot create lxcpath", parent))?;
         }
         let created_dir = match fs::DirBuilder::new().mode(0o770).create(dir) {
-            Ok(()) => true,
+            // 0770 whatever the umask, as lxc-create makes it.
+            Ok(()) => {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o770))
+                    .map_err(io_err("cannot chmod container directory", dir))?;
+                true
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(io_err("cannot create container directory", dir)(e)),
         };

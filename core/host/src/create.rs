@@ -22,6 +22,7 @@ use thiserror::Error;
 use crate::{
     cache::{CacheEntry, CacheError, copy_rootfs},
     container::{ContainerDir, ContainerError},
+    idmap::{IdMap, IdMapError},
     lxcconf::{BaseConfig, ConfigDocument, Dialect, LxcConfError, random_hwaddr},
     plugin::{
         LoadedPlugin,
@@ -56,6 +57,9 @@ pub enum CreateError {
     /// The rootfs could not be opened.
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    /// The rootfs could not be shifted into the container's id ranges.
+    #[error(transparent)]
+    IdMap(#[from] IdMapError),
     /// Writing the config failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -313,6 +317,13 @@ impl Creator<'_> {
             claim.keep_on_failure();
         }
         let (entries, cache) = self.populate(req, &ctx, key, claim.rootfs())?;
+        // Built by real root; an unprivileged container owns it through its id map.
+        if let Some(map) = IdMap::from_config(&req.base)? {
+            self.reporter.step("shift ids");
+            map.shift_tree(claim.rootfs())?;
+            // As lxc-create: the container's root must reach its rootfs.
+            map.give_to_container_root(claim.dir())?;
+        }
         let config = self.render_config(req, dir_rootfs(claim.rootfs()), &entries, true)?;
         let config_path = claim.config_path();
         std::fs::write(&config_path, &config)

@@ -15,6 +15,7 @@ writes into a rootfs:
   leaving no process or mount behind;
 - [`cache`] and [`lock`]: the rootfs cache and its locks;
 - [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
+- [`idmap`]: unprivileged containers' id ranges, and shifting a rootfs into them;
 - [`names`] and [`facts`]: container names and host facts.
 
 Errors are typed per module (`thiserror`); the `lxc-tmpl` binary adds context.
@@ -28,6 +29,7 @@ pub mod cache;
 pub mod container;
 pub mod create;
 pub mod facts;
+pub mod idmap;
 pub mod lock;
 pub mod lxcconf;
 pub mod names;

@@ -6,6 +6,7 @@ use clap::ArgMatches;
 use lxc_tmpl_host::{
     create::{CreateRequest, Creator},
     facts,
+    idmap::IdMap,
     lxcconf::{BaseConfig, Dialect},
     names::validate_container_name,
     plugin::{LoadedPlugin, PluginSet},
@@ -74,6 +75,8 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         None => BaseConfig::host_default()?,
     };
     let (options, parameters) = distro_values(&plugin.manifest, matches);
+    // Unprivileged: tell the plugin as lxc-create would (--mapped-uid/gid).
+    let mapped = IdMap::from_config(&base)?;
     let (distro_id, distro_codename) = facts::host_os_release();
     let request = CreateRequest {
         name: args.name.clone(),
@@ -93,8 +96,8 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             distro_id: distro_id.into(),
             distro_codename: distro_codename.into(),
             lxc_version: target.to_string().into(),
-            mapped_uid: None.into(),
-            mapped_gid: None.into(),
+            mapped_uid: mapped.as_ref().map(|m| m.first_unmapped(true)).into(),
+            mapped_gid: mapped.as_ref().map(|m| m.first_unmapped(false)).into(),
         },
     };
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);

@@ -106,6 +106,11 @@ impl BaseConfig {
         self.lines.iter().rev().find(|l| l.key.as_deref() == Some(key)).map(|l| l.value.as_str())
     }
 
+    /// Every value of `key`, in order (for list keys such as `lxc.idmap`).
+    pub fn values(&self, key: &str) -> Vec<&str> {
+        self.lines.iter().filter(|l| l.key.as_deref() == Some(key)).map(|l| l.value.as_str()).collect()
+    }
+
     /// Adds `lxc.net.N.hwaddr` after the type line of the one veth interface
     /// when the config has exactly one and it has no address, as lxc-create's
     /// templates do: LXC would otherwise pick a new random MAC on every start.
