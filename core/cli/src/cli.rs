@@ -29,6 +29,21 @@ pub enum Commands {
     Template(TemplateArgs),
     /// Install lxc-tmpl as LXC templates (lxc-tmpl-<distro>) for every plugin.
     InstallTemplates(InstallArgs),
+    /// Write a new distro plugin crate that builds against the plugin API alone.
+    NewPlugin(NewPluginArgs),
+}
+
+/// `lxc-tmpl new-plugin`.
+#[derive(Debug, Args)]
+pub struct NewPluginArgs {
+    /// Distro name of the plugin (lowercase letters, digits, '-').
+    pub name: String,
+    /// Where to create the crate directory NAME.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Path of the lxc-tmpl-plugin-api crate [default: this lxc-tmpl's source tree if present, else the crates.io version].
+    #[arg(long, value_name = "DIR")]
+    pub api_path: Option<PathBuf>,
 }
 
 /// `lxc-tmpl template`: the arguments are parsed by the distro's template parser.

@@ -116,6 +116,14 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             let args = std::iter::once(OsString::from(&program)).chain(template.args.iter().cloned()).collect();
             commands::template::run(&program, args, plugin)?;
         }
+        Commands::NewPlugin(new) => {
+            let dir = commands::new_plugin::new_plugin(&new.name, &new.dir, new.api_path.as_deref())?;
+            println!(
+                "created {}: build it with cargo build --release --manifest-path {}/Cargo.toml",
+                dir.display(),
+                dir.display()
+            );
+        }
         Commands::InstallTemplates(install) => commands::install::install_templates(
             &commands::install::InstallRequest {
                 dir: install.dir.clone(),

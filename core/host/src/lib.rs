@@ -15,6 +15,7 @@ writes into a rootfs:
   leaving no process or mount behind;
 - [`cache`] and [`lock`]: the rootfs cache and its locks;
 - [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
+- [`render`]: minijinja templates given as source text;
 - [`idmap`]: unprivileged containers' id ranges, and shifting a rootfs into them;
 - [`names`] and [`facts`]: container names and host facts.
 
@@ -34,6 +35,7 @@ pub mod lock;
 pub mod lxcconf;
 pub mod names;
 pub mod plugin;
+pub mod render;
 pub mod rootfs;
 pub mod runner;
 pub mod sys;

@@ -3,4 +3,5 @@
 pub mod create;
 pub mod install;
 pub mod list;
+pub mod new_plugin;
 pub mod template;
