@@ -273,7 +273,30 @@ impl Creator<'_> {
             self.call_unit(hook, ctx, &mut bridge)?;
             entries.append(&mut bridge.entries);
         }
+        #[cfg(lxc_tmpl_api_preview)]
+        self.preview(req, ctx, rootfs)?;
         Ok((entries, cache))
+    }
+
+    /// The hook a preview (1.1) host has and a 1.0 plugin lacks: how every
+    /// hook a later minor version appends is called, with the default for
+    /// plugins built before it existed.
+    #[cfg(lxc_tmpl_api_preview)]
+    fn preview(&self, req: &CreateRequest, ctx: &HookContext, rootfs: &Path) -> Result<(), CreateError> {
+        match self.plugin.module.preview() {
+            Some(hook) => {
+                let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), false);
+                self.call("preview", ctx, &mut bridge, hook)
+            }
+            None => {
+                let api = &self.plugin.api_version;
+                self.reporter.log(
+                    LogLevel::Info,
+                    &format!("hook preview: the plugin (API {api}) predates it; using the default"),
+                );
+                Ok(())
+            }
+        }
     }
 
     fn message(&self, req: &CreateRequest, ctx: &HookContext, rootfs: &Path) -> Result<Option<String>, CreateError> {

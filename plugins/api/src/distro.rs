@@ -68,4 +68,12 @@ pub trait Distro: Send + Sync + 'static {
     fn message(&self, _ctx: &HookContext, _host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
         Ok(None)
     }
+
+    /// Only in `--cfg lxc_tmpl_api_preview` builds (see `PluginModule::preview`).
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    fn preview(&self, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        host.info("preview hook ran in the plugin");
+        Ok(())
+    }
 }

@@ -98,6 +98,8 @@ pub fn root_module<D: Instance>(api_version: &'static str) -> PluginModule_Ref {
         post_process: post_process::<D>,
         finalize: finalize::<D>,
         message: message::<D>,
+        #[cfg(lxc_tmpl_api_preview)]
+        preview: preview::<D>,
     }
     .leak_into_prefix()
 }
@@ -170,6 +172,8 @@ macro_rules! unit_hook {
 }
 
 unit_hook!(validate, download, sources_list, configure, config, trim, post_process, finalize);
+#[cfg(lxc_tmpl_api_preview)]
+unit_hook!(preview);
 
 #[cfg(test)]
 mod tests {

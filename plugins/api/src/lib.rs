@@ -129,7 +129,14 @@ pub use serde_json;
 
 /// The API version this crate defines, and the one a plugin built against it
 /// reports to the host. Equal to this crate's package version.
+#[cfg(not(lxc_tmpl_api_preview))]
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// In a `--cfg lxc_tmpl_api_preview` build: the next minor version, whose
+/// root module has one more hook. Only the compatibility test builds it.
+/// Keep it one minor above the package version.
+#[cfg(lxc_tmpl_api_preview)]
+pub const API_VERSION: &str = "1.1.0";
 
 #[doc(hidden)]
 pub mod __private {

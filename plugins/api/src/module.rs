@@ -8,10 +8,13 @@
 //! Hook signatures are spelled out on each field rather than through a type
 //! alias: abi_stable's derive only understands function pointers written inline.
 
+// abi_stable's derive reads fields appended after the first version's prefix
+// with unsafe code; only the preview build has such a field.
+#![cfg_attr(lxc_tmpl_api_preview, allow(unsafe_code))]
+
 use abi_stable::{
     StableAbi, declare_root_module_statics,
     library::RootModule,
-    package_version_strings,
     sabi_types::VersionStrings,
     std_types::{ROption, RResult, RStr, RString},
 };
@@ -51,11 +54,20 @@ pub struct PluginModule {
     /// [`Distro::message`](crate::Distro::message).
     #[sabi(last_prefix_field)]
     pub message: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+    /// Only in `--cfg lxc_tmpl_api_preview` builds: a hook appended the way
+    /// a minor version appends one, so that the test suite can load a 1.0
+    /// plugin into a 1.1 host (the host sees `None` and uses the default).
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    pub preview: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
 }
 
 impl RootModule for PluginModule_Ref {
     declare_root_module_statics! {PluginModule_Ref}
     const BASE_NAME: &'static str = "lxc_tmpl_plugin";
     const NAME: &'static str = "lxc-tmpl plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    // The API version rather than `package_version_strings!()`, so that the
+    // library header tells the host which API a plugin was built for before
+    // anything in the plugin runs.
+    const VERSION_STRINGS: VersionStrings = VersionStrings { version: RStr::from_str(crate::API_VERSION) };
 }

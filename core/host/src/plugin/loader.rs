@@ -12,7 +12,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use abi_stable::library::{LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL, lib_header_from_path};
+use abi_stable::{
+    StableAbi,
+    abi_stability::abi_checking::check_layout_compatibility,
+    library::{LibHeader, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL, lib_header_from_path},
+};
 use lxc_tmpl_plugin_api::{API_VERSION, Manifest, PluginModule_Ref};
 use semver::Version;
 use thiserror::Error;
@@ -140,15 +144,20 @@ pub fn load(file: &Path, as_root: bool) -> Result<LoadedPlugin, LoadError> {
     probe_entry_point(file)?;
     let header = lib_header_from_path(file).map_err(|e| abi_error(file, e))?;
     let host = host_api_version();
-    // abi_stable records the API crate version the library linked; check it
-    // first so a major mismatch gets our message rather than abi_stable's.
-    let linked = header.version_strings();
-    if let Ok(linked) = Version::parse(linked.version.as_str())
-        && linked.major != host.major
-    {
+    // The header records the API version the plugin was built against;
+    // check it before running anything in the plugin.
+    let linked = Version::parse(header.version_strings().version.as_str()).map_err(|e| LoadError::Manifest {
+        file: file.to_owned(),
+        detail: format!("API version in the library header is not semver: {e}"),
+    })?;
+    if !api_compatible(&linked, &host) {
         return Err(api_mismatch(file, stem(file), linked, host));
     }
-    let module = header.init_root_module::<PluginModule_Ref>().map_err(|e| abi_error(file, e))?;
+    let module = if (linked.major, linked.minor) == (host.major, host.minor) {
+        header.init_root_module::<PluginModule_Ref>().map_err(|e| abi_error(file, e))?
+    } else {
+        init_older_minor(file, header)?
+    };
     let reported = module.api_version().as_str();
     let api_version = Version::parse(reported).map_err(|e| LoadError::Manifest {
         file: file.to_owned(),
@@ -165,6 +174,32 @@ pub fn load(file: &Path, as_root: bool) -> Result<LoadedPlugin, LoadError> {
         .map_err(|e| LoadError::Manifest { file: file.to_owned(), detail: e.message.into_string() })?;
     check_manifest(file, &manifest)?;
     Ok(LoadedPlugin { file: file.to_owned(), api_version, manifest, module })
+}
+
+/// Initializes a plugin built against an older minor API version.
+///
+/// abi_stable's own check lets a library be newer than the executable, never
+/// older: a root module with fewer fields than the host's fails it. Our
+/// promise is the other way round (old plugins in newer hosts), so check the
+/// plugin's layout as the interface and the host's as the implementation:
+/// every field and callback the plugin knows must match the host's exactly,
+/// and the host may have more. The host then reads appended hooks through
+/// the prefix accessors, which report `None` for fields the plugin lacks.
+#[allow(unsafe_code)]
+fn init_older_minor(file: &Path, header: &'static LibHeader) -> Result<PluginModule_Ref, LoadError> {
+    let plugin_layout = header.layout().ok_or_else(|| LoadError::Abi {
+        file: file.to_owned(),
+        detail: "the library carries no layout information to check".to_owned(),
+    })?;
+    check_layout_compatibility(plugin_layout, <PluginModule_Ref as StableAbi>::LAYOUT).map_err(|e| LoadError::Abi {
+        file: file.to_owned(),
+        detail: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+    })?;
+    // SAFETY: the check above proved the plugin's root module layout, and
+    // every type it reaches, to be a prefix of the host's; the host accesses
+    // fields past that prefix only through accessors that check the plugin's
+    // own field count.
+    unsafe { header.init_root_module_with_unchecked_layout::<PluginModule_Ref>() }.map_err(|e| abi_error(file, e))
 }
 
 fn stem(file: &Path) -> String {
