@@ -41,6 +41,7 @@ pub mod command;
 pub mod config;
 pub mod container;
 pub mod dir;
+pub mod mirror;
 pub mod paths;
 pub mod snapshot;
 
@@ -49,6 +50,7 @@ use std::{os::unix::fs::MetadataExt, process::Command};
 pub use command::{Outcome, TestCommand};
 pub use container::{Container, HeavyLock, heavy_lock};
 pub use dir::TestDir;
+pub use mirror::{AptFixture, MirrorServer, apt_fixture};
 pub use paths::Fixture;
 
 /// Fails the test unless it runs as root (effective uid 0).
