@@ -1,0 +1,601 @@
+//! System configuration of a Debian-family rootfs: hostname, hosts,
+//! network, locale, timezone, ssh host keys, systemd unit masks, the apt
+//! keyring, and the scrubbing that keeps host and per-machine state out of
+//! a cached rootfs.
+
+use lxc_tmpl_plugin_api::{CommandSpec, FileKind, Host, PluginError, serde_json::json};
+
+use crate::templates;
+
+/// Whether any of the rootfs `paths` is a file or symlink (a program, in
+/// any of its usual places; merged-/usr symlinks are followed by the host).
+pub fn any_exists(host: &mut Host<'_>, paths: &[&str]) -> Result<bool, PluginError> {
+    for path in paths {
+        if matches!(host.file_kind(path)?, Some(FileKind::File | FileKind::Symlink)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Writes a text file with `mode`, also when it existed with another mode.
+fn write_text(host: &mut Host<'_>, path: &str, text: &str, mode: u32) -> Result<(), PluginError> {
+    if host.file_kind(path)? == Some(FileKind::Symlink) {
+        // Never write through a link the rootfs brought (the host would keep
+        // the write inside the rootfs, but the link's target is not ours).
+        host.remove(path)?;
+    }
+    host.write_file(path, text.as_bytes(), mode)?;
+    host.set_mode(path, mode)
+}
+
+/// `/etc/hostname`.
+pub fn write_hostname(host: &mut Host<'_>, name: &str) -> Result<(), PluginError> {
+    host.mkdir_all("etc", 0o755)?;
+    write_text(host, "etc/hostname", &format!("{name}\n"), 0o644)
+}
+
+/// `/etc/hosts` with `127.0.1.1 <name>` and the usual IPv6 lines.
+pub fn write_hosts(host: &mut Host<'_>, name: &str) -> Result<(), PluginError> {
+    host.mkdir_all("etc", 0o755)?;
+    let text = host.render("etc/hosts", templates::HOSTS, &json!({ "name": name }))?;
+    write_text(host, "etc/hosts", &text, 0o644)
+}
+
+/// How the container's network is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkStyle {
+    /// `/etc/netplan/10-lxc.yaml` (Ubuntu 17.10 and later).
+    Netplan,
+    /// `/etc/network/interfaces` (ifupdown).
+    Ifupdown,
+}
+
+/// The netplan file the plugins write.
+pub const NETPLAN_FILE: &str = "etc/netplan/10-lxc.yaml";
+/// The ifupdown file the plugins write.
+pub const INTERFACES_FILE: &str = "etc/network/interfaces";
+
+const NETPLAN_PROGRAMS: &[&str] = &["usr/sbin/netplan", "sbin/netplan", "usr/bin/netplan"];
+const IFUPDOWN_PROGRAMS: &[&str] = &["sbin/ifup", "usr/sbin/ifup"];
+
+/// Picks the network style: the release's `preferred` one when its tool is
+/// installed in the rootfs, else the other one when that is installed (and
+/// says so in the log), else the preferred one with a warning that nothing
+/// will read it.
+pub fn choose_network_style(host: &mut Host<'_>, preferred: NetworkStyle) -> Result<NetworkStyle, PluginError> {
+    let netplan = any_exists(host, NETPLAN_PROGRAMS)?;
+    let ifupdown = any_exists(host, IFUPDOWN_PROGRAMS)?;
+    let chosen = match (preferred, netplan, ifupdown) {
+        (NetworkStyle::Netplan, true, _) | (NetworkStyle::Ifupdown, _, true) => preferred,
+        (NetworkStyle::Netplan, false, true) => {
+            host.info(
+                "this release configures its network with netplan, but netplan is not installed in the rootfs \
+                 while ifupdown is: writing /etc/network/interfaces instead",
+            );
+            NetworkStyle::Ifupdown
+        }
+        (NetworkStyle::Ifupdown, true, false) => {
+            host.info(
+                "this release configures its network with ifupdown, but only netplan is installed in the rootfs: \
+                 writing /etc/netplan/10-lxc.yaml instead",
+            );
+            NetworkStyle::Netplan
+        }
+        (_, false, false) => {
+            host.warn(&format!(
+                "neither netplan nor ifupdown is installed in the rootfs: writing {} anyway; \
+                 the container will not configure its network by itself",
+                match preferred {
+                    NetworkStyle::Netplan => "/etc/netplan/10-lxc.yaml",
+                    NetworkStyle::Ifupdown => "/etc/network/interfaces",
+                }
+            ));
+            preferred
+        }
+    };
+    Ok(chosen)
+}
+
+/// Writes DHCP on `interface` in `style`.
+pub fn write_network(host: &mut Host<'_>, style: NetworkStyle, interface: &str) -> Result<(), PluginError> {
+    let context = json!({ "interface": interface });
+    match style {
+        NetworkStyle::Netplan => {
+            host.mkdir_all("etc/netplan", 0o755)?;
+            let text = host.render(NETPLAN_FILE, templates::NETPLAN, &context)?;
+            // netplan warns about (and newer netplan refuses) world-readable files.
+            write_text(host, NETPLAN_FILE, &text, 0o600)
+        }
+        NetworkStyle::Ifupdown => {
+            host.mkdir_all("etc/network", 0o755)?;
+            let text = host.render(INTERFACES_FILE, templates::INTERFACES, &context)?;
+            write_text(host, INTERFACES_FILE, &text, 0o644)
+        }
+    }
+}
+
+/// The locale to set from `LANG`: the old templates' rule, `en_US.UTF-8`
+/// when `LANG` is unset, empty, `C`, `C.<anything>` or `POSIX`.
+pub fn locale_from_lang(lang: Option<&str>) -> Result<String, PluginError> {
+    let lang = lang.map(str::trim).unwrap_or_default();
+    if lang.is_empty() || lang == "C" || lang == "POSIX" || lang.starts_with("C.") {
+        return Ok("en_US.UTF-8".to_owned());
+    }
+    let ok = lang.len() <= 64
+        && lang.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && lang.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
+    if !ok {
+        return Err(PluginError::invalid_input(format!(
+            "locale '{lang}' (from --locale or LANG) is not a locale name such as en_US.UTF-8"
+        )));
+    }
+    Ok(lang.to_owned())
+}
+
+/// The `/etc/locale.gen` line of a locale: `en_US.UTF-8 UTF-8`, `de_DE ISO-8859-1`.
+pub fn locale_gen_line(locale: &str) -> String {
+    let charset = locale
+        .split_once('.')
+        .map(|(_, rest)| rest.split('@').next().unwrap_or(rest).to_owned())
+        .unwrap_or_else(|| "ISO-8859-1".to_owned());
+    let charset = if charset.eq_ignore_ascii_case("utf8") { "UTF-8".to_owned() } else { charset };
+    format!("{locale} {charset}")
+}
+
+/// `locale.gen` with the line for `locale` enabled (uncommented if present
+/// as a comment, appended otherwise).
+pub fn enable_in_locale_gen(text: &str, locale: &str) -> String {
+    let wanted = locale_gen_line(locale);
+    let mut found = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        let bare = line.trim_start_matches('#').trim();
+        if bare == wanted {
+            found = true;
+            out.push_str(&wanted);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if !found {
+        out.push_str(&wanted);
+        out.push('\n');
+    }
+    out
+}
+
+/// How a distro's `locale-gen` is told which locale to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocaleGen {
+    /// Ubuntu: `locale-gen <locale>`.
+    Argument,
+    /// Debian: enable the line in `/etc/locale.gen`, then `locale-gen`.
+    LocaleGenFile,
+}
+
+/// Generates `locale` in the rootfs (when the `locales` tools are there)
+/// and makes it the default (`/etc/default/locale`, through `update-locale`
+/// where it works). A missing `locale-gen` is logged, not an error: minimal
+/// rootfs have none, as the old templates' `|| true` allowed.
+pub fn configure_locale(host: &mut Host<'_>, locale: &str, style: LocaleGen) -> Result<(), PluginError> {
+    let generated = if any_exists(host, &["usr/sbin/locale-gen", "sbin/locale-gen"])? {
+        let command = match style {
+            LocaleGen::Argument => CommandSpec::in_rootfs(&["locale-gen", locale]).unchecked(),
+            LocaleGen::LocaleGenFile => {
+                let current = match host.file_kind("etc/locale.gen")? {
+                    Some(FileKind::File) => String::from_utf8_lossy(&host.read_file("etc/locale.gen")?).into_owned(),
+                    _ => String::new(),
+                };
+                write_text(host, "etc/locale.gen", &enable_in_locale_gen(&current, locale), 0o644)?;
+                CommandSpec::in_rootfs(&["locale-gen"]).unchecked()
+            }
+        };
+        let out = host.run(&command)?;
+        if out.status != 0 {
+            host.warn(&format!(
+                "locale-gen {locale} failed (exit status {}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        out.status == 0
+    } else {
+        host.info(&format!("locale-gen is not installed in the rootfs (package locales): {locale} is not generated"));
+        false
+    };
+    if generated && any_exists(host, &["usr/sbin/update-locale", "sbin/update-locale"])? {
+        let out = host.run(&CommandSpec::in_rootfs(&["update-locale", &format!("LANG={locale}")]).unchecked())?;
+        if out.status == 0 {
+            return Ok(());
+        }
+        host.warn(&format!("update-locale LANG={locale} failed: writing /etc/default/locale directly"));
+    }
+    host.mkdir_all("etc/default", 0o755)?;
+    write_text(host, "etc/default/locale", &format!("LANG={locale}\n"), 0o644)
+}
+
+/// A zone name from `/etc/timezone` or the `/etc/localtime` link target:
+/// `Europe/Berlin`, `Etc/UTC`. `None` for anything else.
+pub fn parse_zone(text: &str) -> Option<String> {
+    let text = text.trim();
+    let zone = match text.rsplit_once("zoneinfo/") {
+        Some((_, zone)) => zone,
+        None if text.starts_with('/') => return None,
+        None => text,
+    };
+    let ok = !zone.is_empty()
+        && zone.len() <= 128
+        && !zone.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        && zone.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    ok.then(|| zone.to_owned())
+}
+
+/// The host's time zone: `/etc/timezone`, else the target of the
+/// `/etc/localtime` symlink; `None` when neither says.
+pub fn host_timezone(host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
+    if host.host_file_kind("/etc/timezone")? == Some(FileKind::File)
+        && let Some(zone) = parse_zone(&String::from_utf8_lossy(&host.read_host_file("/etc/timezone")?))
+    {
+        return Ok(Some(zone));
+    }
+    let link = host.run(&CommandSpec::on_host(&["readlink", "/etc/localtime"]).unchecked())?;
+    Ok(if link.status == 0 { parse_zone(&link.stdout_text()) } else { None })
+}
+
+/// Gives the container the host's time zone: `/etc/timezone`, the
+/// `/etc/localtime` link, and `dpkg-reconfigure tzdata` when tzdata is
+/// installed. Logged and skipped when the host's zone is unknown or the
+/// rootfs has no such zone file.
+pub fn configure_timezone(host: &mut Host<'_>) -> Result<(), PluginError> {
+    let Some(zone) = host_timezone(host)? else {
+        host.info("the host's time zone is unknown (no /etc/timezone, no /etc/localtime link): left as is");
+        return Ok(());
+    };
+    let zone_file = format!("usr/share/zoneinfo/{zone}");
+    if host.file_kind(&zone_file)?.is_none() {
+        host.info(&format!("the rootfs has no /{zone_file} (tzdata not installed?): time zone left as is"));
+        return Ok(());
+    }
+    host.mkdir_all("etc", 0o755)?;
+    write_text(host, "etc/timezone", &format!("{zone}\n"), 0o644)?;
+    host.remove("etc/localtime")?;
+    host.symlink(&format!("/{zone_file}"), "etc/localtime")?;
+    if host.file_kind("var/lib/dpkg/info/tzdata.list")?.is_some() {
+        host.run(&CommandSpec::in_rootfs(&["dpkg-reconfigure", "-f", "noninteractive", "tzdata"]))?;
+    }
+    host.debug(&format!("time zone set to {zone}"));
+    Ok(())
+}
+
+/// Host key files `ssh-keygen -A` and older releases make, all removed
+/// before keys are generated (the host API lists no directories, so the
+/// names are spelled out).
+pub const SSH_HOST_KEYS: &[&str] = &[
+    "etc/ssh/ssh_host_key",
+    "etc/ssh/ssh_host_rsa_key",
+    "etc/ssh/ssh_host_dsa_key",
+    "etc/ssh/ssh_host_ecdsa_key",
+    "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/ssh_host_ecdsa_sk_key",
+    "etc/ssh/ssh_host_ed25519_sk_key",
+];
+
+/// Removes every ssh host key (private and `.pub`); returns how many files
+/// were there.
+pub fn remove_ssh_host_keys(host: &mut Host<'_>) -> Result<usize, PluginError> {
+    let mut removed = 0;
+    for key in SSH_HOST_KEYS {
+        for path in [(*key).to_owned(), format!("{key}.pub")] {
+            if host.file_kind(&path)?.is_some() {
+                host.remove(&path)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// A public key line with its comment replaced: `type base64 comment`.
+pub fn with_key_comment(line: &str, comment: &str) -> String {
+    let mut fields = line.split_whitespace();
+    match (fields.next(), fields.next()) {
+        (Some(kind), Some(key)) => format!("{kind} {key} {comment}"),
+        _ => line.trim().to_owned(),
+    }
+}
+
+/// Fresh ssh host keys for this container: removes any, runs
+/// `ssh-keygen -A` inside (where the hostname is the container's), and sets
+/// each public key's comment to `root@<name>`. Returns false (and does
+/// nothing) when the rootfs has no ssh-keygen.
+pub fn regenerate_ssh_host_keys(host: &mut Host<'_>, name: &str) -> Result<bool, PluginError> {
+    if !any_exists(host, &["usr/bin/ssh-keygen", "bin/ssh-keygen"])?
+        || host.file_kind("etc/ssh")? != Some(FileKind::Dir)
+    {
+        host.debug("no ssh-keygen or /etc/ssh in the rootfs: no ssh host keys to generate");
+        return Ok(false);
+    }
+    remove_ssh_host_keys(host)?;
+    host.run_in_rootfs(&["ssh-keygen", "-A"])?;
+    let comment = format!("root@{name}");
+    for key in SSH_HOST_KEYS {
+        let public = format!("{key}.pub");
+        if host.file_kind(&public)? == Some(FileKind::File) {
+            let text = String::from_utf8_lossy(&host.read_file(&public)?).into_owned();
+            let fixed: String = text.lines().map(|l| format!("{}\n", with_key_comment(l, &comment))).collect();
+            host.write_file(&public, fixed.as_bytes(), 0o644)?;
+        }
+    }
+    Ok(true)
+}
+
+const RESOLVED_PROGRAMS: &[&str] = &["usr/lib/systemd/systemd-resolved", "lib/systemd/systemd-resolved"];
+
+/// Removes host and per-machine state from a freshly built rootfs before it
+/// becomes a cache: ssh host keys (every container makes its own), the
+/// machine id (emptied: systemd makes one at first boot), the hostname and
+/// the `resolv.conf` debootstrap copied from the host.
+pub fn scrub_for_cache(host: &mut Host<'_>) -> Result<(), PluginError> {
+    let keys = remove_ssh_host_keys(host)?;
+    if keys > 0 {
+        host.debug(&format!("removed {keys} ssh host key files from the cache"));
+    }
+    if host.file_kind("etc/machine-id")? == Some(FileKind::File) {
+        host.write_file("etc/machine-id", b"", 0o444)?;
+    }
+    if host.file_kind("var/lib/dbus/machine-id")? == Some(FileKind::File) {
+        host.remove("var/lib/dbus/machine-id")?;
+    }
+    if host.file_kind("etc")? == Some(FileKind::Dir) {
+        write_text(host, "etc/hostname", "localhost\n", 0o644)?;
+    }
+    reset_resolv_conf(host)
+}
+
+/// Replaces a `resolv.conf` copied from the host: with the systemd-resolved
+/// stub link when systemd-resolved is installed, else with a file that only
+/// says where its content will come from. A symlink is left alone.
+pub fn reset_resolv_conf(host: &mut Host<'_>) -> Result<(), PluginError> {
+    if host.file_kind("etc/resolv.conf")? != Some(FileKind::File) {
+        return Ok(());
+    }
+    if any_exists(host, RESOLVED_PROGRAMS)? {
+        host.remove("etc/resolv.conf")?;
+        host.symlink("../run/systemd/resolve/stub-resolv.conf", "etc/resolv.conf")
+    } else {
+        write_text(
+            host,
+            "etc/resolv.conf",
+            "# Written by lxc-tmpl: the container's DHCP client fills this in.\n",
+            0o644,
+        )
+    }
+}
+
+/// Whether the rootfs boots with systemd.
+pub fn has_systemd(host: &mut Host<'_>) -> Result<bool, PluginError> {
+    any_exists(host, &["usr/lib/systemd/systemd", "lib/systemd/systemd"])
+}
+
+/// Masks systemd units by linking them to `/dev/null` in
+/// `/etc/systemd/system` (what `systemctl mask` does, without running it).
+pub fn mask_units(host: &mut Host<'_>, units: &[&str]) -> Result<(), PluginError> {
+    host.mkdir_all("etc/systemd/system", 0o755)?;
+    for unit in units {
+        let path = format!("etc/systemd/system/{unit}");
+        if matches!(host.file_kind(&path)?, Some(FileKind::File | FileKind::Symlink)) {
+            host.remove(&path)?;
+        }
+        host.symlink("/dev/null", &path)?;
+    }
+    Ok(())
+}
+
+/// Installs a host keyring file into the rootfs's `etc/apt/trusted.gpg.d/`
+/// as `<name>.gpg` (or `.asc` when ASCII-armored), so that apt inside trusts
+/// the archive debootstrap verified. Returns the rootfs path. The host's own
+/// trusted keys are never touched.
+pub fn install_apt_keyring(host: &mut Host<'_>, keyring: &str, name: &str) -> Result<String, PluginError> {
+    let data = host.read_host_file(keyring)?;
+    let armored = data.starts_with(b"-----BEGIN PGP");
+    let path = format!("etc/apt/trusted.gpg.d/{name}.{}", if armored { "asc" } else { "gpg" });
+    host.mkdir_all("etc/apt/trusted.gpg.d", 0o755)?;
+    host.write_file(&path, &data, 0o644)?;
+    host.set_mode(&path, 0o644)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeHost, Node, output, with_host};
+
+    #[test]
+    fn hostname_and_hosts() {
+        let mut fake = FakeHost::sealed();
+        with_host(&mut fake, |h| {
+            write_hostname(h, "u1")?;
+            write_hosts(h, "u1")
+        })
+        .unwrap();
+        assert_eq!(fake.text("etc/hostname"), "u1\n");
+        let hosts = fake.text("etc/hosts");
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tu1\n"), "{hosts}");
+        assert!(hosts.contains("ff02::2\tip6-allrouters\n"), "{hosts}");
+    }
+
+    #[test]
+    fn hostname_replaces_a_symlink_instead_of_following_it() {
+        let mut fake = FakeHost::sealed();
+        fake.mkdir("etc");
+        fake.rootfs.insert("etc/hostname".into(), Node::Symlink { target: "/etc/shadow".into() });
+        with_host(&mut fake, |h| write_hostname(h, "u1")).unwrap();
+        assert_eq!(fake.text("etc/hostname"), "u1\n");
+    }
+
+    #[test]
+    fn network_style_follows_what_is_installed() {
+        let mut fake = FakeHost::sealed();
+        fake.put_program("sbin/ifup");
+        let style = with_host(&mut fake, |h| choose_network_style(h, NetworkStyle::Netplan)).unwrap();
+        assert_eq!(style, NetworkStyle::Ifupdown);
+        assert!(fake.logged("netplan is not installed"));
+        with_host(&mut fake, |h| write_network(h, style, "eth0")).unwrap();
+        let interfaces = fake.text(INTERFACES_FILE);
+        assert!(interfaces.contains("auto eth0\niface eth0 inet dhcp\n"), "{interfaces}");
+        assert!(interfaces.contains("iface lo inet loopback"), "{interfaces}");
+
+        fake.put_program("usr/sbin/netplan");
+        let style = with_host(&mut fake, |h| choose_network_style(h, NetworkStyle::Netplan)).unwrap();
+        assert_eq!(style, NetworkStyle::Netplan);
+        with_host(&mut fake, |h| write_network(h, style, "eth0")).unwrap();
+        assert!(fake.text(NETPLAN_FILE).contains("    eth0:\n      dhcp4: true\n"));
+        assert_eq!(fake.mode(NETPLAN_FILE), 0o600);
+
+        let mut bare = FakeHost::sealed();
+        let style = with_host(&mut bare, |h| choose_network_style(h, NetworkStyle::Ifupdown)).unwrap();
+        assert_eq!(style, NetworkStyle::Ifupdown);
+        assert!(bare.warnings().iter().any(|w| w.contains("neither netplan nor ifupdown")));
+    }
+
+    #[test]
+    fn locale_rules() {
+        assert_eq!(locale_from_lang(None).unwrap(), "en_US.UTF-8");
+        assert_eq!(locale_from_lang(Some("C.UTF-8")).unwrap(), "en_US.UTF-8");
+        assert_eq!(locale_from_lang(Some("POSIX")).unwrap(), "en_US.UTF-8");
+        assert_eq!(locale_from_lang(Some("de_DE.UTF-8")).unwrap(), "de_DE.UTF-8");
+        assert!(locale_from_lang(Some("de;rm")).is_err());
+        assert_eq!(locale_gen_line("de_DE.UTF-8"), "de_DE.UTF-8 UTF-8");
+        assert_eq!(locale_gen_line("de_DE"), "de_DE ISO-8859-1");
+        assert_eq!(locale_gen_line("sr_RS.UTF-8@latin"), "sr_RS.UTF-8@latin UTF-8");
+        assert_eq!(
+            enable_in_locale_gen("# de_DE.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n", "en_US.UTF-8"),
+            "# de_DE.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n"
+        );
+        assert_eq!(enable_in_locale_gen("", "en_US.UTF-8"), "en_US.UTF-8 UTF-8\n");
+    }
+
+    #[test]
+    fn locale_with_and_without_locales_installed() {
+        let mut fake = FakeHost::sealed();
+        with_host(&mut fake, |h| configure_locale(h, "en_US.UTF-8", LocaleGen::Argument)).unwrap();
+        assert!(fake.commands.is_empty());
+        assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
+        assert!(fake.logged("locale-gen is not installed"));
+
+        let mut fake = FakeHost::sealed();
+        fake.put_program("usr/sbin/locale-gen");
+        fake.put_program("usr/sbin/update-locale");
+        with_host(&mut fake, |h| configure_locale(h, "de_DE.UTF-8", LocaleGen::Argument)).unwrap();
+        assert_eq!(fake.lines(), ["locale-gen de_DE.UTF-8", "update-locale LANG=de_DE.UTF-8"]);
+
+        let mut fake = FakeHost::sealed();
+        fake.put_program("usr/sbin/locale-gen");
+        fake.put("etc/locale.gen", "# en_US.UTF-8 UTF-8\n");
+        with_host(&mut fake, |h| configure_locale(h, "en_US.UTF-8", LocaleGen::LocaleGenFile)).unwrap();
+        assert_eq!(fake.lines(), ["locale-gen"]);
+        assert_eq!(fake.text("etc/locale.gen"), "en_US.UTF-8 UTF-8\n");
+        assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
+    }
+
+    #[test]
+    fn zones() {
+        assert_eq!(parse_zone("Europe/Berlin\n").as_deref(), Some("Europe/Berlin"));
+        assert_eq!(parse_zone("/usr/share/zoneinfo/Etc/UTC\n").as_deref(), Some("Etc/UTC"));
+        assert_eq!(parse_zone("../../usr/share/zoneinfo/America/New_York").as_deref(), Some("America/New_York"));
+        for bad in ["", "/etc/x", "../etc/passwd", "Europe/../x", "a b"] {
+            assert_eq!(parse_zone(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn timezone_from_the_host() {
+        let mut fake = FakeHost::sealed();
+        fake.put_host("/etc/timezone", "Europe/Berlin\n");
+        fake.put("usr/share/zoneinfo/Europe/Berlin", "TZif");
+        fake.put("var/lib/dpkg/info/tzdata.list", "");
+        fake.rootfs.insert("etc/localtime".into(), Node::Symlink { target: "/usr/share/zoneinfo/Etc/UTC".into() });
+        with_host(&mut fake, configure_timezone).unwrap();
+        assert_eq!(fake.text("etc/timezone"), "Europe/Berlin\n");
+        assert_eq!(fake.rootfs["etc/localtime"], Node::Symlink { target: "/usr/share/zoneinfo/Europe/Berlin".into() });
+        assert_eq!(fake.lines(), ["dpkg-reconfigure -f noninteractive tzdata"]);
+
+        let mut fake = FakeHost::sealed();
+        fake.on("readlink /etc/localtime", output(0, "/usr/share/zoneinfo/Asia/Tokyo\n", ""));
+        with_host(&mut fake, configure_timezone).unwrap();
+        assert!(fake.logged("no /usr/share/zoneinfo/Asia/Tokyo"));
+        assert!(!fake.exists("etc/timezone"));
+    }
+
+    #[test]
+    fn ssh_keys_are_regenerated_with_the_container_name() {
+        let mut fake = FakeHost::sealed();
+        fake.put_program("usr/bin/ssh-keygen");
+        fake.put("etc/ssh/ssh_host_rsa_key", "OLD");
+        fake.put("etc/ssh/ssh_host_rsa_key.pub", "ssh-rsa OLD root@buildhost\n");
+        fake.responder = Some(Box::new(|cmd, rootfs| {
+            (cmd.line() == "ssh-keygen -A").then(|| {
+                for kind in ["rsa", "ed25519"] {
+                    rootfs.insert(
+                        format!("etc/ssh/ssh_host_{kind}_key.pub"),
+                        Node::File { data: format!("ssh-{kind} NEW root@u1-ns\n").into_bytes(), mode: 0o644 },
+                    );
+                }
+                output(0, "", "")
+            })
+        }));
+        assert!(with_host(&mut fake, |h| regenerate_ssh_host_keys(h, "u1")).unwrap());
+        assert!(!fake.exists("etc/ssh/ssh_host_rsa_key"), "old private key removed");
+        assert_eq!(fake.text("etc/ssh/ssh_host_rsa_key.pub"), "ssh-rsa NEW root@u1\n");
+        assert_eq!(fake.text("etc/ssh/ssh_host_ed25519_key.pub"), "ssh-ed25519 NEW root@u1\n");
+        assert_eq!(with_key_comment("ssh-rsa AAA", "root@x"), "ssh-rsa AAA root@x");
+
+        let mut bare = FakeHost::sealed();
+        assert!(!with_host(&mut bare, |h| regenerate_ssh_host_keys(h, "u1")).unwrap());
+        assert!(bare.commands.is_empty());
+    }
+
+    #[test]
+    fn cache_scrub() {
+        let mut fake = FakeHost::sealed();
+        fake.put("etc/ssh/ssh_host_ed25519_key", "k");
+        fake.put("etc/ssh/ssh_host_ed25519_key.pub", "k");
+        fake.put("etc/machine-id", "0123456789abcdef\n");
+        fake.put("var/lib/dbus/machine-id", "0123456789abcdef\n");
+        fake.put("etc/hostname", "buildhost\n");
+        fake.put("etc/resolv.conf", "nameserver 10.0.0.1\nsearch corp.example\n");
+        with_host(&mut fake, scrub_for_cache).unwrap();
+        assert!(!fake.exists("etc/ssh/ssh_host_ed25519_key") && !fake.exists("etc/ssh/ssh_host_ed25519_key.pub"));
+        assert_eq!(fake.text("etc/machine-id"), "");
+        assert!(!fake.exists("var/lib/dbus/machine-id"));
+        assert_eq!(fake.text("etc/hostname"), "localhost\n");
+        assert!(!fake.text("etc/resolv.conf").contains("corp.example"));
+
+        fake.put("etc/resolv.conf", "nameserver 10.0.0.1\n");
+        fake.put_program("usr/lib/systemd/systemd-resolved");
+        with_host(&mut fake, reset_resolv_conf).unwrap();
+        assert_eq!(
+            fake.rootfs["etc/resolv.conf"],
+            Node::Symlink { target: "../run/systemd/resolve/stub-resolv.conf".into() }
+        );
+    }
+
+    #[test]
+    fn masks_and_keyrings() {
+        let mut fake = FakeHost::sealed();
+        fake.put("etc/systemd/system/x.service", "[Unit]\n");
+        with_host(&mut fake, |h| mask_units(h, &["x.service", "y.timer"])).unwrap();
+        assert_eq!(fake.rootfs["etc/systemd/system/x.service"], Node::Symlink { target: "/dev/null".into() });
+        assert_eq!(fake.rootfs["etc/systemd/system/y.timer"], Node::Symlink { target: "/dev/null".into() });
+
+        fake.put_host("/k.gpg", "\u{99}\u{1}binary");
+        fake.put_host("/k.asc", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n");
+        let gpg = with_host(&mut fake, |h| install_apt_keyring(h, "/k.gpg", "lxc-tmpl-archive")).unwrap();
+        assert_eq!(gpg, "etc/apt/trusted.gpg.d/lxc-tmpl-archive.gpg");
+        let asc = with_host(&mut fake, |h| install_apt_keyring(h, "/k.asc", "lxc-tmpl-archive")).unwrap();
+        assert_eq!(asc, "etc/apt/trusted.gpg.d/lxc-tmpl-archive.asc");
+        assert_eq!(fake.mode(&gpg), 0o644);
+    }
+}

@@ -1,0 +1,352 @@
+/*!
+The `ubuntu` distro plugin of `lxc-tmpl`: Ubuntu containers built with
+debootstrap, replacing LXC's `lxc-ubuntu` template (lxc-templates 3.0.4) and
+the older script the seed document walks through. The shared
+debootstrap/apt logic lives in [`lxc_tmpl_deb`]; this crate holds the Ubuntu
+knowledge: releases, mirrors, keyring, include list, config includes and the
+upstart-era quirks.
+
+# Options
+
+The old names and short flags still work (`-r`, `-a`, `-v`, `-u`, `-b`, `-S`,
+`-x`; `-F`/`--flush-cache` and `-d`/`--debug` are options of `lxc-tmpl create`
+itself, and so is `LXC_CACHE_PATH`; in `lxc-tmpl create` the short `-v` is the
+host's `--verbose`, so the variant is given as `--variant` there). `MIRROR`,
+`SECURITY_MIRROR`, `HTTP_PROXY` and `LANG` are read from the environment as
+the script did. A release is named by codename or version (`jammy`, `22.04`).
+`lxc-tmpl create --distro ubuntu --help` lists every option with its default.
+
+# Hooks
+
+| hook | what it does |
+|---|---|
+| `validate` | resolves and checks every option (release, arch and its emulation, keyring, key and password files, bindhome user, mirrors, packages); refuses unprivileged containers |
+| `cache_key` | release, arch, variant, mirrors, components, include list, keyring path and content |
+| `download` | debootstrap into the cache staging dir with signature checks, the keyring into `trusted.gpg.d`, sources.list, `apt-get update --error-on=any`, `dist-upgrade`, `clean` (in the host's namespaced runner with `policy-rc.d`), then removes ssh host keys, the machine id, the host's hostname and resolv.conf |
+| `sources_list` | native or multiarch (`deb [arch=...]`) sources with `-updates` and `-security`; `70proxy` for a proxy |
+| `configure` | hostname, hosts, netplan or ifupdown (by release, falling back on what is installed), locale, time zone, fresh ssh host keys |
+| `config` | `ubuntu.common.conf` (and `ubuntu.<release>.conf` when LXC ships one), `lxc.uts.name`, `lxc.arch`, the bindhome mount |
+| `trim` | upstart releases with `--trim`: the seed's trim; systemd releases: mask units that cannot work in a container (`--trim` masks more) |
+| `post_process` | multiarch for a foreign architecture, `--packages`, the `/dev/shm` link of 12.04 |
+| `finalize` | the user (sudo group, locked password unless one is given), `authorized_keys`, the bindhome user |
+| `message` | how to get in (`lxc-attach`) |
+
+# Deliberate differences from lxc-ubuntu
+
+- **No default password.** The old `ubuntu`/`ubuntu` is gone: the user's
+  password is locked unless `--password` or `--password-file` gives one (fed
+  to `chpasswd` on stdin, never on a command line); the message says to use
+  `lxc-attach` (or the `--auth-key`).
+- **Signatures are always checked.** debootstrap gets `--keyring` and
+  `--force-check-gpg`: `--keyring FILE` when given, else
+  `/usr/share/keyrings/ubuntu-archive-keyring.gpg`; when that is missing the
+  create stops and names `apt-get install ubuntu-keyring` or `--keyring`
+  (the old script silently downloaded unverified). `--no-check-gpg` is the
+  explicit opt-out and warns. A `--keyring` is installed into the
+  container's `/etc/apt/trusted.gpg.d/`, never into the host's.
+  `apt-get update` runs with `--error-on=any` (on apt older than 2.1.16 its
+  output is checked instead), and nothing is installed with `--force-yes`.
+- **`--bindhome` does not copy the host's password hash**: the user is
+  created with the host's uid, gid, home and shell, and a locked password.
+  `--auth-key` is not written into a bind-mounted home (the host's own
+  `~/.ssh/authorized_keys` applies there).
+- **No squid-deb-proxy autodetection**: the old script ran a host avahi
+  helper and trusted any proxy announced on the LAN. `HTTP_PROXY` is
+  explicit: `none` (default), `apt` (the host's apt proxy) or a URL.
+- **The cache never ships ssh host keys** (nor a machine id, the host's
+  hostname or the host's resolv.conf): they are removed after the download,
+  and every container generates its own keys (`ssh-keygen -A` inside, comment
+  `root@<name>`).
+- **The cache key covers everything that changes the cache** (release,
+  arch, variant, mirrors, include list, keyring), not only release and arch;
+  `--packages` are installed per container, so they do not split the cache.
+  Host language packs are no longer copied into the include list (that made
+  the cache depend on the host silently): `language-pack-en` only, other
+  languages with `--packages`.
+- **Release knowledge is data** (distro-info-data's `ubuntu.csv`, with a
+  built-in copy): netplan or ifupdown and upstart or systemd follow the
+  release's version, with a fallback on what is actually installed (netplan
+  release but no netplan binary: `/etc/network/interfaces` is written and the
+  log says so). A release debootstrap has no script for is built with the
+  `gutsy` script. End-of-life releases default to old-releases.ubuntu.com.
+- **Foreign architectures** run through qemu-user-static's binfmt_misc
+  handler (`F` flag) or are refused with the fix; the upstart-era trick of
+  installing host-architecture `upstart`/`mountall` into the container is
+  gone. A foreign container gets multiarch sources with each architecture's
+  own mirror (the old script reused the first one).
+- **systemd releases are trimmed** by masking units that cannot work in a
+  container (the old script had no systemd handling at all); the seed's
+  upstart trim is kept for upstart releases with `--trim`.
+- The sudo `admin` group of sudo < 1.8.3 (before 12.04) is not created.
+- Every rootfs write goes through the host's symlink-safe file operations;
+  every command inside the rootfs runs in the host's namespaced runner.
+*/
+
+mod plan;
+mod release;
+mod trim;
+
+use lxc_tmpl_deb::{
+    apt::{Apt, write_apt_proxy},
+    arch::{ArchSupport, check_arch_support, lxc_arch},
+    debootstrap::{DebootstrapPlan, find_debootstrap, script_for},
+    flow::{
+        BuildSpec, SystemSpec, build_cached_rootfs, configure_system, install_packages, setup_login_user,
+        warn_about_choices,
+    },
+    options::{self, DistroTexts, UserOptions},
+    sources::{render_sources_list, write_sources_list},
+    system::LocaleGen,
+    users::{self, bind_home_mount_entry},
+};
+use lxc_tmpl_plugin_api::{
+    CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, PluginError, export_plugin,
+};
+
+use crate::{
+    plan::{DEBOOTSTRAP_COMPONENTS, DEFAULT_KEYRING, FALLBACK_SCRIPT, KEYRING_PACKAGE, Plan},
+    release::{ARCHES, Init},
+};
+
+/// LXC's Ubuntu config, included by every container's config.
+const UBUNTU_COMMON_CONF: &str = "/usr/share/lxc/config/ubuntu.common.conf";
+/// LXC's shared config, included when `ubuntu.common.conf` is missing.
+const COMMON_CONF: &str = "/usr/share/lxc/config/common.conf";
+/// The user created unless `--user` or `--bindhome` says otherwise.
+const DEFAULT_USER: &str = "ubuntu";
+/// The group that gets sudo rights.
+const SUDO_GROUP: &str = "sudo";
+/// The container's first network interface.
+const INTERFACE: &str = "eth0";
+
+/// The words of the shared options' help.
+const TEXTS: DistroTexts<'static> = DistroTexts {
+    distro: "Ubuntu",
+    default_release: "the host's release on Ubuntu, else the latest LTS",
+    release_example: "jammy or 22.04",
+    default_mirror: "http://archive.ubuntu.com/ubuntu for amd64/i386, http://ports.ubuntu.com/ubuntu-ports for others, \
+                     http://old-releases.ubuntu.com/ubuntu for end-of-life releases",
+    default_security_mirror: "http://security.ubuntu.com/ubuntu for amd64/i386, \
+                              http://ports.ubuntu.com/ubuntu-ports for others",
+    default_keyring: DEFAULT_KEYRING,
+    keyring_package: KEYRING_PACKAGE,
+    default_user: Some(DEFAULT_USER),
+};
+
+/// The ubuntu distro plugin.
+#[derive(Debug, Default)]
+pub struct Ubuntu;
+
+export_plugin!(Ubuntu);
+
+impl Distro for Ubuntu {
+    fn manifest(&self) -> Manifest {
+        let mut manifest = Manifest::new(
+            "ubuntu",
+            env!("CARGO_PKG_VERSION"),
+            "Ubuntu built with debootstrap (cached), signature-checked, no default password",
+        )
+        .arches(ARCHES)
+        .default_release(TEXTS.default_release);
+        for release in release::manifest_releases() {
+            manifest = manifest.release(release);
+        }
+        let specs = options::bootstrap_options(&TEXTS).into_iter().chain(options::user_options(&TEXTS)).chain([
+            options::locale_option(),
+            options::trim_option(
+                "trim the container: the old upstart trim on releases before 15.04; on systemd releases also \
+                     mask apt/man-db/fstrim timers and the like (default: off; units that cannot work in a \
+                     container are always masked)",
+            ),
+        ]);
+        specs.fold(manifest, Manifest::option)
+    }
+
+    fn validate(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        if ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some() {
+            return Err(PluginError::unsupported(
+                "unprivileged ubuntu containers (--mapped-uid/--mapped-gid) are not supported yet: create a \
+                 privileged container, or use LXC's download template (lxc-create -t download)",
+            ));
+        }
+        let plan = Plan::resolve(ctx, host)?;
+        let users = UserOptions::from_context(ctx, host)?;
+        let support = check_arch_support(host, &plan.host_arch, plan.arch())?;
+        find_debootstrap(host)?;
+        script_for(host, plan.suite(), FALLBACK_SCRIPT)?;
+        let signature = plan.signature(host)?;
+        if host.host_file_kind(UBUNTU_COMMON_CONF)? != Some(FileKind::File)
+            && host.host_file_kind(COMMON_CONF)? != Some(FileKind::File)
+        {
+            return Err(PluginError::unsupported(format!(
+                "{UBUNTU_COMMON_CONF} and {COMMON_CONF} are missing: install LXC (liblxc-common); \
+                 the container's config includes them"
+            )));
+        }
+
+        host.info(&format!("Ubuntu {} {} from {}", plan.release.describe(), plan.arch(), plan.mirror));
+        warn_about_choices(host, &signature, ctx.option(options::PASSWORD).is_some(), &users);
+        if plan.release.is_eol(&plan.today) {
+            host.warn(&format!(
+                "Ubuntu {} reached its end of standard support on {}: it gets no security updates from the \
+                 public archive",
+                plan.release.describe(),
+                plan.release.eol
+            ));
+        }
+        if !plan.release.is_released(&plan.today) {
+            host.warn(&format!("Ubuntu {} is not released yet (development release)", plan.release.describe()));
+        }
+        if let ArchSupport::Emulated { interpreter, .. } = &support {
+            host.info(&format!("{} binaries will run through {interpreter} (slow)", plan.arch()));
+        }
+        Ok(())
+    }
+
+    fn cache_key(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        plan.cache_key(host).map(Some)
+    }
+
+    fn download(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        let signature = plan.signature(host)?;
+        let debootstrap = find_debootstrap(host)?;
+        let spec = BuildSpec {
+            distro: "Ubuntu",
+            debootstrap: &debootstrap,
+            plan: DebootstrapPlan {
+                suite: plan.suite().to_owned(),
+                target: String::new(),
+                mirror: plan.mirror.clone(),
+                arch: plan.arch().to_owned(),
+                variant: plan.boot.variant.clone(),
+                components: DEBOOTSTRAP_COMPONENTS.iter().map(|c| (*c).to_owned()).collect(),
+                include: plan.include(),
+                exclude: Vec::new(),
+                signature: signature.clone(),
+                script: script_for(host, plan.suite(), FALLBACK_SCRIPT)?,
+            },
+            sources_list: render_sources_list(&[(&plan.sources(), None)]),
+            install_keyring: Plan::keyring_to_install(&signature),
+            proxy: plan.boot.proxy.resolve(host)?,
+        };
+        build_cached_rootfs(host, &spec)
+    }
+
+    fn sources_list(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        let text = if plan.foreign() {
+            render_sources_list(&[
+                (&plan.sources(), Some(plan.arch())),
+                (&plan.host_arch_sources(), Some(&plan.host_arch)),
+            ])
+        } else {
+            render_sources_list(&[(&plan.sources(), None)])
+        };
+        write_sources_list(host, &text)?;
+        if let Some(proxy) = plan.boot.proxy.resolve(host)? {
+            write_apt_proxy(host, &proxy)?;
+        }
+        Ok(())
+    }
+
+    fn configure(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        if plan.traits.init == Init::Upstart {
+            trim::upstart_console_fixes(host)?;
+        }
+        configure_system(
+            host,
+            &SystemSpec {
+                name: &ctx.name,
+                network: plan.traits.network,
+                interface: INTERFACE,
+                locale: &plan.locale,
+                locale_gen: LocaleGen::Argument,
+            },
+        )
+    }
+
+    fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        if host.host_file_kind(UBUNTU_COMMON_CONF)? == Some(FileKind::File) {
+            host.config(ConfigEntry::new("lxc.include", UBUNTU_COMMON_CONF))?;
+        } else {
+            host.warn(&format!("{UBUNTU_COMMON_CONF} is missing: including {COMMON_CONF} instead"));
+            host.config(ConfigEntry::new("lxc.include", COMMON_CONF))?;
+        }
+        let release_conf = format!("/usr/share/lxc/config/ubuntu.{}.conf", plan.suite());
+        if host.host_file_kind(&release_conf)? == Some(FileKind::File) {
+            host.config(ConfigEntry::new("lxc.include", &release_conf))?;
+        }
+        host.config(ConfigEntry::new("lxc.uts.name", &ctx.name))?;
+        match lxc_arch(plan.arch()) {
+            Some(arch) => host.config(ConfigEntry::new("lxc.arch", arch))?,
+            None => host.debug(&format!("LXC has no lxc.arch name for {}: left out", plan.arch())),
+        }
+        let users = UserOptions::from_context(ctx, host)?;
+        if let Some(bind) = &users.bindhome {
+            host.config(ConfigEntry::new("lxc.mount.entry", &bind_home_mount_entry(&bind.entry.home)))?;
+        }
+        Ok(())
+    }
+
+    fn trim(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        match plan.traits.init {
+            Init::Upstart if plan.trim => trim::upstart_trim(host, plan.suite()),
+            Init::Upstart => Ok(()),
+            Init::Systemd => trim::systemd_masks(host, plan.trim),
+        }
+    }
+
+    fn post_process(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        let apt = Apt::new(plan.boot.proxy.resolve(host)?);
+        let multiarch = plan.foreign().then_some(plan.host_arch.as_str());
+        install_packages(host, &apt, multiarch, &plan.boot.packages)?;
+        if plan.traits.dev_shm_link {
+            trim::dev_shm_link(host)?;
+        }
+        Ok(())
+    }
+
+    fn finalize(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let users = UserOptions::from_context(ctx, host)?;
+        setup_login_user(host, &users, SUDO_GROUP)?;
+        Ok(())
+    }
+
+    fn message(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
+        let plan = Plan::resolve(ctx, host)?;
+        let users = UserOptions::from_context(ctx, host)?;
+        let name = ctx.name.as_str();
+        let lxcpath = std::path::Path::new(ctx.container_path.as_str())
+            .parent()
+            .map(|p| p.display().to_string())
+            .filter(|p| p != "/var/lib/lxc")
+            .map(|p| format!(" -P {p}"))
+            .unwrap_or_default();
+        let mut text = format!("Ubuntu {} container '{name}' is ready.\n", plan.release.describe());
+        if let Some(login) = users.login() {
+            let how = match (&users.password, &users.auth_key, users.bindhome.is_some()) {
+                (users::Password::Set(_), _, _) => "with the password you gave".to_owned(),
+                (_, Some(_), false) => "with the ssh key you gave (its password is locked)".to_owned(),
+                _ => format!("once you set a password inside with `passwd {login}` (it is locked)"),
+            };
+            text.push_str(&format!("User '{login}' is in the sudo group and can log in {how}.\n"));
+        }
+        text.push_str(&format!("Get in with:  lxc-start{lxcpath} -n {name} && lxc-attach{lxcpath} -n {name}"));
+        Ok(Some(text))
+    }
+}
+
+/// Runs `sh -c SCRIPT` inside the rootfs (for the upstart trim's globs).
+fn run_shell(host: &mut Host<'_>, script: &str) -> Result<(), PluginError> {
+    host.run(&CommandSpec::in_rootfs(&["/bin/sh", "-c", script]))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
