@@ -203,7 +203,7 @@ pub fn distro_values(manifest: &Manifest, matches: &ArgMatches) -> (Vec<OptionVa
             if from_command_line {
                 for value in &given {
                     typed.push(format!("--{}", spec.long));
-                    typed.push(value.clone());
+                    typed.push(if spec.secret { "<redacted>".to_owned() } else { value.clone() });
                 }
             }
             values.push(OptionValue { long: spec.long.clone(), values: given.into_iter().map(Into::into).collect() });
@@ -248,6 +248,7 @@ mod tests {
             .option(OptionSpec::value("variant", "V", "variant").short('v'))
             .option(OptionSpec::value("packages", "LIST", "extra").repeatable())
             .option(OptionSpec::flag("trim", "trim").short('x'))
+            .option(OptionSpec::value("password", "PW", "password").secret())
     }
 
     fn parse(args: &[&str]) -> Result<ArgMatches, clap::Error> {
@@ -268,6 +269,16 @@ mod tests {
         assert_eq!(get("trim"), Some(vec![]));
         assert_eq!(get("variant"), None);
         assert_eq!(typed, ["--packages", "a", "--packages", "b", "--trim"], "defaults are not 'typed'");
+    }
+
+    #[test]
+    fn secret_values_are_redacted_in_the_typed_parameters() {
+        let m = parse(&["lxc-tmpl", "create", "--distro", "demo", "-n", "c1", "--password", "hunter2"]).unwrap();
+        let (_, sub) = m.subcommand().unwrap();
+        let (values, typed) = distro_values(&manifest(), sub);
+        assert_eq!(typed, ["--password", "<redacted>"]);
+        let password = values.iter().find(|v| v.long == "password").unwrap();
+        assert_eq!(password.values[0], "hunter2", "the plugin still gets the value");
     }
 
     #[test]

@@ -148,6 +148,9 @@ impl CacheEntry {
         // From here on the staging dir is ours to remove if the build fails.
         if let Err(e) = build(&staging) {
             let _ = remove_if_present(&staging);
+            // An entry that never held a rootfs goes too (the lock file
+            // stays: another create may be waiting on it).
+            let _ = fs::remove_dir(&self.dir);
             return Err(e);
         }
         fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
@@ -254,7 +257,7 @@ mod tests {
             },
         );
         assert!(err.is_err());
-        assert!(!entry.dir().join("rootfs").exists());
+        assert!(!entry.dir().exists(), "a failed first build leaves no entry directory");
         // A killed build leaves a staging dir; the next build clears it.
         fs::create_dir_all(entry.dir().join("staging.99999/etc")).unwrap();
         let ready = entry.ensure(false, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();

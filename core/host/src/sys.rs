@@ -271,6 +271,26 @@ pub fn pass_fd_to_child(cmd: &mut Command, fd: BorrowedFd<'_>, target: RawFd) {
     }
 }
 
+/// Makes the child `cmd` spawns run in a private mount namespace (mounts
+/// made there, such as debootstrap's `proc` and `sys` inside its target,
+/// never reach the host and vanish with the command) and die with SIGKILL if
+/// this process dies first, so a killed lxc-tmpl leaves no host tool running.
+pub fn isolate_host_command(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec in the child and only
+    // makes the prctl, unshare and mount system calls, which do not allocate
+    // or touch memory shared with other threads.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            let fail = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(fail)?;
+            nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(fail)?;
+            nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+                .map_err(fail)
+        });
+    }
+}
+
 /// Prepare a forked child for `execve`: default dispositions for the signals the Rust runtime
 /// (or anyone) may have ignored, and an empty signal mask. Ignored dispositions and the mask
 /// survive exec, and a command started with SIGPIPE ignored misbehaves in pipelines.

@@ -26,7 +26,9 @@ pub enum RunPlace {
     /// Nothing the command starts or mounts outlives it.
     Rootfs,
     /// On the host, as the user running lxc-tmpl (for `debootstrap`,
-    /// `ssh-keygen`, querying host tools).
+    /// `ssh-keygen`, querying host tools), in a private mount namespace:
+    /// what it mounts never reaches the host and goes away with it, and it
+    /// is killed if lxc-tmpl dies.
     Host,
 }
 

@@ -135,6 +135,9 @@ pub struct OptionSpec {
     pub env: ROption<RString>,
     /// May be given more than once; hooks see every value.
     pub repeatable: bool,
+    /// The value is a secret (a password): the host never writes it into
+    /// the config header or logs, only `<redacted>`.
+    pub secret: bool,
 }
 
 impl OptionSpec {
@@ -148,6 +151,7 @@ impl OptionSpec {
             default: ROption::RNone,
             env: ROption::RNone,
             repeatable: false,
+            secret: false,
         }
     }
 
@@ -178,6 +182,12 @@ impl OptionSpec {
     /// Allows the option more than once.
     pub fn repeatable(mut self) -> Self {
         self.repeatable = true;
+        self
+    }
+
+    /// Marks the value as a secret (see [`OptionSpec::secret`](Self::secret)).
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
         self
     }
 

@@ -159,9 +159,10 @@ pub fn user_options(texts: &DistroTexts<'_>) -> Vec<OptionSpec> {
         OptionSpec::value(
             PASSWORD,
             "PASSWORD",
-            "password of the user; visible in ps and the config header, prefer --password-file \
-             (default: none: the password is locked, get in with lxc-attach or --auth-key)",
-        ),
+            "password of the user; visible in ps (and in the config header lxc-create writes), prefer \
+             --password-file (default: none: the password is locked, get in with lxc-attach or --auth-key)",
+        )
+        .secret(),
         OptionSpec::value(
             PASSWORD_FILE,
             "FILE",

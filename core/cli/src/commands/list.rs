@@ -87,6 +87,7 @@ fn details_json(p: &LoadedPlugin) -> Value {
                 "default": o.default.as_ref().into_option().map(|s| s.as_str()),
                 "env": o.env.as_ref().into_option().map(|s| s.as_str()),
                 "repeatable": o.repeatable,
+                "secret": o.secret,
             })
         })
         .collect();

@@ -148,19 +148,28 @@ fn run_on_host(
     env: &[(String, String)],
     stdin: &[u8],
 ) -> Result<(i32, Vec<u8>, Vec<u8>), PluginError> {
-    let mut child = Command::new(&argv[0])
+    let mut command = Command::new(&argv[0]);
+    command
         .args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| host_error(format!("cannot run {} on the host: {e}", argv[0])))?;
-    if let Some(mut input) = child.stdin.take() {
-        // A command that exits without reading its input is not an error.
-        let _ = input.write_all(stdin);
-    }
+        .stderr(Stdio::piped());
+    crate::sys::isolate_host_command(&mut command);
+    let mut child = command.spawn().map_err(|e| host_error(format!("cannot run {} on the host: {e}", argv[0])))?;
+    // Fed from a thread: a command that writes a lot before reading all of
+    // its input would otherwise block on a full pipe while we block on its stdin.
+    let feeder = child.stdin.take().map(|mut input| {
+        let data = stdin.to_vec();
+        std::thread::spawn(move || {
+            // A command that exits without reading its input is not an error.
+            let _ = input.write_all(&data);
+        })
+    });
     let output = child.wait_with_output().map_err(|e| host_error(format!("waiting for {}: {e}", argv[0])))?;
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
     let status = output.status.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         128 + output.status.signal().unwrap_or(0)
