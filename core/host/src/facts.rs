@@ -51,6 +51,18 @@ pub fn host_os_release() -> (String, String) {
     os_release(if etc.exists() { etc } else { Path::new("/usr/lib/os-release") })
 }
 
+/// Whether this process runs in a user namespace other than the initial one
+/// (whose uid map is the identity over the whole id space).
+pub fn in_user_namespace() -> bool {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    !is_initial_uid_map(&map)
+}
+
+fn is_initial_uid_map(map: &str) -> bool {
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
 /// Whether the process runs with root's effective uid.
 pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -102,6 +114,12 @@ mod tests {
         assert_eq!(parse_lenient_version("4.0.12~ubuntu1"), Some(Version::new(4, 0, 12)));
         assert_eq!(parse_lenient_version("x"), None);
         assert_eq!(parse_lenient_version(""), None);
+    }
+
+    #[test]
+    fn initial_uid_map_is_recognised() {
+        assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        assert!(!is_initial_uid_map("         0     100000      65536\n     65536          0          1\n"));
     }
 
     #[test]

@@ -71,4 +71,10 @@ pub struct HostFacts {
     pub mapped_uid: ROption<u32>,
     /// Like [`mapped_uid`](Self::mapped_uid), for the gid.
     pub mapped_gid: ROption<u32>,
+    /// Whether lxc-tmpl itself runs inside a user namespace (as a template
+    /// that `lxc-create` started through `lxc-usernsexec` for an unprivileged
+    /// container). Then nothing needing real root (debootstrap, mknod) works;
+    /// outside one, an unprivileged container's rootfs is built as root and
+    /// the host shifts its owners into the mapped range afterwards.
+    pub in_user_namespace: bool,
 }

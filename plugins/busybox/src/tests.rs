@@ -376,6 +376,7 @@ fn context(name: &str, busybox_path: Option<&str>) -> HookContext {
             lxc_version: "5.0.2".into(),
             mapped_uid: RNone,
             mapped_gid: RNone,
+            in_user_namespace: false,
         },
     }
 }

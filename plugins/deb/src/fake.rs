@@ -293,6 +293,7 @@ pub fn context(distro: &str, name: &str, options: &[(&str, &[&str])]) -> HookCon
             lxc_version: "5.0.2".into(),
             mapped_uid: RNone,
             mapped_gid: RNone,
+            in_user_namespace: false,
         },
     }
 }

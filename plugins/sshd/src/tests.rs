@@ -423,6 +423,7 @@ fn context(name: &str, options: &[(&str, &str)]) -> HookContext {
             lxc_version: "5.0.2".into(),
             mapped_uid: RNone,
             mapped_gid: RNone,
+            in_user_namespace: false,
         },
     }
 }

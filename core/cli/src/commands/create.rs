@@ -98,6 +98,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             lxc_version: target.to_string().into(),
             mapped_uid: mapped.as_ref().map(|m| m.first_unmapped(true)).into(),
             mapped_gid: mapped.as_ref().map(|m| m.first_unmapped(false)).into(),
+            in_user_namespace: facts::in_user_namespace(),
         },
     };
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);

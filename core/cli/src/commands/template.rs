@@ -174,6 +174,7 @@ fn request(
             lxc_version: target.to_string().into(),
             mapped_uid: mapped("mapped-uid").into(),
             mapped_gid: mapped("mapped-gid").into(),
+            in_user_namespace: facts::in_user_namespace(),
         },
     }
 }
