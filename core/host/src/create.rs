@@ -134,8 +134,67 @@ pub struct CacheUse {
     pub built: bool,
 }
 
+/// The hooks that return nothing, by name rather than by string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnitHook {
+    Validate,
+    Download,
+    SourcesList,
+    Configure,
+    Config,
+    Trim,
+    PostProcess,
+    Finalize,
+}
+
 /// The hooks that act on the finished container rootfs, in order.
-const ROOTFS_HOOKS: &[&str] = &["sources_list", "configure", "config", "trim", "post_process", "finalize"];
+const ROOTFS_HOOKS: &[UnitHook] = &[
+    UnitHook::SourcesList,
+    UnitHook::Configure,
+    UnitHook::Config,
+    UnitHook::Trim,
+    UnitHook::PostProcess,
+    UnitHook::Finalize,
+];
+
+impl UnitHook {
+    /// The hook's name, as in the plugin API and in messages.
+    fn name(self) -> &'static str {
+        match self {
+            UnitHook::Validate => "validate",
+            UnitHook::Download => "download",
+            UnitHook::SourcesList => "sources_list",
+            UnitHook::Configure => "configure",
+            UnitHook::Config => "config",
+            UnitHook::Trim => "trim",
+            UnitHook::PostProcess => "post_process",
+            UnitHook::Finalize => "finalize",
+        }
+    }
+
+    /// The plugin's function for this hook.
+    fn function(
+        self,
+        module: &lxc_tmpl_plugin_api::PluginModule_Ref,
+    ) -> extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError> {
+        match self {
+            UnitHook::Validate => module.validate(),
+            UnitHook::Download => module.download(),
+            UnitHook::SourcesList => module.sources_list(),
+            UnitHook::Configure => module.configure(),
+            UnitHook::Config => module.config(),
+            UnitHook::Trim => module.trim(),
+            UnitHook::PostProcess => module.post_process(),
+            UnitHook::Finalize => module.finalize(),
+        }
+    }
+
+    /// Whether commands the hook runs in the rootfs get the host's
+    /// resolv.conf: the hooks that download packages.
+    fn needs_dns(self) -> bool {
+        matches!(self, UnitHook::Download | UnitHook::PostProcess)
+    }
+}
 
 /// One create, with the plugin and the services it uses.
 pub struct Creator<'a> {
@@ -198,21 +257,9 @@ impl Creator<'_> {
         })
     }
 
-    /// Calls one of the hooks that return nothing, by name.
-    fn call_unit(&self, name: &'static str, ctx: &HookContext, bridge: &mut Bridge<'_>) -> Result<(), CreateError> {
-        let m = &self.plugin.module;
-        let hook = match name {
-            "validate" => m.validate(),
-            "download" => m.download(),
-            "sources_list" => m.sources_list(),
-            "configure" => m.configure(),
-            "config" => m.config(),
-            "trim" => m.trim(),
-            "post_process" => m.post_process(),
-            "finalize" => m.finalize(),
-            other => unreachable!("no hook named {other}"),
-        };
-        self.call(name, ctx, bridge, hook)
+    /// Calls one of the hooks that return nothing.
+    fn call_unit(&self, hook: UnitHook, ctx: &HookContext, bridge: &mut Bridge<'_>) -> Result<(), CreateError> {
+        self.call(hook.name(), ctx, bridge, hook.function(&self.plugin.module))
     }
 
     fn cache_key(&self, req: &CreateRequest, ctx: &HookContext) -> Result<Option<String>, CreateError> {
@@ -261,15 +308,15 @@ impl Creator<'_> {
             Some(key) => Some(self.download_via_cache(req, ctx, &key, rootfs)?),
             None => {
                 self.reporter.step("download");
-                let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), true);
-                self.call_unit("download", ctx, &mut bridge)?;
+                let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), UnitHook::Download.needs_dns());
+                self.call_unit(UnitHook::Download, ctx, &mut bridge)?;
                 None
             }
         };
         let mut entries = Vec::new();
-        for hook in ROOTFS_HOOKS {
-            self.reporter.step(hook);
-            let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), *hook == "post_process");
+        for &hook in ROOTFS_HOOKS {
+            self.reporter.step(hook.name());
+            let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), hook.needs_dns());
             self.call_unit(hook, ctx, &mut bridge)?;
             entries.append(&mut bridge.entries);
         }
@@ -311,10 +358,10 @@ impl Creator<'_> {
         let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
         let mut bridge = self.bridge(req, None, false);
-        self.call_unit("validate", &ctx, &mut bridge)?;
+        self.call_unit(UnitHook::Validate, &ctx, &mut bridge)?;
         let key = self.cache_key(req, &ctx)?;
         let mut bridge = self.bridge(req, None, false);
-        self.call_unit("config", &ctx, &mut bridge)?;
+        self.call_unit(UnitHook::Config, &ctx, &mut bridge)?;
         let config = self.render_config(req, dir_rootfs(&rootfs), &bridge.entries, true)?;
         Ok(CreateOutcome {
             config,
@@ -332,7 +379,7 @@ impl Creator<'_> {
         let planned_rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &planned_rootfs);
         self.reporter.step("validate");
-        self.call_unit("validate", &ctx, &mut self.bridge(req, None, false))?;
+        self.call_unit(UnitHook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
 
         let mut claim = ContainerDir::claim(&req.name, &req.container_dir, req.rootfs.as_deref())?;
@@ -372,7 +419,7 @@ impl Creator<'_> {
         let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
         self.reporter.step("validate");
-        self.call_unit("validate", &ctx, &mut self.bridge(req, None, false))?;
+        self.call_unit(UnitHook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
         let (entries, cache) = self.populate(req, &ctx, key, &rootfs)?;
         let rootfs_value = req
@@ -406,8 +453,8 @@ impl Creator<'_> {
             },
             |staging| -> Result<(), CreateError> {
                 reporter.step("download");
-                let mut bridge = self.bridge(req, Some(Rootfs::open(staging)?), true);
-                self.call_unit("download", ctx, &mut bridge)
+                let mut bridge = self.bridge(req, Some(Rootfs::open(staging)?), UnitHook::Download.needs_dns());
+                self.call_unit(UnitHook::Download, ctx, &mut bridge)
             },
         )?;
         if !ready.built {
