@@ -3,7 +3,9 @@
 
 use std::{fs, path::Path};
 
-use lxc_tmpl_tests::{LXC_TOOLS, TestCommand, TestDir, assert_mentions, paths, require_root, require_tools};
+use lxc_tmpl_tests::{
+    LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, paths, require_root, require_tools,
+};
 
 /// `lxc-create -P <lxcpath> -f <safe.conf> -n <name> -t <template>`, with the
 /// test's plugin dir in the environment (lxc-create passes it on).
@@ -47,6 +49,64 @@ fn lxc_create_runs_the_installed_template_and_lxc_starts_the_container() {
     ct.start();
     assert_eq!(ct.attach(&["hostname"]).trim(), "drop1");
     assert_eq!(ct.attach(&["cat", "/etc/hostname"]).trim(), "drop1");
+}
+
+/// Starts the container and checks lxc-attach sees its name.
+fn start_and_check_name(dir: &TestDir, name: &str) {
+    let mut ct = dir.container(name);
+    ct.start();
+    assert_eq!(ct.attach(&["hostname"]).trim(), name);
+    assert_eq!(ct.attach(&["cat", "/etc/hostname"]).trim(), name);
+}
+
+#[test]
+fn lxc_create_runs_the_ubuntu_template_from_the_local_mirror() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    require_tools(&["debootstrap"]);
+    let fixture = apt_fixture();
+    let server = MirrorServer::start();
+    let mirror = server.url("ubuntu");
+    let dir = TestDir::new("dropin-ubuntu");
+    let templates = install(&dir, &[]);
+    let _ct = dir.container("dropu1");
+    // The old lxc-ubuntu short flags after `--`, as lxc-create users type them.
+    lxc_create(&dir, "dropu1", &templates.join("lxc-tmpl-ubuntu"))
+        .args(["--", "-r", "jammy", "--mirror", &mirror, "--security-mirror", &mirror, "-u", "admin"])
+        .arg("--keyring")
+        .arg(&fixture.keyring)
+        .env("HTTP_PROXY", "none")
+        .stdout();
+    let config = fs::read_to_string(dir.lxcpath().join("dropu1/config")).unwrap();
+    assert!(config.contains("# Parameters passed to the template: -r jammy"), "{config}");
+    assert!(config.contains("lxc.include = /usr/share/lxc/config/ubuntu.common.conf"), "{config}");
+    let passwd = fs::read_to_string(dir.lxcpath().join("dropu1/rootfs/etc/passwd")).unwrap();
+    assert!(passwd.lines().any(|l| l.starts_with("admin:")), "-u admin made no user:\n{passwd}");
+    start_and_check_name(&dir, "dropu1");
+}
+
+#[test]
+fn lxc_create_runs_the_sshd_template() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    let dir = TestDir::new("dropin-sshd");
+    let key = dir.path().join("id");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("cannot run ssh-keygen");
+    assert!(keygen.success(), "ssh-keygen failed");
+    let templates = install(&dir, &[]);
+    let _ct = dir.container("drops1");
+    lxc_create(&dir, "drops1", &templates.join("lxc-tmpl-sshd"))
+        .arg("--")
+        .arg("-S")
+        .arg(key.with_extension("pub"))
+        .stdout();
+    let authorized = fs::read_to_string(dir.lxcpath().join("drops1/rootfs/root/.ssh/authorized_keys")).unwrap();
+    assert_eq!(authorized.trim(), fs::read_to_string(key.with_extension("pub")).unwrap().trim());
+    start_and_check_name(&dir, "drops1");
 }
 
 #[test]
