@@ -1,7 +1,11 @@
 //! Architectures: dpkg names, what a host runs natively, and foreign
-//! architectures through qemu-user-static and binfmt_misc.
+//! architectures through qemu-user-static and binfmt_misc, either through a
+//! handler with the `F` flag or through a static interpreter the user names
+//! (`-I/--interpreter-path`, lxc-debian's option).
 
 use lxc_tmpl_plugin_api::{FileKind, Host, PluginError};
+
+use crate::debootstrap::absolute;
 
 /// The dpkg architectures debootstrap-based plugins know about.
 pub const KNOWN_ARCHES: &[&str] =
@@ -48,6 +52,15 @@ pub fn qemu_cpu(arch: &str) -> Option<&'static str> {
         "riscv64" => "riscv64",
         "mips64el" => "mips64el",
         "mipsel" => "mipsel",
+        "mips" => "mips",
+        "ppc64" => "ppc64",
+        "sparc64" => "sparc64",
+        "m68k" => "m68k",
+        "alpha" => "alpha",
+        "hppa" => "hppa",
+        "sh4" => "sh4",
+        "loong64" => "loongarch64",
+        "x32" => "x86_64",
         _ => return None,
     })
 }
@@ -67,6 +80,8 @@ pub fn lxc_arch(arch: &str) -> Option<&'static str> {
         "s390x" => "s390x",
         "mips64el" => "mips64el",
         "mipsel" => "mipsel",
+        "mips" => "mips",
+        "ppc64" => "ppc64",
         _ => return None,
     })
 }
@@ -76,13 +91,18 @@ pub fn lxc_arch(arch: &str) -> Option<&'static str> {
 pub enum ArchSupport {
     /// Natively.
     Native,
-    /// Through a binfmt_misc handler (qemu-user-static) registered with the
-    /// `F` flag, so it works inside a chroot without copying qemu in.
+    /// Through a binfmt_misc handler (qemu-user-static): one with the `F`
+    /// flag works inside a chroot as it is; without it, the kernel looks the
+    /// interpreter up inside the chroot, so the `-I` interpreter is copied
+    /// there first (`copy_from`).
     Emulated {
         /// The handler's file (`/proc/sys/fs/binfmt_misc/qemu-aarch64`).
         handler: String,
         /// Its interpreter (`/usr/bin/qemu-aarch64-static`).
         interpreter: String,
+        /// The host file to copy into the rootfs as `interpreter` before
+        /// anything runs there; `None` with the `F` flag.
+        copy_from: Option<String>,
     },
 }
 
@@ -156,13 +176,110 @@ pub fn check_arch_support(host: &mut Host<'_>, host_arch: &str, target: &str) ->
             handler.interpreter
         )));
     }
-    Ok(ArchSupport::Emulated { handler: handler_path, interpreter: handler.interpreter })
+    Ok(ArchSupport::Emulated { handler: handler_path, interpreter: handler.interpreter, copy_from: None })
+}
+
+/// `p_type` of the program header that names a dynamic loader.
+const PT_INTERP: u32 = 3;
+
+/// Whether `data` is an ELF executable without a program interpreter: a
+/// static binary (static-pie included), which runs in any rootfs.
+/// `None` when it is no ELF file or its program headers are cut off.
+pub fn is_static_elf(data: &[u8]) -> Option<bool> {
+    if data.get(..4)? != b"\x7fELF" {
+        return None;
+    }
+    let wide = match data.get(4)? {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let big_endian = *data.get(5)? == 2;
+    let number = |at: usize, len: usize| -> Option<u64> {
+        let bytes = data.get(at..at.checked_add(len)?)?;
+        let fold = |acc: u64, b: &u8| (acc << 8) | u64::from(*b);
+        Some(if big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) })
+    };
+    // (e_phoff, its width, e_phentsize, e_phnum) of ELF64 and ELF32.
+    let (table, entry_size, count) = if wide {
+        (number(0x20, 8)?, number(0x36, 2)?, number(0x38, 2)?)
+    } else {
+        (number(0x1c, 4)?, number(0x2a, 2)?, number(0x2c, 2)?)
+    };
+    for index in 0..count {
+        let at = usize::try_from(table.checked_add(index.checked_mul(entry_size)?)?).ok()?;
+        if number(at, 4)? == u64::from(PT_INTERP) {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+/// Decides how this host runs `target` binaries through the interpreter
+/// the user gave with `-I/--interpreter-path` (as lxc-debian did): a static
+/// program (qemu-user-static's `qemu-<cpu>-static`) whose binfmt_misc
+/// handler `qemu-<cpu>` is registered and enabled. With the handler's `F`
+/// flag nothing is copied; without it the handler must run a program of the
+/// same name, and the given file is copied into the rootfs at the handler's
+/// interpreter path (see [`ArchSupport::Emulated::copy_from`]).
+pub fn check_interpreter(
+    host: &mut Host<'_>,
+    given: &str,
+    host_arch: &str,
+    target: &str,
+) -> Result<ArchSupport, PluginError> {
+    if runs_natively(host_arch, target) {
+        host.info(&format!("--interpreter-path {given} is not needed: this {host_arch} host runs {target} natively"));
+        return Ok(ArchSupport::Native);
+    }
+    let path = absolute(given);
+    match host.host_file_kind(&path)? {
+        Some(FileKind::File) => {}
+        Some(_) => return Err(PluginError::invalid_input(format!("--interpreter-path {given} is not a regular file"))),
+        None => return Err(PluginError::invalid_input(format!("--interpreter-path {given}: no such file"))),
+    }
+    if is_static_elf(&host.read_host_file(&path)?) != Some(true) {
+        return Err(PluginError::invalid_input(format!(
+            "--interpreter-path {given} is not a statically linked program; give a qemu-<cpu>-static binary \
+             (package qemu-user-static)"
+        )));
+    }
+    let refuse = |why: String| {
+        PluginError::unsupported(format!(
+            "--interpreter-path {given} cannot run {target} binaries: {why}; install qemu-user-static \
+             (and binfmt-support), or register the interpreter with update-binfmts"
+        ))
+    };
+    let cpu = qemu_cpu(target).ok_or_else(|| refuse(format!("no qemu emulator is known for {target}")))?;
+    if host.host_file_kind(&format!("{BINFMT_DIR}/status"))?.is_none() {
+        return Err(refuse(format!("binfmt_misc is not mounted at {BINFMT_DIR}")));
+    }
+    let handler_path = format!("{BINFMT_DIR}/qemu-{cpu}");
+    if host.host_file_kind(&handler_path)? != Some(FileKind::File) {
+        return Err(refuse(format!("no binfmt_misc handler {handler_path}")));
+    }
+    let handler = parse_binfmt_handler(&String::from_utf8_lossy(&host.read_host_file(&handler_path)?));
+    if !handler.enabled {
+        return Err(refuse(format!("the binfmt_misc handler {handler_path} is disabled")));
+    }
+    if handler.flags.contains('F') {
+        return Ok(ArchSupport::Emulated { handler: handler_path, interpreter: handler.interpreter, copy_from: None });
+    }
+    let file_name = |p: &str| p.rsplit('/').next().unwrap_or_default().to_owned();
+    if file_name(&handler.interpreter) != file_name(&path) {
+        return Err(PluginError::invalid_input(format!(
+            "--interpreter-path {given}: the binfmt_misc handler {handler_path} runs {}, not a program named {}",
+            handler.interpreter,
+            file_name(&path)
+        )));
+    }
+    Ok(ArchSupport::Emulated { handler: handler_path, interpreter: handler.interpreter, copy_from: Some(path) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::{FakeHost, with_host};
+    use crate::fake::{FakeHost, elf, with_host};
 
     #[test]
     fn names() {
@@ -228,7 +345,56 @@ mod tests {
         fake.host_files
             .insert(handler.clone(), b"enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: OCF\n".to_vec());
         let support = with_host(&mut fake, |h| check_arch_support(h, "amd64", "arm64")).unwrap();
-        assert_eq!(support, ArchSupport::Emulated { handler, interpreter: "/usr/bin/qemu-aarch64-static".into() });
+        let interpreter = "/usr/bin/qemu-aarch64-static".to_owned();
+        assert_eq!(support, ArchSupport::Emulated { handler, interpreter, copy_from: None });
         assert_eq!(with_host(&mut fake, |h| check_arch_support(h, "amd64", "i386")).unwrap(), ArchSupport::Native);
+    }
+
+    #[test]
+    fn static_elf_detection() {
+        for (wide, big_endian) in [(true, false), (false, false), (true, true), (false, true)] {
+            assert_eq!(is_static_elf(&elf(wide, big_endian, false)), Some(true), "{wide} {big_endian}");
+            assert_eq!(is_static_elf(&elf(wide, big_endian, true)), Some(false), "{wide} {big_endian}");
+        }
+        assert_eq!(is_static_elf(b"#!/bin/sh\n"), None);
+        assert_eq!(is_static_elf(&elf(true, false, false)[..70]), None, "cut-off program headers");
+        if let Ok(sh) = std::fs::read("/bin/sh") {
+            assert_eq!(is_static_elf(&sh), Some(false), "the host's /bin/sh is dynamic");
+        }
+    }
+
+    #[test]
+    fn interpreter_path_checks() {
+        let mut fake = FakeHost::sealed();
+        let check =
+            |fake: &mut FakeHost, given: &str| with_host(fake, |h| check_interpreter(h, given, "amd64", "arm64"));
+        assert_eq!(with_host(&mut fake, |h| check_interpreter(h, "/q", "amd64", "i386")).unwrap(), ArchSupport::Native);
+        assert!(check(&mut fake, "/q").unwrap_err().message.contains("--interpreter-path /q: no such file"));
+        fake.host_files.insert("/dyn".into(), elf(true, false, true));
+        assert!(check(&mut fake, "/dyn").unwrap_err().message.contains("not a statically linked program"));
+        let qemu = "/usr/bin/qemu-aarch64-static";
+        fake.host_files.insert(qemu.into(), elf(true, false, false));
+        let err = check(&mut fake, qemu).unwrap_err();
+        assert_eq!(err.kind, lxc_tmpl_plugin_api::ErrorKind::UNSUPPORTED);
+        assert!(err.message.contains("binfmt_misc is not mounted"), "{}", err.message);
+
+        fake.host_files.insert(format!("{BINFMT_DIR}/status"), b"enabled\n".to_vec());
+        let handler = format!("{BINFMT_DIR}/qemu-aarch64");
+        fake.host_files.insert(handler.clone(), b"enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: OC\n".to_vec());
+        assert!(check(&mut fake, qemu).unwrap_err().message.contains("runs /usr/bin/qemu-aarch64, not a program"));
+        fake.host_files.insert(handler.clone(), format!("enabled\ninterpreter {qemu}\nflags: OC\n").into_bytes());
+        let copy_from = Some(qemu.to_owned());
+        assert_eq!(
+            check(&mut fake, qemu).unwrap(),
+            ArchSupport::Emulated { handler: handler.clone(), interpreter: qemu.into(), copy_from }
+        );
+        let flagged = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\n";
+        fake.host_files.insert(handler.clone(), flagged.as_bytes().to_vec());
+        let interpreter = "/usr/libexec/qemu-binfmt/aarch64-binfmt-P".to_owned();
+        assert_eq!(
+            check(&mut fake, qemu).unwrap(),
+            ArchSupport::Emulated { handler, interpreter, copy_from: None },
+            "with the F flag nothing is copied"
+        );
     }
 }

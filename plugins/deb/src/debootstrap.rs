@@ -19,6 +19,16 @@ pub enum SignatureCheck {
     Skip,
 }
 
+/// A distro's archive keyring: the file debootstrap checks Release files
+/// against unless `--keyring` names another, and the package that ships it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyring {
+    /// The keyring file (`/usr/share/keyrings/debian-archive-keyring.gpg`).
+    pub path: &'static str,
+    /// Its package (`debian-archive-keyring`).
+    pub package: &'static str,
+}
+
 /// The debootstrap variants a plugin accepts (`fakechroot` needs a
 /// fakechroot environment, which a root create never has).
 pub const VARIANTS: &[&str] = &["minbase", "buildd"];
@@ -47,6 +57,9 @@ pub struct DebootstrapPlan {
     /// The suite script, when debootstrap has none named after the suite
     /// (the 4th positional argument, `gutsy` for a new Ubuntu release).
     pub script: Option<String>,
+    /// `--foreign`: only unpack; the second stage runs inside the rootfs
+    /// (through an emulator, for a foreign architecture).
+    pub foreign: bool,
 }
 
 impl DebootstrapPlan {
@@ -58,6 +71,9 @@ impl DebootstrapPlan {
             argv.push(format!("--variant={variant}"));
         }
         argv.push(format!("--arch={}", self.arch));
+        if self.foreign {
+            argv.push("--foreign".to_owned());
+        }
         if !self.components.is_empty() {
             argv.push(format!("--components={}", self.components.join(",")));
         }
@@ -190,15 +206,14 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 /// Chooses the keyring: `--keyring` if given (it must exist), else the
-/// distro's default keyring (`default_keyring`, from `keyring_package`);
+/// distro's keyring `default`;
 /// `--no-check-gpg` only when explicitly asked, and never together with
 /// `--keyring`. Relative paths are made absolute against the current directory.
 pub fn choose_signature_check(
     host: &mut Host<'_>,
     keyring: Option<&str>,
     no_check_gpg: bool,
-    default_keyring: &str,
-    keyring_package: &str,
+    default: &Keyring,
 ) -> Result<SignatureCheck, PluginError> {
     match (keyring, no_check_gpg) {
         (Some(_), true) => Err(PluginError::invalid_input(
@@ -213,12 +228,13 @@ pub fn choose_signature_check(
                 None => Err(PluginError::invalid_input(format!("--keyring {given}: no such file"))),
             }
         }
-        (None, false) => match host.host_file_kind(default_keyring)? {
-            Some(FileKind::File) => Ok(SignatureCheck::Keyring(default_keyring.to_owned())),
+        (None, false) => match host.host_file_kind(default.path)? {
+            Some(FileKind::File) => Ok(SignatureCheck::Keyring(default.path.to_owned())),
             _ => Err(PluginError::unsupported(format!(
-                "the archive keyring {default_keyring} is missing, so the download cannot be verified: \
-                 apt-get install {keyring_package}, or pass --keyring FILE \
-                 (--no-check-gpg skips the check, which is not recommended)"
+                "the archive keyring {} is missing, so the download cannot be verified: \
+                 apt-get install {}, or pass --keyring FILE \
+                 (--no-check-gpg skips the check, which is not recommended)",
+                default.path, default.package
             ))),
         },
     }
@@ -253,6 +269,7 @@ mod tests {
             exclude: vec![],
             signature: SignatureCheck::Keyring("/k.gpg".into()),
             script: None,
+            foreign: false,
         }
     }
 
@@ -283,10 +300,12 @@ mod tests {
             include: vec![],
             exclude: vec!["x".into()],
             suite: "noble".into(),
+            foreign: true,
             ..plan()
         };
         let argv = plan.argv("debootstrap");
         assert_eq!(argv[1], "--variant=minbase");
+        assert_eq!(argv[3], "--foreign");
         assert!(argv.contains(&"--no-check-gpg".to_owned()));
         assert!(argv.contains(&"--exclude=x".to_owned()));
         assert!(!argv.iter().any(|a| a.starts_with("--include") || a.starts_with("--keyring")));
@@ -307,9 +326,10 @@ mod tests {
     #[test]
     fn keyring_choice() {
         let mut fake = FakeHost::sealed();
-        let default = "/usr/share/keyrings/ubuntu-archive-keyring.gpg";
+        let ubuntu = Keyring { path: "/usr/share/keyrings/ubuntu-archive-keyring.gpg", package: "ubuntu-keyring" };
+        let default = ubuntu.path;
         let choose = |fake: &mut FakeHost, k: Option<&str>, skip| {
-            with_host(fake, |h| choose_signature_check(h, k, skip, default, "ubuntu-keyring"))
+            with_host(fake, |h| choose_signature_check(h, k, skip, &ubuntu))
         };
         let err = choose(&mut fake, None, false).unwrap_err();
         assert!(err.message.contains("apt-get install ubuntu-keyring"), "{}", err.message);

@@ -21,9 +21,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::{
+    debootstrap::Keyring,
+    options::BootstrapOptions,
+    plan::{Archive, DebPlan},
+    release::ReleaseTable,
+    sources::Mirrors,
+    system::{LocaleGen, NetworkStyle},
+};
 use lxc_tmpl_plugin_api::{
-    CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, HookContext, Host, HostApi, HostApi_TO, HostFacts,
-    LogLevel, OptionValue, PluginError, RunPlace,
+    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, HookContext, Host, HostApi, HostApi_TO,
+    HostFacts, LogLevel, Manifest, OptionValue, PluginError, RunPlace,
     abi_stable::{
         sabi_trait::TD_Opaque,
         sabi_types::RMut,
@@ -269,6 +277,227 @@ impl FakeHost {
 pub fn with_host<R>(fake: &mut FakeHost, f: impl FnOnce(&mut Host<'_>) -> R) -> R {
     let mut host = Host::new(HostApi_TO::from_ptr(RMut::new(fake), TD_Opaque));
     f(&mut host)
+}
+
+/// Runs every hook of `plugin` in the host's order, as a create does (the
+/// cache copy is the identity here: one fake rootfs). Returns the cache key
+/// and the message.
+pub fn run_hooks<D: Distro>(
+    plugin: &D,
+    fake: &mut FakeHost,
+    ctx: &HookContext,
+) -> Result<(Option<String>, Option<String>), PluginError> {
+    with_host(fake, |host| {
+        plugin.validate(ctx, host)?;
+        let key = plugin.cache_key(ctx, host)?;
+        plugin.download(ctx, host)?;
+        plugin.sources_list(ctx, host)?;
+        plugin.configure(ctx, host)?;
+        plugin.config(ctx, host)?;
+        plugin.trim(ctx, host)?;
+        plugin.post_process(ctx, host)?;
+        plugin.finalize(ctx, host)?;
+        Ok((key, plugin.message(ctx, host)?))
+    })
+}
+
+/// A bad-input case for [`assert_refused`]: the options, the error kind and
+/// a text the message must contain.
+pub type Refused<'a> = (&'a [(&'a str, &'a [&'a str])], ErrorKind, &'a str);
+
+/// Asserts that `validate` of `plugin` refuses each case (options of a
+/// `distro` context) with the error kind and a message containing the text,
+/// and that it ran nothing but host user lookups (`getent`).
+#[track_caller]
+pub fn assert_refused<D: Distro>(plugin: &D, fake: &mut FakeHost, distro: &str, cases: &[Refused<'_>]) {
+    for (options, kind, expected) in cases {
+        let ctx = context(distro, "x", options);
+        let err = with_host(fake, |h| plugin.validate(&ctx, h)).expect_err("validate accepted bad input");
+        assert_eq!(err.kind, *kind, "{options:?}: {}", err.message);
+        assert!(err.message.contains(expected), "{options:?}: {}", err.message);
+    }
+    assert!(fake.commands.iter().all(|c| c.argv[0] == "getent"), "validate ran more: {:?}", fake.lines());
+}
+
+/// Asserts that a manifest offers every option of `longs`, that every
+/// option says its default (in its help or as a default value) and that none
+/// takes a long name of the host's (`flush-cache`, `debug`).
+#[track_caller]
+pub fn assert_options_documented(manifest: &Manifest, longs: &[&str]) {
+    let offered: Vec<&str> = manifest.options.iter().map(|o| o.long.as_str()).collect();
+    for long in longs {
+        assert!(offered.contains(long), "--{long} missing: {offered:?}");
+    }
+    for option in manifest.options.iter() {
+        let says = option.help.contains("default") || option.default.is_some();
+        assert!(says, "--{} does not say its default", option.long);
+        assert!(!["flush-cache", "debug"].contains(&option.long.as_str()), "--{} is a host option", option.long);
+    }
+}
+
+/// Puts a file with `mode` into a fake rootfs map, parents made.
+pub fn put_node(rootfs: &mut BTreeMap<String, Node>, path: &str, text: &str, mode: u32) {
+    let mut at = String::new();
+    for part in parent_of(path).split('/').filter(|p| !p.is_empty()) {
+        if !at.is_empty() {
+            at.push('/');
+        }
+        at.push_str(part);
+        rootfs.entry(at.clone()).or_insert(Node::Dir { mode: 0o755 });
+    }
+    rootfs.insert(path.to_owned(), Node::File { data: text.as_bytes().to_vec(), mode });
+}
+
+fn append_node(rootfs: &mut BTreeMap<String, Node>, path: &str, line: &str) {
+    if let Some(Node::File { data, .. }) = rootfs.get_mut(path) {
+        data.extend_from_slice(line.as_bytes());
+    }
+}
+
+/// A responder that acts like the tools a debootstrap plugin runs:
+/// debootstrap (also behind `unshare ... --`) "installs" a small rootfs
+/// (apt-get, ssh-keygen, ifup, bash, systemd, passwd/group/shadow with a
+/// locked root, the host's resolv.conf and hostname, an ssh host key, a
+/// zone file, root's home); useradd, groupadd and `ssh-keygen -A` change it
+/// as the real tools would.
+pub fn debootstrap_responder(cmd: &RecordedCommand, rootfs: &mut BTreeMap<String, Node>) -> Option<CommandOutput> {
+    let argv0 = cmd.argv.iter().position(|a| a == "--").map_or(&cmd.argv[0], |i| &cmd.argv[i + 1]);
+    match argv0.rsplit('/').next().unwrap_or_default() {
+        "debootstrap" if !cmd.argv.contains(&"--second-stage".to_owned()) => {
+            for program in ["usr/bin/apt-get", "usr/bin/ssh-keygen", "sbin/ifup", "bin/bash", "usr/lib/systemd/systemd"]
+            {
+                put_node(rootfs, program, "", 0o755);
+            }
+            put_node(rootfs, "etc/passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
+            put_node(rootfs, "etc/group", "root:x:0:\n", 0o644);
+            put_node(rootfs, "etc/shadow", "root:*:19000:0:99999:7:::\n", 0o640);
+            put_node(rootfs, "etc/resolv.conf", "nameserver 10.1.1.1\n", 0o644);
+            put_node(rootfs, "etc/hostname", "buildhost\n", 0o644);
+            put_node(rootfs, "etc/ssh/ssh_host_ed25519_key", "SECRET", 0o600);
+            put_node(rootfs, "etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAA root@buildhost\n", 0o644);
+            put_node(rootfs, "etc/apt/sources.list", "deb http://mirror suite main\n", 0o644);
+            put_node(rootfs, "usr/share/zoneinfo/Etc/UTC", "TZif", 0o644);
+            rootfs.insert("root".into(), Node::Dir { mode: 0o700 });
+            Some(output(0, "I: Base system installed successfully.\n", ""))
+        }
+        "useradd" => {
+            let name = cmd.argv.last()?;
+            append_node(rootfs, "etc/passwd", &format!("{name}:x:1000:1000::/home/{name}:/bin/bash\n"));
+            append_node(rootfs, "etc/shadow", &format!("{name}:!:19000:0:99999:7:::\n"));
+            append_node(rootfs, "etc/group", &format!("{name}:x:1000:\n"));
+            rootfs.insert("home".into(), Node::Dir { mode: 0o755 });
+            rootfs.insert(format!("home/{name}"), Node::Dir { mode: 0o750 });
+            Some(output(0, "", ""))
+        }
+        "groupadd" => {
+            append_node(rootfs, "etc/group", &format!("{}:x:27:\n", cmd.argv.last()?));
+            Some(output(0, "", ""))
+        }
+        "ssh-keygen" => {
+            put_node(rootfs, "etc/ssh/ssh_host_ed25519_key", "NEW", 0o600);
+            put_node(rootfs, "etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 NEWKEY root@buildhost\n", 0o644);
+            Some(output(0, "", ""))
+        }
+        _ => None,
+    }
+}
+
+/// An ssh public key, as `--auth-key` files hold them.
+pub const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n";
+
+impl FakeHost {
+    /// A host that can build a debootstrap rootfs: debootstrap and unshare,
+    /// the debootstrap scripts named in `scripts`, LXC's `common.conf` and
+    /// `<lxc_name>.common.conf`, the distro's `keyring` (text `archive
+    /// keys`), a fixture keyring `/fixture.gpg` (`fixture keys`), an
+    /// `--auth-key` file `/key.pub` ([`PUBLIC_KEY`]), the time zone
+    /// `Etc/UTC`, apt 2.6 in the rootfs, and [`debootstrap_responder`].
+    pub fn debootstrap_host(scripts: &[&str], lxc_name: &str, keyring: &Keyring) -> Self {
+        let mut fake = Self::sealed();
+        for file in ["/usr/sbin/debootstrap", "/usr/bin/unshare", "/usr/share/lxc/config/common.conf"] {
+            fake.put_host(file, "");
+        }
+        fake.put_host(&format!("/usr/share/lxc/config/{lxc_name}.common.conf"), "");
+        for script in scripts {
+            fake.put_host(&format!("/usr/share/debootstrap/scripts/{script}"), "");
+        }
+        fake.put_host(keyring.path, "archive keys");
+        fake.put_host("/fixture.gpg", "fixture keys");
+        fake.put_host("/key.pub", PUBLIC_KEY);
+        fake.put_host("/etc/timezone", "Etc/UTC\n");
+        fake.on("apt-get --version", output(0, "apt 2.6.1 (amd64)\n", ""));
+        fake.responder = Some(Box::new(debootstrap_responder));
+        fake
+    }
+
+    /// The debootstrap run: its place and its argv without the `unshare`
+    /// prefix. Panics when debootstrap did not run.
+    pub fn debootstrap_run(&self) -> (RunPlace, Vec<String>) {
+        let run = self
+            .commands
+            .iter()
+            .find(|c| c.argv.iter().any(|a| a.ends_with("/debootstrap")))
+            .unwrap_or_else(|| panic!("debootstrap did not run: {:?}", self.lines()));
+        let start = run.argv.iter().position(|a| a == "--").map_or(0, |i| i + 1);
+        (run.place, run.argv[start..].to_vec())
+    }
+}
+
+/// A minimal ELF header and program header table (a `PT_LOAD`, then a
+/// `PT_INTERP` with `interp`, else a `PT_PHDR`), 64- or 32-bit, either byte
+/// order: a stand-in for a static or dynamic program.
+pub fn elf(wide: bool, big_endian: bool, interp: bool) -> Vec<u8> {
+    let put = |data: &mut Vec<u8>, at: usize, len: usize, value: u64| {
+        for i in 0..len {
+            let shift = if big_endian { 8 * (len - 1 - i) } else { 8 * i };
+            data[at + i] = (value >> shift) as u8;
+        }
+    };
+    let (phoff, entsize) = if wide { (64, 56) } else { (52, 32) };
+    let mut data = vec![0u8; phoff + 2 * entsize];
+    data[..4].copy_from_slice(b"\x7fELF");
+    data[4] = if wide { 2 } else { 1 };
+    data[5] = if big_endian { 2 } else { 1 };
+    let (off_at, off_len, ent_at, num_at) = if wide { (0x20, 8, 0x36, 0x38) } else { (0x1c, 4, 0x2a, 0x2c) };
+    put(&mut data, off_at, off_len, phoff as u64);
+    put(&mut data, ent_at, 2, entsize as u64);
+    put(&mut data, num_at, 2, 2);
+    put(&mut data, phoff, 4, 1);
+    put(&mut data, phoff + entsize, 4, if interp { 3 } else { 6 });
+    data
+}
+
+/// The archive of "Testix", a made-up debootstrap distro for tests of the
+/// shared steps: keyring `/usr/share/keyrings/testix.gpg`, minbase, `main`
+/// (sources: `main extra`), include `ssh`, a security suite and `-updates`.
+pub fn testix_archive() -> Archive {
+    Archive {
+        distro: "Testix",
+        lxc_config_name: "testix",
+        cache_format: "testix-v1",
+        keyring: Keyring { path: "/usr/share/keyrings/testix.gpg", package: "testix-keyring" },
+        fallback_script: "sid",
+        variant: Some("minbase".into()),
+        components: vec!["main".into()],
+        include: vec!["ssh".into()],
+        sources_components: vec!["main".into(), "extra".into()],
+        security_suite: Some("one-security".into()),
+        updates: true,
+        network: NetworkStyle::Ifupdown,
+        locale_gen: LocaleGen::LocaleGenFile,
+        multiarch: false,
+    }
+}
+
+/// The plan of a Testix create: release `one` (version 1), amd64 or
+/// arm64, default mirrors `http://a/testix` and `http://s/testix`.
+pub fn testix_plan(ctx: &HookContext) -> Result<DebPlan, PluginError> {
+    let table = ReleaseTable::parse_csv("version,codename,series,release\n1,One,one,2020-01-01\n", "testix")
+        .map_err(PluginError::failed)?;
+    let boot = BootstrapOptions::from_context(ctx, &["amd64", "arm64"])?;
+    let defaults = Mirrors::new("http://a/testix", "http://s/testix");
+    DebPlan::new(ctx, testix_archive(), table.releases()[0].clone(), boot, defaults, "2026-01-01".into())
 }
 
 /// A hook context for `distro` and container `name` with the given options

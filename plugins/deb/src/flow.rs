@@ -2,26 +2,38 @@
 //! plugins only say *what* (release, mirrors, packages, network style) and
 //! never repeat *how*:
 //!
-//! - [`build_cached_rootfs`] for the `download` hook,
+//! - [`build_cached_rootfs`] for the `download` hook (one or two stages),
 //! - [`configure_system`] for `configure`,
+//! - [`check_lxc_config`] and [`emit_lxc_config`] for `validate` and `config`,
 //! - [`install_packages`] for `post_process`,
-//! - [`setup_login_user`] for `finalize`,
+//! - [`setup_login_user`] (a login user) or [`setup_root_access`] (root
+//!   only) for `finalize`,
 //! - [`keyring_cache_id`] for `cache_key`,
-//! - [`warn_about_choices`] for `validate`.
+//! - [`warn_about_choices`] for `validate`,
+//! - [`attach_hint`] for `message`.
+//!
+//! [`family`](crate::family) strings them together into whole hooks.
 
-use lxc_tmpl_plugin_api::{Host, PluginError};
+use lxc_tmpl_plugin_api::{ConfigEntry, FileKind, HookContext, Host, PluginError};
 
 use crate::{
     apt::Apt,
+    arch::lxc_arch,
     debootstrap::{DebootstrapPlan, SignatureCheck, content_hash, run_debootstrap},
-    options::UserOptions,
+    options::{AuthKey, UserOptions},
     sources::write_sources_list,
     system::{
         LocaleGen, NetworkStyle, any_exists, choose_network_style, configure_locale, configure_timezone,
         install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, write_hostname, write_hosts, write_network,
     },
-    users::{PasswdEntry, add_to_group, create_user, import_host_user, install_authorized_keys, set_password},
+    users::{
+        PasswdEntry, Password, add_to_group, create_user, import_host_user, install_authorized_keys, rootfs_user,
+        set_password,
+    },
 };
+
+/// Where LXC keeps the config files a container's config includes.
+pub const LXC_CONFIG_DIR: &str = "/usr/share/lxc/config";
 
 /// The name an installed `--keyring` gets in the rootfs's `trusted.gpg.d`.
 pub const ROOTFS_KEYRING_NAME: &str = "lxc-tmpl-archive";
@@ -42,6 +54,20 @@ pub struct BuildSpec<'a> {
     pub install_keyring: Option<&'a str>,
     /// The proxy for debootstrap and apt.
     pub proxy: Option<String>,
+    /// With `plan.foreign`: the second stage, run inside the rootfs.
+    pub second_stage: Option<SecondStage>,
+}
+
+/// debootstrap's second stage, run inside the rootfs after a `--foreign`
+/// first stage: the foreign binaries run through a qemu interpreter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondStage {
+    /// The interpreter the kernel's binfmt_misc handler runs (a rootfs path
+    /// when it has to be copied in).
+    pub interpreter: String,
+    /// The host file copied into the rootfs as `interpreter` first (a
+    /// handler without the `F` flag finds its interpreter inside the chroot).
+    pub copy_from: Option<String>,
 }
 
 /// The `download` hook of a debootstrap plugin: debootstrap into the current
@@ -53,6 +79,9 @@ pub fn build_cached_rootfs(host: &mut Host<'_>, spec: &BuildSpec<'_>) -> Result<
     let plan = DebootstrapPlan { target: host.root_path()?, ..spec.plan.clone() };
     host.progress(&format!("debootstrap {} {} from {}", plan.suite, plan.arch, plan.mirror));
     run_debootstrap(host, spec.debootstrap, &plan, spec.proxy.as_deref())?;
+    if let Some(stage) = &spec.second_stage {
+        run_second_stage(host, stage)?;
+    }
     if !any_exists(host, &["usr/bin/apt-get", "bin/apt-get"])? {
         return Err(PluginError::failed(format!(
             "debootstrap of {} finished but the rootfs has no apt-get: {} is not a {} archive",
@@ -80,6 +109,28 @@ pub fn build_cached_rootfs(host: &mut Host<'_>, spec: &BuildSpec<'_>) -> Result<
     apt.dist_upgrade(host).map_err(hint("apt-get dist-upgrade"))?;
     apt.clean(host)?;
     scrub_for_cache(host)
+}
+
+/// The second stage of a `--foreign` debootstrap: the interpreter copied
+/// into the rootfs when its handler needs that, then
+/// `/debootstrap/debootstrap --second-stage` in the host's namespaced runner.
+pub fn run_second_stage(host: &mut Host<'_>, stage: &SecondStage) -> Result<(), PluginError> {
+    if let Some(from) = &stage.copy_from {
+        let inside = stage.interpreter.trim_start_matches('/');
+        if let Some((dir, _)) = inside.rsplit_once('/') {
+            host.mkdir_all(dir, 0o755)?;
+        }
+        host.copy_from_host(from, inside, 0o755)?;
+        host.debug(&format!("copied {from} into the rootfs as {}", stage.interpreter));
+    }
+    host.progress(&format!("debootstrap --second-stage through {}", stage.interpreter));
+    host.run_in_rootfs(&["/debootstrap/debootstrap", "--second-stage"]).map_err(|e| {
+        PluginError::new(
+            e.kind,
+            format!("debootstrap's second stage through {} failed: {}", stage.interpreter, e.message),
+        )
+    })?;
+    Ok(())
 }
 
 /// What [`configure_system`] writes.
@@ -164,6 +215,93 @@ pub fn setup_login_user(
     Ok(Some(entry))
 }
 
+/// The `finalize` of a distro without a login user (Debian): root keeps a
+/// locked password (debootstrap leaves `root:*`; an empty field would let
+/// anyone in), and `--auth-key` becomes root's `/root/.ssh/authorized_keys`
+/// (`.ssh` 0700, the file 0600, owned by root).
+pub fn setup_root_access(host: &mut Host<'_>, auth_key: Option<&AuthKey>) -> Result<(), PluginError> {
+    set_password(host, "root", &Password::Locked)?;
+    let Some(key) = auth_key else {
+        return Ok(());
+    };
+    let root = rootfs_user(host, "root")?.unwrap_or_else(|| PasswdEntry {
+        name: "root".into(),
+        uid: 0,
+        gid: 0,
+        gecos: "root".into(),
+        home: "/root".into(),
+        shell: "/bin/sh".into(),
+    });
+    if host.file_kind(&root.home)?.is_none() {
+        host.mkdir_all(&root.home, 0o700)?;
+    }
+    let path = install_authorized_keys(host, &root, &key.keys)?;
+    host.info(&format!("installed the ssh public key from {} as /{path}", key.path));
+    Ok(())
+}
+
+/// Checks that LXC's config for the distro (`<name>.common.conf`) or its
+/// shared `common.conf` is installed: the container's config includes it.
+pub fn check_lxc_config(host: &mut Host<'_>, name: &str) -> Result<(), PluginError> {
+    let distro_conf = format!("{LXC_CONFIG_DIR}/{name}.common.conf");
+    let common = format!("{LXC_CONFIG_DIR}/common.conf");
+    if host.host_file_kind(&distro_conf)? == Some(FileKind::File)
+        || host.host_file_kind(&common)? == Some(FileKind::File)
+    {
+        return Ok(());
+    }
+    Err(PluginError::unsupported(format!(
+        "{distro_conf} and {common} are missing: install LXC (liblxc-common); the container's config includes them"
+    )))
+}
+
+/// The config entries every debootstrap distro gets, as lxc-ubuntu and
+/// lxc-debian wrote them: `lxc.include` of `<name>.common.conf` (LXC's
+/// `common.conf` when missing, with a warning) and of `<name>.<suite>.conf`
+/// when LXC ships one, `lxc.uts.name`, and `lxc.arch` when LXC has a name
+/// for the architecture.
+pub fn emit_lxc_config(
+    host: &mut Host<'_>,
+    ctx: &HookContext,
+    name: &str,
+    suite: &str,
+    arch: &str,
+) -> Result<(), PluginError> {
+    let distro_conf = format!("{LXC_CONFIG_DIR}/{name}.common.conf");
+    if host.host_file_kind(&distro_conf)? == Some(FileKind::File) {
+        host.config(ConfigEntry::new("lxc.include", &distro_conf))?;
+    } else {
+        let common = format!("{LXC_CONFIG_DIR}/common.conf");
+        host.warn(&format!("{distro_conf} is missing: including {common} instead"));
+        host.config(ConfigEntry::new("lxc.include", &common))?;
+    }
+    let release_conf = format!("{LXC_CONFIG_DIR}/{name}.{suite}.conf");
+    if host.host_file_kind(&release_conf)? == Some(FileKind::File) {
+        host.config(ConfigEntry::new("lxc.include", &release_conf))?;
+    }
+    host.config(ConfigEntry::new("lxc.uts.name", &ctx.name))?;
+    match lxc_arch(arch) {
+        Some(value) => host.config(ConfigEntry::new("lxc.arch", value)),
+        None => {
+            host.debug(&format!("LXC has no lxc.arch name for {arch}: left out"));
+            Ok(())
+        }
+    }
+}
+
+/// The last line of every ready message: how to start the container and
+/// get in, with `-P` when the lxcpath is not LXC's default.
+pub fn attach_hint(ctx: &HookContext) -> String {
+    let name = ctx.name.as_str();
+    let lxcpath = std::path::Path::new(ctx.container_path.as_str())
+        .parent()
+        .map(|p| p.display().to_string())
+        .filter(|p| p != "/var/lib/lxc")
+        .map(|p| format!(" -P {p}"))
+        .unwrap_or_default();
+    format!("Get in with:  lxc-start{lxcpath} -n {name} && lxc-attach{lxcpath} -n {name}")
+}
+
 /// The keyring part of a cache key: `path@content-hash`, or `no-check-gpg`.
 pub fn keyring_cache_id(host: &mut Host<'_>, signature: &SignatureCheck) -> Result<String, PluginError> {
     Ok(match signature {
@@ -219,6 +357,81 @@ mod tests {
         assert_eq!(lines.iter().filter(|l| l.starts_with("apt-get update")).count(), 1, "{lines:?}");
         assert!(lines.iter().any(|l| l.ends_with("install file")), "{lines:?}");
         assert_eq!(lines.last().unwrap(), "apt-get clean");
+    }
+
+    #[test]
+    fn second_stage_copies_the_interpreter_only_when_asked() {
+        let mut fake = FakeHost::sealed();
+        fake.put_host("/usr/bin/qemu-arm-static", "qemu");
+        let stage = SecondStage {
+            interpreter: "/usr/bin/qemu-arm-static".into(),
+            copy_from: Some("/usr/bin/qemu-arm-static".into()),
+        };
+        with_host(&mut fake, |h| run_second_stage(h, &stage)).unwrap();
+        assert_eq!(fake.text("usr/bin/qemu-arm-static"), "qemu");
+        assert_eq!(fake.mode("usr/bin/qemu-arm-static"), 0o755);
+        assert_eq!(fake.lines(), ["/debootstrap/debootstrap --second-stage"]);
+        assert_eq!(fake.commands[0].place, lxc_tmpl_plugin_api::RunPlace::Rootfs);
+
+        let mut fake = FakeHost::sealed();
+        fake.on("/debootstrap/debootstrap --second-stage", output(1, "", "E: boom"));
+        let stage = SecondStage { interpreter: "/usr/libexec/qemu-binfmt/arm-binfmt-P".into(), copy_from: None };
+        let err = with_host(&mut fake, |h| run_second_stage(h, &stage)).unwrap_err();
+        assert!(err.message.contains("second stage through /usr/libexec/qemu-binfmt/arm-binfmt-P failed"));
+        assert!(!fake.exists("usr/libexec"), "nothing copied with the F flag");
+    }
+
+    #[test]
+    fn root_access_locks_root_and_installs_the_key() {
+        let mut fake = FakeHost::sealed();
+        fake.put("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        fake.put("etc/shadow", "root:*:19000:0:99999:7:::\n");
+        fake.mkdir("root");
+        with_host(&mut fake, |h| setup_root_access(h, None)).unwrap();
+        assert!(fake.commands.is_empty(), "root:* is locked already");
+        let key = AuthKey { path: "/k.pub".into(), keys: "ssh-ed25519 AAAA k\n".into() };
+        with_host(&mut fake, |h| setup_root_access(h, Some(&key))).unwrap();
+        assert_eq!(fake.text("root/.ssh/authorized_keys"), "ssh-ed25519 AAAA k\n");
+        assert_eq!((fake.mode("root/.ssh"), fake.mode("root/.ssh/authorized_keys")), (0o700, 0o600));
+        assert_eq!(fake.owners["root/.ssh/authorized_keys"], (0, 0));
+
+        let mut open = FakeHost::sealed();
+        open.put("etc/shadow", "root::19000:0:99999:7:::\n");
+        with_host(&mut open, |h| setup_root_access(h, None)).unwrap();
+        assert_eq!(open.lines(), ["passwd --lock root"], "an empty password is locked");
+    }
+
+    #[test]
+    fn lxc_config_entries() {
+        let mut fake = FakeHost::sealed();
+        let ctx = crate::fake::context("testix", "t1", &[]);
+        let err = with_host(&mut fake, |h| check_lxc_config(h, "testix")).unwrap_err();
+        assert!(err.message.contains("install LXC"), "{}", err.message);
+        fake.put_host("/usr/share/lxc/config/common.conf", "");
+        with_host(&mut fake, |h| check_lxc_config(h, "testix")).unwrap();
+        with_host(&mut fake, |h| emit_lxc_config(h, &ctx, "testix", "one", "i386")).unwrap();
+        assert_eq!(fake.config_values("lxc.include"), ["/usr/share/lxc/config/common.conf"]);
+        assert!(fake.warnings()[0].contains("testix.common.conf is missing"));
+        assert_eq!(fake.config_values("lxc.arch"), ["i686"]);
+
+        let mut fake = FakeHost::sealed();
+        fake.put_host("/usr/share/lxc/config/testix.common.conf", "");
+        fake.put_host("/usr/share/lxc/config/testix.one.conf", "");
+        with_host(&mut fake, |h| emit_lxc_config(h, &ctx, "testix", "one", "riscv64")).unwrap();
+        assert_eq!(
+            fake.config_values("lxc.include"),
+            ["/usr/share/lxc/config/testix.common.conf", "/usr/share/lxc/config/testix.one.conf"]
+        );
+        assert_eq!(fake.config_values("lxc.uts.name"), ["t1"]);
+        assert!(fake.config_values("lxc.arch").is_empty());
+    }
+
+    #[test]
+    fn attach_hints() {
+        let mut ctx = crate::fake::context("testix", "t1", &[]);
+        assert_eq!(attach_hint(&ctx), "Get in with:  lxc-start -n t1 && lxc-attach -n t1");
+        ctx.container_path = "/tmp/lxc/t1".into();
+        assert_eq!(attach_hint(&ctx), "Get in with:  lxc-start -P /tmp/lxc -n t1 && lxc-attach -P /tmp/lxc -n t1");
     }
 
     #[test]

@@ -12,43 +12,51 @@ templates are rendered by it.
 
 | module | what |
 |---|---|
-| [`release`] | release tables from distro-info-data CSVs (`/usr/share/distro-info/ubuntu.csv`, `debian.csv`) merged with a built-in copy; lookup by codename, version or name; LTS; EOL; today's date |
-| [`arch`] | dpkg architecture names, what a host runs natively, foreign architectures through a qemu-user-static binfmt_misc handler (with a clear refusal), `lxc.arch` values |
-| [`debootstrap`] | the debootstrap argument vector (variant, components, include list, arch, `--keyring` + `--force-check-gpg`, `--no-check-gpg` only on request, the 4th positional script argument for suites debootstrap has no script for), keyring choice, running it, explaining its failures |
-| [`sources`] | `sources.list` in the native and the multiarch (`deb [arch=...]`) form, with `-updates` and a per-distro security suite; mirror URL checks |
+| [`family`] | **the hooks of a debootstrap plugin, written once**: the [`family::DebFamily`] trait a plugin implements (manifest, plan, and the few steps only it takes) and [`debootstrap_plugin!`], which declares the plugin type, implements the plugin API's `Distro` with [`family`]'s hooks and exports it |
+| [`plan`] | [`plan::DebPlan`], one create resolved (release, options, mirrors, locale, cached or not), with [`plan::Archive`], the distro's archive data (keyring, components, include list, security suite, network style); what follows from them: signature check, arch support, debootstrap run, sources, cache key |
+| [`release`] | release tables from distro-info-data CSVs ([`release::DistroInfo`]: `/usr/share/distro-info/ubuntu.csv`, `debian.csv`) merged with a built-in copy; lookup by codename, version or name; LTS; end-of-life columns; today's date |
+| [`arch`] | dpkg architecture names, what a host runs natively, foreign architectures through a qemu binfmt_misc handler with the `F` flag or a static interpreter given with `-I` (checked as an ELF without `PT_INTERP`), `lxc.arch` values |
+| [`debootstrap`] | the debootstrap argument vector (variant, components, include list, arch, `--foreign`, `--keyring` + `--force-check-gpg`, `--no-check-gpg` only on request, the 4th positional script argument for suites debootstrap has no script for), the distro [`debootstrap::Keyring`], running it, explaining its failures |
+| [`sources`] | `sources.list` in the native and the multiarch (`deb [arch=...]`) form, with `-updates` and a per-distro security suite; a distro's default [`sources::Mirrors`]; mirror URL checks |
 | [`apt`] | `apt-get update` that fails on any missing index (`--error-on=any`), `dist-upgrade`, `install --no-install-recommends`, `clean`, never forcing unauthenticated packages; package name checks; the `HTTP_PROXY` setting (`none`, `apt`, URL) and `70proxy` |
 | [`system`] | hostname, hosts, netplan or ifupdown (chosen by release, with a fallback on what is installed), locale, time zone from the host, fresh ssh host keys per container, scrubbing a rootfs before it becomes a cache, systemd unit masks, the apt keyring |
 | [`users`] | the login user (useradd, sudo group, locked password unless one is given, passwords on chpasswd's stdin), authorized_keys with the right owner and modes, `--bindhome` users |
-| [`flow`] | the hook steps in order: [`flow::build_cached_rootfs`] (download), [`flow::configure_system`] (configure), [`flow::install_packages`] (post_process), [`flow::setup_login_user`] (finalize), [`flow::keyring_cache_id`] (cache_key) |
+| [`flow`] | the steps the hooks are made of, in order: [`flow::build_cached_rootfs`] (one stage, or two with [`flow::SecondStage`]), [`flow::configure_system`], [`flow::check_lxc_config`] and [`flow::emit_lxc_config`], [`flow::install_packages`], [`flow::setup_login_user`] or [`flow::setup_root_access`], [`flow::keyring_cache_id`], [`flow::warn_about_choices`], [`flow::attach_hint`] |
 | [`options`] | the shared option specs (old short flags, env fallbacks, help that says every default) and their parsing |
-| `fake` | (feature `test-support`) an in-memory `Host` for hook-level unit tests |
+| `fake` | (feature `test-support`) an in-memory `Host` for hook-level unit tests, a debootstrap-like responder, and helpers that run all hooks or check refusals and option docs |
 
 # How a plugin uses it
 
-A plugin describes its distribution with data (release table, default
-mirrors, keyring, security suite rule, components, include list) and calls
-the [`flow`] steps from its hooks; the other modules are the building blocks
-those steps are made of, for what a distro does differently:
+A plugin describes its distribution with data and implements
+[`family::DebFamily`]:
 
-- `validate`: [`options::BootstrapOptions::from_context`],
-  [`options::UserOptions::from_context`], [`arch::check_arch_support`],
-  [`debootstrap::find_debootstrap`], [`debootstrap::script_for`],
-  [`debootstrap::choose_signature_check`], [`flow::warn_about_choices`];
-- `cache_key`: everything that changes the cached rootfs, with
-  [`flow::keyring_cache_id`] for the keyring (path and content);
-- `download`: [`flow::build_cached_rootfs`] (debootstrap, sources.list,
-  keyring, apt update/dist-upgrade/clean, [`system::scrub_for_cache`]);
-- `sources_list`: [`sources::render_sources_list`] (native, or multiarch for a
-  foreign architecture), [`sources::write_sources_list`], [`apt::write_apt_proxy`];
-- `configure`: [`flow::configure_system`] (hostname, hosts, network, locale,
-  time zone, ssh host keys);
-- `post_process`: [`flow::install_packages`] (multiarch, `--packages`);
-- `finalize`: [`flow::setup_login_user`] (user or bindhome user, password,
-  sudo, authorized_keys).
+```ignore
+lxc_tmpl_deb::debootstrap_plugin! {
+    /// The debian distro plugin.
+    pub struct Debian;
+}
+
+impl DebFamily for Debian {
+    type Plan = Plan; // holds a DebPlan (AsRef<DebPlan>)
+    fn describe(&self) -> Manifest { /* options::bootstrap_options(..) and its own */ }
+    fn plan(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Plan, PluginError> {
+        /* release table, default mirrors, an Archive, then DebPlan::new */
+    }
+    fn finalize_access(/* .. */) -> Result<(), PluginError> { /* flow::setup_root_access */ }
+    fn ready_message(/* .. */) -> Result<String, PluginError> { /* .. */ }
+    // check, package_sources, configure_distro, config_entries, trim_rootfs,
+    // post_process_distro: optional, for what only this distro does
+}
+```
+
+Every hook then runs the shared step of [`family`] and the distro's part;
+see the table there. The other modules are the building blocks of those
+steps, for what a distro does differently.
 
 Tests of such plugins drive their hooks against `fake::FakeHost` (feature
-`test-support`), whose responder can act like debootstrap or useradd on the
-in-memory rootfs.
+`test-support`): `FakeHost::debootstrap_host` acts like debootstrap, useradd
+and ssh-keygen on the in-memory rootfs, `fake::run_hooks` runs a whole
+create, `fake::assert_refused` checks bad input.
 */
 
 pub mod apt;
@@ -56,10 +64,16 @@ pub mod arch;
 pub mod debootstrap;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod family;
 pub mod flow;
 pub mod options;
+pub mod plan;
 pub mod release;
 pub mod sources;
 pub mod system;
 mod templates;
 pub mod users;
+
+/// The plugin API, re-exported for [`debootstrap_plugin!`]: a plugin built on
+/// this crate uses the very same API crate.
+pub use lxc_tmpl_plugin_api as api;

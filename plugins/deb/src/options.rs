@@ -49,6 +49,8 @@ pub const AUTH_KEY: &str = "auth-key";
 pub const LOCALE: &str = "locale";
 /// `-x/--trim`.
 pub const TRIM: &str = "trim";
+/// `-I/--interpreter-path`.
+pub const INTERPRETER_PATH: &str = "interpreter-path";
 
 /// The distro-specific words in the shared options' help.
 #[derive(Debug, Clone, Copy)]
@@ -175,13 +177,27 @@ pub fn user_options(texts: &DistroTexts<'_>) -> Vec<OptionSpec> {
              sudo) instead of --user; the host's password hash is not copied (default: none)",
         )
         .short('b'),
-        OptionSpec::value(
-            AUTH_KEY,
-            "FILE",
-            "ssh public key file installed as the user's ~/.ssh/authorized_keys (default: none)",
-        )
-        .short('S'),
+        auth_key_option("the user's ~/.ssh/authorized_keys"),
     ]
+}
+
+/// `-S/--auth-key`, installed as `where_to` (`root's /root/.ssh/authorized_keys`).
+pub fn auth_key_option(where_to: &str) -> OptionSpec {
+    OptionSpec::value(AUTH_KEY, "FILE", &format!("ssh public key file installed as {where_to} (default: none)"))
+        .short('S')
+}
+
+/// `-I/--interpreter-path`: a static qemu interpreter for a foreign `--arch`.
+pub fn interpreter_option() -> OptionSpec {
+    OptionSpec::value(
+        INTERPRETER_PATH,
+        "FILE",
+        "static qemu interpreter (qemu-<cpu>-static of qemu-user-static) registered in binfmt_misc, for a foreign \
+         --arch: debootstrap --foreign, then the second stage runs through it inside the rootfs (copied in when \
+         its binfmt_misc handler lacks the F flag) (default: none; a foreign --arch then needs a qemu handler \
+         with the F flag)",
+    )
+    .short('I')
 }
 
 /// `--locale` from `$LANG`.
@@ -218,6 +234,9 @@ pub struct BootstrapOptions {
     pub no_check_gpg: bool,
     /// `--http-proxy`/`$HTTP_PROXY`.
     pub proxy: ProxySetting,
+    /// `-I/--interpreter-path` as given (checked with the architecture, see
+    /// [`check_interpreter`](crate::arch::check_interpreter)).
+    pub interpreter: Option<String>,
 }
 
 impl BootstrapOptions {
@@ -252,6 +271,7 @@ impl BootstrapOptions {
             keyring: ctx.option(KEYRING).map(str::to_owned),
             no_check_gpg: ctx.flag(NO_CHECK_GPG),
             proxy: ProxySetting::parse(ctx.option(HTTP_PROXY))?,
+            interpreter: ctx.option(INTERPRETER_PATH).filter(|p| !p.trim().is_empty()).map(str::to_owned),
         })
     }
 

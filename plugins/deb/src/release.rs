@@ -33,6 +33,9 @@ pub struct Release {
     /// The latest of the other end-of-life columns (`eol-server`, `eol-esm`,
     /// `eol-lts`, `eol-elts`, ...), empty when there are none.
     pub eol_extended: String,
+    /// Every other end-of-life column by its header name (`eol-lts`,
+    /// `eol-esm`), with its date; columns a row leaves empty are left out.
+    pub eol_columns: Vec<(String, String)>,
 }
 
 impl Release {
@@ -67,6 +70,11 @@ impl Release {
         parse_version_number(&self.version)
     }
 
+    /// The date of the end-of-life column `column` (`eol-lts`), if the row has one.
+    pub fn eol_of(&self, column: &str) -> Option<&str> {
+        self.eol_columns.iter().find(|(name, _)| name == column).map(|(_, date)| date.as_str())
+    }
+
     /// `jammy (22.04 LTS)`, for messages.
     pub fn describe(&self) -> String {
         match (self.version.is_empty(), self.lts) {
@@ -86,6 +94,39 @@ pub fn parse_version_number(version: &str) -> Option<(u32, u32)> {
         None => 0,
     };
     Some((major, minor))
+}
+
+/// Where a distribution's release table comes from: distro-info-data's CSV
+/// on the host (`/usr/share/distro-info/<csv>`), merged with the copy the
+/// plugin ships (see [`ReleaseTable::load`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DistroInfo {
+    /// The file name in distro-info-data (`ubuntu.csv`).
+    pub csv: &'static str,
+    /// The built-in copy of that file (`include_str!`).
+    pub builtin: &'static str,
+}
+
+impl DistroInfo {
+    /// Where distro-info-data keeps its CSVs.
+    pub const DIR: &'static str = "/usr/share/distro-info";
+
+    /// The host's CSV path.
+    pub fn host_csv(&self) -> String {
+        format!("{}/{}", Self::DIR, self.csv)
+    }
+
+    /// The host's table merged with the built-in one.
+    pub fn load(&self, host: &mut Host<'_>) -> Result<ReleaseTable, PluginError> {
+        ReleaseTable::load(host, &self.host_csv(), self.builtin)
+    }
+
+    /// The built-in table alone (for a manifest, which has no host).
+    /// Panics when the built-in CSV does not parse: a plugin bug its tests catch.
+    pub fn builtin_table(&self) -> ReleaseTable {
+        let source = format!("built-in {}", self.csv);
+        ReleaseTable::parse_csv(self.builtin, &source).unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// The releases of one distribution, oldest first (the CSV order).
@@ -109,8 +150,12 @@ impl ReleaseTable {
         let series = column("series").ok_or_else(|| format!("{source}: no 'series' column in the header"))?;
         let (version, name, created, release, eol) =
             (column("version"), column("codename"), column("created"), column("release"), column("eol"));
-        let extended: Vec<usize> =
-            header.iter().enumerate().filter(|(_, h)| h.trim().starts_with("eol-")).map(|(i, _)| i).collect();
+        let extended: Vec<(usize, &str)> = header
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.trim().starts_with("eol-"))
+            .map(|(i, h)| (i, h.trim()))
+            .collect();
         let mut releases = Vec::new();
         for (number, line) in lines.enumerate() {
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -122,7 +167,12 @@ impl ReleaseTable {
             let raw_version = field(version);
             let lts = raw_version.ends_with(" LTS");
             let version = raw_version.trim_end_matches(" LTS").trim().to_owned();
-            let eol_extended = extended.iter().map(|&i| field(Some(i))).max().unwrap_or_default();
+            let eol_columns: Vec<(String, String)> = extended
+                .iter()
+                .map(|&(i, name)| (name.to_owned(), field(Some(i))))
+                .filter(|(_, date)| !date.is_empty())
+                .collect();
+            let eol_extended = eol_columns.iter().map(|(_, date)| date.clone()).max().unwrap_or_default();
             releases.push(Release {
                 version,
                 codename,
@@ -132,6 +182,7 @@ impl ReleaseTable {
                 released: field(release),
                 eol: field(eol),
                 eol_extended,
+                eol_columns,
             });
         }
         if releases.is_empty() {
@@ -308,6 +359,8 @@ version,codename,series,created,release,eol,eol-lts,eol-elts
         assert_eq!(sid.describe(), "sid");
         assert_eq!(table.find("12").unwrap().codename, "bookworm");
         assert_eq!(table.find("bookworm").unwrap().eol_extended, "2033-06-30");
+        assert_eq!(table.find("bookworm").unwrap().eol_of("eol-lts"), Some("2028-06-30"));
+        assert_eq!(table.find("forky").unwrap().eol_of("eol-lts"), None);
         assert!(!table.find("trixie").unwrap().lts);
         assert_eq!(table.latest_released("2026-01-01").unwrap().codename, "trixie");
         assert_eq!(table.latest_released("2024-01-01").unwrap().codename, "bookworm");
@@ -351,6 +404,16 @@ version,codename,series,created,release,eol,eol-lts,eol-elts
         assert!(merged.find("resolute").is_some(), "built-in rows fill in");
         assert_eq!(merged.releases().iter().filter(|r| r.codename == "jammy").count(), 1);
         assert_eq!(merged.source(), "host + builtin");
+    }
+
+    #[test]
+    fn distro_info_sources() {
+        let info = DistroInfo { csv: "debian.csv", builtin: DEBIAN };
+        assert_eq!(info.host_csv(), "/usr/share/distro-info/debian.csv");
+        assert_eq!(info.builtin_table().find("sid").unwrap().codename, "sid");
+        let mut fake = crate::fake::FakeHost::sealed();
+        let table = crate::fake::with_host(&mut fake, |h| info.load(h)).unwrap();
+        assert_eq!(table.source(), "built-in release table", "no host file");
     }
 
     #[test]

@@ -6,6 +6,28 @@ use lxc_tmpl_plugin_api::{Host, PluginError};
 /// Where the sources go inside the rootfs.
 pub const SOURCES_LIST: &str = "etc/apt/sources.list";
 
+/// A distro's archive and security mirror for some releases or
+/// architectures (a plugin's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mirrors {
+    /// The archive mirror (release and `-updates` suites).
+    pub archive: &'static str,
+    /// The security mirror.
+    pub security: &'static str,
+}
+
+impl Mirrors {
+    /// An archive and a security mirror.
+    pub const fn new(archive: &'static str, security: &'static str) -> Self {
+        Self { archive, security }
+    }
+
+    /// One mirror that also serves the security suite.
+    pub const fn same(url: &'static str) -> Self {
+        Self { archive: url, security: url }
+    }
+}
+
 /// The package sources of one architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcesPlan {

@@ -3,8 +3,10 @@ The `ubuntu` distro plugin of `lxc-tmpl`: Ubuntu containers built with
 debootstrap, replacing LXC's `lxc-ubuntu` template (lxc-templates 3.0.4) and
 the older script the seed document walks through. The shared
 debootstrap/apt logic lives in [`lxc_tmpl_deb`]; this crate holds the Ubuntu
-knowledge: releases, mirrors, keyring, include list, config includes and the
-upstart-era quirks.
+knowledge: releases, mirrors, keyring, include list, the login user and the
+upstart-era quirks, as an implementation of
+[`DebFamily`]; the hooks themselves are the
+shared ones of [`lxc_tmpl_deb::family`].
 
 # Options
 
@@ -87,37 +89,23 @@ mod release;
 mod trim;
 
 use lxc_tmpl_deb::{
-    apt::{Apt, write_apt_proxy},
-    arch::{ArchSupport, check_arch_support, lxc_arch},
-    debootstrap::{DebootstrapPlan, find_debootstrap, script_for},
-    flow::{
-        BuildSpec, SystemSpec, build_cached_rootfs, configure_system, install_packages, setup_login_user,
-        warn_about_choices,
-    },
+    family::DebFamily,
+    flow::setup_login_user,
     options::{self, DistroTexts, UserOptions},
-    sources::{render_sources_list, write_sources_list},
-    system::LocaleGen,
+    sources::SourcesPlan,
     users::{self, bind_home_mount_entry},
 };
-use lxc_tmpl_plugin_api::{
-    CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, PluginError, export_plugin,
-};
+use lxc_tmpl_plugin_api::{CommandSpec, ConfigEntry, HookContext, Host, Manifest, PluginError};
 
 use crate::{
-    plan::{DEBOOTSTRAP_COMPONENTS, DEFAULT_KEYRING, FALLBACK_SCRIPT, KEYRING_PACKAGE, Plan},
+    plan::{KEYRING, Plan},
     release::{ARCHES, Init},
 };
 
-/// LXC's Ubuntu config, included by every container's config.
-const UBUNTU_COMMON_CONF: &str = "/usr/share/lxc/config/ubuntu.common.conf";
-/// LXC's shared config, included when `ubuntu.common.conf` is missing.
-const COMMON_CONF: &str = "/usr/share/lxc/config/common.conf";
 /// The user created unless `--user` or `--bindhome` says otherwise.
 const DEFAULT_USER: &str = "ubuntu";
 /// The group that gets sudo rights.
 const SUDO_GROUP: &str = "sudo";
-/// The container's first network interface.
-const INTERFACE: &str = "eth0";
 
 /// The words of the shared options' help.
 const TEXTS: DistroTexts<'static> = DistroTexts {
@@ -128,29 +116,28 @@ const TEXTS: DistroTexts<'static> = DistroTexts {
                      http://old-releases.ubuntu.com/ubuntu for end-of-life releases",
     default_security_mirror: "http://security.ubuntu.com/ubuntu for amd64/i386, \
                               http://ports.ubuntu.com/ubuntu-ports for others",
-    default_keyring: DEFAULT_KEYRING,
-    keyring_package: KEYRING_PACKAGE,
+    default_keyring: KEYRING.path,
+    keyring_package: KEYRING.package,
     default_user: Some(DEFAULT_USER),
 };
 
-/// The ubuntu distro plugin.
-#[derive(Debug, Default)]
-pub struct Ubuntu;
+lxc_tmpl_deb::debootstrap_plugin! {
+    /// The ubuntu distro plugin.
+    pub struct Ubuntu;
+}
 
-export_plugin!(Ubuntu);
+impl DebFamily for Ubuntu {
+    type Plan = Plan;
 
-impl Distro for Ubuntu {
-    fn manifest(&self) -> Manifest {
-        let mut manifest = Manifest::new(
+    fn describe(&self) -> Manifest {
+        let manifest = Manifest::new(
             "ubuntu",
             env!("CARGO_PKG_VERSION"),
             "Ubuntu built with debootstrap (cached), signature-checked, no default password",
         )
         .arches(ARCHES)
         .default_release(TEXTS.default_release);
-        for release in release::manifest_releases() {
-            manifest = manifest.release(release);
-        }
+        let manifest = release::manifest_releases().into_iter().fold(manifest, Manifest::release);
         let specs = options::bootstrap_options(&TEXTS).into_iter().chain(options::user_options(&TEXTS)).chain([
             options::locale_option(),
             options::trim_option(
@@ -162,173 +149,74 @@ impl Distro for Ubuntu {
         specs.fold(manifest, Manifest::option)
     }
 
-    fn validate(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        if ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some() {
-            return Err(PluginError::unsupported(
-                "unprivileged ubuntu containers (--mapped-uid/--mapped-gid) are not supported yet: create a \
-                 privileged container, or use LXC's download template (lxc-create -t download)",
-            ));
-        }
-        let plan = Plan::resolve(ctx, host)?;
-        let users = UserOptions::from_context(ctx, host)?;
-        let support = check_arch_support(host, &plan.host_arch, plan.arch())?;
-        find_debootstrap(host)?;
-        script_for(host, plan.suite(), FALLBACK_SCRIPT)?;
-        let signature = plan.signature(host)?;
-        if host.host_file_kind(UBUNTU_COMMON_CONF)? != Some(FileKind::File)
-            && host.host_file_kind(COMMON_CONF)? != Some(FileKind::File)
-        {
-            return Err(PluginError::unsupported(format!(
-                "{UBUNTU_COMMON_CONF} and {COMMON_CONF} are missing: install LXC (liblxc-common); \
-                 the container's config includes them"
-            )));
-        }
+    fn plan(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Plan, PluginError> {
+        Plan::resolve(ctx, host)
+    }
 
-        host.info(&format!("Ubuntu {} {} from {}", plan.release.describe(), plan.arch(), plan.mirror));
-        warn_about_choices(host, &signature, ctx.option(options::PASSWORD).is_some(), &users);
-        if plan.release.is_eol(&plan.today) {
+    fn check(&self, plan: &Plan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        let (release, today) = (&plan.deb.release, plan.deb.today.as_str());
+        if release.is_eol(today) {
             host.warn(&format!(
                 "Ubuntu {} reached its end of standard support on {}: it gets no security updates from the \
                  public archive",
-                plan.release.describe(),
-                plan.release.eol
+                release.describe(),
+                release.eol
             ));
         }
-        if !plan.release.is_released(&plan.today) {
-            host.warn(&format!("Ubuntu {} is not released yet (development release)", plan.release.describe()));
-        }
-        if let ArchSupport::Emulated { interpreter, .. } = &support {
-            host.info(&format!("{} binaries will run through {interpreter} (slow)", plan.arch()));
+        if !release.is_released(today) {
+            host.warn(&format!("Ubuntu {} is not released yet (development release)", release.describe()));
         }
         Ok(())
     }
 
-    fn cache_key(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
-        plan.cache_key(host).map(Some)
-    }
-
-    fn download(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
-        let signature = plan.signature(host)?;
-        let debootstrap = find_debootstrap(host)?;
-        let spec = BuildSpec {
-            distro: "Ubuntu",
-            debootstrap: &debootstrap,
-            plan: DebootstrapPlan {
-                suite: plan.suite().to_owned(),
-                target: String::new(),
-                mirror: plan.mirror.clone(),
-                arch: plan.arch().to_owned(),
-                variant: plan.boot.variant.clone(),
-                components: DEBOOTSTRAP_COMPONENTS.iter().map(|c| (*c).to_owned()).collect(),
-                include: plan.include(),
-                exclude: Vec::new(),
-                signature: signature.clone(),
-                script: script_for(host, plan.suite(), FALLBACK_SCRIPT)?,
-            },
-            sources_list: render_sources_list(&[(&plan.sources(), None)]),
-            install_keyring: Plan::keyring_to_install(&signature),
-            proxy: plan.boot.proxy.resolve(host)?,
-        };
-        build_cached_rootfs(host, &spec)
-    }
-
-    fn sources_list(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
-        let text = if plan.foreign() {
-            render_sources_list(&[
-                (&plan.sources(), Some(plan.arch())),
-                (&plan.host_arch_sources(), Some(&plan.host_arch)),
-            ])
-        } else {
-            render_sources_list(&[(&plan.sources(), None)])
-        };
-        write_sources_list(host, &text)?;
-        if let Some(proxy) = plan.boot.proxy.resolve(host)? {
-            write_apt_proxy(host, &proxy)?;
+    /// A foreign container gets multiarch sources, each architecture with
+    /// its own default mirrors.
+    fn package_sources(&self, plan: &Plan) -> Vec<(SourcesPlan, Option<String>)> {
+        let deb = &plan.deb;
+        if !deb.foreign() {
+            return vec![(deb.sources(), None)];
         }
-        Ok(())
+        vec![(deb.sources(), Some(deb.arch().to_owned())), (plan.host_arch_sources(), Some(deb.host_arch.clone()))]
     }
 
-    fn configure(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
+    fn configure_distro(&self, plan: &Plan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
         if plan.traits.init == Init::Upstart {
             trim::upstart_console_fixes(host)?;
         }
-        configure_system(
-            host,
-            &SystemSpec {
-                name: &ctx.name,
-                network: plan.traits.network,
-                interface: INTERFACE,
-                locale: &plan.locale,
-                locale_gen: LocaleGen::Argument,
-            },
-        )
+        Ok(())
     }
 
-    fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
-        if host.host_file_kind(UBUNTU_COMMON_CONF)? == Some(FileKind::File) {
-            host.config(ConfigEntry::new("lxc.include", UBUNTU_COMMON_CONF))?;
-        } else {
-            host.warn(&format!("{UBUNTU_COMMON_CONF} is missing: including {COMMON_CONF} instead"));
-            host.config(ConfigEntry::new("lxc.include", COMMON_CONF))?;
-        }
-        let release_conf = format!("/usr/share/lxc/config/ubuntu.{}.conf", plan.suite());
-        if host.host_file_kind(&release_conf)? == Some(FileKind::File) {
-            host.config(ConfigEntry::new("lxc.include", &release_conf))?;
-        }
-        host.config(ConfigEntry::new("lxc.uts.name", &ctx.name))?;
-        match lxc_arch(plan.arch()) {
-            Some(arch) => host.config(ConfigEntry::new("lxc.arch", arch))?,
-            None => host.debug(&format!("LXC has no lxc.arch name for {}: left out", plan.arch())),
-        }
-        let users = UserOptions::from_context(ctx, host)?;
-        if let Some(bind) = &users.bindhome {
+    fn config_entries(&self, _plan: &Plan, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+        if let Some(bind) = &UserOptions::from_context(ctx, host)?.bindhome {
             host.config(ConfigEntry::new("lxc.mount.entry", &bind_home_mount_entry(&bind.entry.home)))?;
         }
         Ok(())
     }
 
-    fn trim(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
+    fn trim_rootfs(&self, plan: &Plan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
         match plan.traits.init {
-            Init::Upstart if plan.trim => trim::upstart_trim(host, plan.suite()),
+            Init::Upstart if plan.trim => trim::upstart_trim(host, plan.deb.suite()),
             Init::Upstart => Ok(()),
             Init::Systemd => trim::systemd_masks(host, plan.trim),
         }
     }
 
-    fn post_process(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
-        let apt = Apt::new(plan.boot.proxy.resolve(host)?);
-        let multiarch = plan.foreign().then_some(plan.host_arch.as_str());
-        install_packages(host, &apt, multiarch, &plan.boot.packages)?;
+    fn post_process_distro(&self, plan: &Plan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
         if plan.traits.dev_shm_link {
             trim::dev_shm_link(host)?;
         }
         Ok(())
     }
 
-    fn finalize(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+    fn finalize_access(&self, _plan: &Plan, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
         let users = UserOptions::from_context(ctx, host)?;
         setup_login_user(host, &users, SUDO_GROUP)?;
         Ok(())
     }
 
-    fn message(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
-        let plan = Plan::resolve(ctx, host)?;
+    fn ready_message(&self, plan: &Plan, ctx: &HookContext, host: &mut Host<'_>) -> Result<String, PluginError> {
         let users = UserOptions::from_context(ctx, host)?;
-        let name = ctx.name.as_str();
-        let lxcpath = std::path::Path::new(ctx.container_path.as_str())
-            .parent()
-            .map(|p| p.display().to_string())
-            .filter(|p| p != "/var/lib/lxc")
-            .map(|p| format!(" -P {p}"))
-            .unwrap_or_default();
-        let mut text = format!("Ubuntu {} container '{name}' is ready.\n", plan.release.describe());
+        let mut text = format!("Ubuntu {} container '{}' is ready.\n", plan.deb.release.describe(), ctx.name);
         if let Some(login) = users.login() {
             let how = match (&users.password, &users.auth_key, users.bindhome.is_some()) {
                 (users::Password::Set(_), _, _) => "with the password you gave".to_owned(),
@@ -337,8 +225,7 @@ impl Distro for Ubuntu {
             };
             text.push_str(&format!("User '{login}' is in the sudo group and can log in {how}.\n"));
         }
-        text.push_str(&format!("Get in with:  lxc-start{lxcpath} -n {name} && lxc-attach{lxcpath} -n {name}"));
-        Ok(Some(text))
+        Ok(text)
     }
 }
 

@@ -4,24 +4,21 @@
 //! handled in code.
 
 use lxc_tmpl_deb::{
-    release::{Release, ReleaseTable, today_utc},
+    release::{DistroInfo, Release, ReleaseTable, today_utc},
+    sources::Mirrors,
     system::NetworkStyle,
 };
-use lxc_tmpl_plugin_api::{Host, PluginError, ReleaseInfo};
+use lxc_tmpl_plugin_api::{PluginError, ReleaseInfo};
 
-/// Where distro-info-data keeps the Ubuntu table.
-pub const HOST_CSV: &str = "/usr/share/distro-info/ubuntu.csv";
-/// The built-in copy of distro-info-data's `ubuntu.csv`.
-pub const BUILTIN_CSV: &str = include_str!("../data/ubuntu.csv");
+/// The Ubuntu release table: distro-info-data's `ubuntu.csv`, and a copy.
+pub const DISTRO_INFO: DistroInfo = DistroInfo { csv: "ubuntu.csv", builtin: include_str!("../data/ubuntu.csv") };
 
-/// The archive mirror of amd64 and i386.
-pub const ARCHIVE_MIRROR: &str = "http://archive.ubuntu.com/ubuntu";
-/// The security mirror of amd64 and i386.
-pub const SECURITY_MIRROR: &str = "http://security.ubuntu.com/ubuntu";
+/// The mirrors of amd64 and i386.
+pub const ARCHIVE: Mirrors = Mirrors::new("http://archive.ubuntu.com/ubuntu", "http://security.ubuntu.com/ubuntu");
 /// The mirror (archive and security) of every other architecture.
-pub const PORTS_MIRROR: &str = "http://ports.ubuntu.com/ubuntu-ports";
+pub const PORTS: Mirrors = Mirrors::same("http://ports.ubuntu.com/ubuntu-ports");
 /// Where releases go after their end of life (all architectures).
-pub const OLD_RELEASES_MIRROR: &str = "http://old-releases.ubuntu.com/ubuntu";
+pub const OLD_RELEASES: Mirrors = Mirrors::same("http://old-releases.ubuntu.com/ubuntu");
 
 /// The architectures Ubuntu builds.
 pub const ARCHES: &[&str] = &["amd64", "i386", "arm64", "armhf", "ppc64el", "s390x", "riscv64"];
@@ -72,16 +69,6 @@ impl Traits {
     }
 }
 
-/// The release table: the host's distro-info-data merged with the built-in copy.
-pub fn table(host: &mut Host<'_>) -> Result<ReleaseTable, PluginError> {
-    ReleaseTable::load(host, HOST_CSV, BUILTIN_CSV)
-}
-
-/// The built-in table alone (for the manifest, which has no host).
-pub fn builtin_table() -> ReleaseTable {
-    ReleaseTable::parse_csv(BUILTIN_CSV, "built-in ubuntu.csv").expect("the built-in ubuntu.csv parses")
-}
-
 /// The release to build: `wanted` (codename, version or name), else the
 /// host's release when the host runs Ubuntu, else the latest LTS.
 pub fn choose(
@@ -117,19 +104,20 @@ pub fn on_old_releases(release: &Release, today: &str) -> bool {
 }
 
 /// The default archive and security mirrors of an architecture.
-pub fn default_mirrors(arch: &str, release: &Release, today: &str) -> (&'static str, &'static str) {
+pub fn default_mirrors(arch: &str, release: &Release, today: &str) -> Mirrors {
     if on_old_releases(release, today) {
-        (OLD_RELEASES_MIRROR, OLD_RELEASES_MIRROR)
+        OLD_RELEASES
     } else if matches!(arch, "amd64" | "i386") {
-        (ARCHIVE_MIRROR, SECURITY_MIRROR)
+        ARCHIVE
     } else {
-        (PORTS_MIRROR, PORTS_MIRROR)
+        PORTS
     }
 }
 
 /// The releases `lxc-tmpl info ubuntu` lists: 14.04 and newer.
 pub fn manifest_releases() -> Vec<ReleaseInfo> {
-    builtin_table()
+    DISTRO_INFO
+        .builtin_table()
         .releases()
         .iter()
         .filter(|r| r.version_number().is_some_and(|v| v >= (14, 4)))
@@ -153,7 +141,7 @@ mod tests {
 
     #[test]
     fn builtin_table_knows_the_lts_releases() {
-        let table = builtin_table();
+        let table = DISTRO_INFO.builtin_table();
         for (codename, version) in [("trusty", "14.04"), ("xenial", "16.04"), ("jammy", "22.04"), ("noble", "24.04")] {
             let r = table.find(codename).unwrap();
             assert_eq!(r.version, version);
@@ -163,7 +151,7 @@ mod tests {
 
     #[test]
     fn traits_by_version() {
-        let table = builtin_table();
+        let table = DISTRO_INFO.builtin_table();
         let traits = |c: &str| Traits::of(table.find(c).unwrap());
         assert_eq!(traits("trusty").init, Init::Upstart);
         assert_eq!(traits("trusty").network, NetworkStyle::Ifupdown);
@@ -180,7 +168,7 @@ mod tests {
 
     #[test]
     fn release_choice() {
-        let table = builtin_table();
+        let table = DISTRO_INFO.builtin_table();
         let today = "2026-11-29";
         assert_eq!(choose(&table, Some("22.04"), "", "", today).unwrap().codename, "jammy");
         assert_eq!(choose(&table, Some("noble"), "", "", today).unwrap().codename, "noble");
@@ -194,14 +182,14 @@ mod tests {
 
     #[test]
     fn mirrors() {
-        let table = builtin_table();
+        let table = DISTRO_INFO.builtin_table();
         let jammy = table.find("jammy").unwrap();
         let today = "2026-11-29";
-        assert_eq!(default_mirrors("amd64", jammy, today), (ARCHIVE_MIRROR, SECURITY_MIRROR));
-        assert_eq!(default_mirrors("i386", jammy, today), (ARCHIVE_MIRROR, SECURITY_MIRROR));
-        assert_eq!(default_mirrors("arm64", jammy, today), (PORTS_MIRROR, PORTS_MIRROR));
+        assert_eq!(default_mirrors("amd64", jammy, today), ARCHIVE);
+        assert_eq!(default_mirrors("i386", jammy, today), ARCHIVE);
+        assert_eq!(default_mirrors("arm64", jammy, today), PORTS);
         let artful = table.find("artful").unwrap();
-        assert_eq!(default_mirrors("amd64", artful, today), (OLD_RELEASES_MIRROR, OLD_RELEASES_MIRROR));
+        assert_eq!(default_mirrors("amd64", artful, today), OLD_RELEASES);
         let xenial = table.find("xenial").unwrap();
         assert!(!on_old_releases(xenial, today), "ESM releases stay on the archive");
     }

@@ -1,124 +1,30 @@
 //! Hook-level tests of the ubuntu plugin against the fake host of
 //! `lxc_tmpl_deb` (the real debootstrap run is in tests/it/ubuntu.rs).
 
-use lxc_tmpl_deb::fake::{FakeHost, Node, RecordedCommand, context, output, with_host};
-use lxc_tmpl_plugin_api::{
-    CommandOutput, Distro, ErrorKind, HookContext, PluginError, RunPlace, abi_stable::std_types::RSome,
+use lxc_tmpl_deb::fake::{
+    FakeHost, Node, PUBLIC_KEY, Refused, assert_options_documented, assert_refused, context, output, run_hooks,
+    with_host,
 };
+use lxc_tmpl_plugin_api::{Distro, ErrorKind, HookContext, PluginError, RunPlace, abi_stable::std_types::RSome};
 
-use crate::{Ubuntu, plan::DEFAULT_KEYRING};
+use crate::{Ubuntu, plan::KEYRING};
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host\n";
-
-/// A host with debootstrap, its scripts, the Ubuntu keyring, LXC's configs
-/// and a time zone; debootstrap "builds" a small rootfs, useradd and
-/// ssh-keygen act on it.
+/// A host with debootstrap and the jammy/gutsy scripts, the Ubuntu
+/// keyring, the fixture keyring and a key file.
 fn ubuntu_host() -> FakeHost {
-    let mut fake = FakeHost::sealed();
-    for file in [
-        "/usr/sbin/debootstrap",
-        "/usr/bin/unshare",
-        "/usr/share/debootstrap/scripts/jammy",
-        "/usr/share/debootstrap/scripts/gutsy",
-        "/usr/share/lxc/config/ubuntu.common.conf",
-        "/usr/share/lxc/config/common.conf",
-    ] {
-        fake.put_host(file, "");
-    }
-    fake.put_host(DEFAULT_KEYRING, "ubuntu keys");
-    fake.put_host("/fixture.gpg", "fixture keys");
-    fake.put_host("/etc/timezone", "Etc/UTC\n");
-    fake.put_host("/key.pub", KEY);
-    fake.on("apt-get --version", output(0, "apt 2.6.1 (amd64)\n", ""));
-    fake.responder = Some(Box::new(respond));
-    fake
+    FakeHost::debootstrap_host(&["jammy", "gutsy"], "ubuntu", &KEYRING)
 }
 
-fn append(rootfs: &mut std::collections::BTreeMap<String, Node>, path: &str, line: &str) {
-    if let Some(Node::File { data, .. }) = rootfs.get_mut(path) {
-        data.extend_from_slice(line.as_bytes());
-    }
+/// The debootstrap argv, which must have run on the host.
+fn debootstrap_argv(fake: &FakeHost) -> Vec<String> {
+    let (place, argv) = fake.debootstrap_run();
+    assert_eq!(place, RunPlace::Host);
+    argv
 }
 
-fn file(rootfs: &mut std::collections::BTreeMap<String, Node>, path: &str, text: &str, mode: u32) {
-    let mut at = String::new();
-    for part in path.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
-        if !at.is_empty() {
-            at.push('/');
-        }
-        at.push_str(part);
-        rootfs.entry(at.clone()).or_insert(Node::Dir { mode: 0o755 });
-    }
-    rootfs.insert(path.to_owned(), Node::File { data: text.as_bytes().to_vec(), mode });
-}
-
-fn respond(cmd: &RecordedCommand, rootfs: &mut std::collections::BTreeMap<String, Node>) -> Option<CommandOutput> {
-    // debootstrap runs behind `unshare ... --`.
-    let argv0 = cmd.argv.iter().position(|a| a == "--").map_or(&cmd.argv[0], |i| &cmd.argv[i + 1]);
-    let program = argv0.rsplit('/').next().unwrap_or_default();
-    match program {
-        "debootstrap" => {
-            for program in ["usr/bin/apt-get", "usr/bin/ssh-keygen", "sbin/ifup", "bin/bash", "usr/lib/systemd/systemd"]
-            {
-                file(rootfs, program, "", 0o755);
-            }
-            file(rootfs, "etc/passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
-            file(rootfs, "etc/group", "root:x:0:\n", 0o644);
-            file(rootfs, "etc/shadow", "root:*:19000:0:99999:7:::\n", 0o640);
-            file(rootfs, "etc/resolv.conf", "nameserver 10.1.1.1\n", 0o644);
-            file(rootfs, "etc/hostname", "buildhost\n", 0o644);
-            file(rootfs, "etc/ssh/ssh_host_ed25519_key", "SECRET", 0o600);
-            file(rootfs, "etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAA root@buildhost\n", 0o644);
-            file(rootfs, "etc/apt/sources.list", "deb http://mirror jammy main\n", 0o644);
-            file(rootfs, "usr/share/zoneinfo/Etc/UTC", "TZif", 0o644);
-            Some(output(0, "I: Base system installed successfully.\n", ""))
-        }
-        "useradd" => {
-            let name = cmd.argv.last().unwrap();
-            append(rootfs, "etc/passwd", &format!("{name}:x:1000:1000::/home/{name}:/bin/bash\n"));
-            append(rootfs, "etc/shadow", &format!("{name}:!:19000:0:99999:7:::\n"));
-            append(rootfs, "etc/group", &format!("{name}:x:1000:\n"));
-            rootfs.insert("home".into(), Node::Dir { mode: 0o755 });
-            rootfs.insert(format!("home/{name}"), Node::Dir { mode: 0o750 });
-            Some(output(0, "", ""))
-        }
-        "groupadd" => {
-            append(rootfs, "etc/group", &format!("{}:x:27:\n", cmd.argv.last().unwrap()));
-            Some(output(0, "", ""))
-        }
-        "ssh-keygen" => {
-            file(rootfs, "etc/ssh/ssh_host_ed25519_key", "NEW", 0o600);
-            file(rootfs, "etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 NEWKEY root@u1\n", 0o644);
-            Some(output(0, "", ""))
-        }
-        _ => None,
-    }
-}
-
-/// The debootstrap run (behind unshare), without the unshare prefix.
-fn debootstrap_command(fake: &FakeHost) -> RecordedCommand {
-    let mut cmd =
-        fake.command("/usr/bin/unshare --mount --propagation slave -- /usr/sbin/debootstrap").unwrap().clone();
-    cmd.argv.drain(..5);
-    cmd
-}
-
-/// Runs the hooks in the host's order, as a create does (the cache copy is
-/// the identity here: one fake rootfs).
 fn create(fake: &mut FakeHost, ctx: &HookContext) -> Result<(Option<String>, String), PluginError> {
-    let plugin = Ubuntu;
-    with_host(fake, |host| {
-        plugin.validate(ctx, host)?;
-        let key = plugin.cache_key(ctx, host)?.expect("ubuntu is cached");
-        plugin.download(ctx, host)?;
-        plugin.sources_list(ctx, host)?;
-        plugin.configure(ctx, host)?;
-        plugin.config(ctx, host)?;
-        plugin.trim(ctx, host)?;
-        plugin.post_process(ctx, host)?;
-        plugin.finalize(ctx, host)?;
-        Ok((plugin.message(ctx, host)?, key))
-    })
+    let (key, message) = run_hooks(&Ubuntu, fake, ctx)?;
+    Ok((message, key.expect("ubuntu is cached")))
 }
 
 fn local(extra: &[(&'static str, &'static [&'static str])]) -> Vec<(&'static str, &'static [&'static str])> {
@@ -137,34 +43,27 @@ fn local(extra: &[(&'static str, &'static [&'static str])]) -> Vec<(&'static str
 fn manifest_lists_every_option_with_its_default() {
     let manifest = Ubuntu.manifest();
     assert_eq!(manifest.name, "ubuntu");
-    let longs: Vec<&str> = manifest.options.iter().map(|o| o.long.as_str()).collect();
-    for long in [
-        "release",
-        "arch",
-        "variant",
-        "packages",
-        "user",
-        "password",
-        "password-file",
-        "bindhome",
-        "auth-key",
-        "mirror",
-        "security-mirror",
-        "keyring",
-        "no-check-gpg",
-        "trim",
-        "http-proxy",
-        "locale",
-    ] {
-        assert!(longs.contains(&long), "--{long} missing: {longs:?}");
-    }
-    for option in manifest.options.iter() {
-        let says = option.help.contains("default") || option.default.is_some();
-        assert!(says, "--{} does not say its default", option.long);
-        for reserved in ["flush-cache", "debug"] {
-            assert_ne!(option.long, reserved, "a host option");
-        }
-    }
+    assert_options_documented(
+        &manifest,
+        &[
+            "release",
+            "arch",
+            "variant",
+            "packages",
+            "user",
+            "password",
+            "password-file",
+            "bindhome",
+            "auth-key",
+            "mirror",
+            "security-mirror",
+            "keyring",
+            "no-check-gpg",
+            "trim",
+            "http-proxy",
+            "locale",
+        ],
+    );
     let user = manifest.options.iter().find(|o| o.long == "user").unwrap();
     assert_eq!(user.default, RSome("ubuntu".into()));
     assert!(manifest.find_release("22.04").is_some_and(|r| r.codename == "jammy" && r.lts));
@@ -179,10 +78,8 @@ fn full_create_from_a_local_mirror() {
 
     assert!(key.contains("release=jammy") && key.contains("keyring=/fixture.gpg@"), "{key}");
     // debootstrap on the host, with the keyring and signature checks.
-    let debootstrap = debootstrap_command(&fake);
-    assert_eq!(debootstrap.place, RunPlace::Host);
     assert_eq!(
-        debootstrap.argv,
+        debootstrap_argv(&fake),
         [
             "/usr/sbin/debootstrap",
             "--arch=amd64",
@@ -237,7 +134,7 @@ fn full_create_from_a_local_mirror() {
     assert!(fake.text("etc/shadow").contains("ubuntu:!:"));
     assert!(lines.contains(&"usermod --append --groups sudo ubuntu".to_owned()), "{lines:?}");
     assert!(!lines.iter().any(|l| l.starts_with("chpasswd")), "no password given: none set");
-    assert_eq!(fake.text("home/ubuntu/.ssh/authorized_keys"), KEY);
+    assert_eq!(fake.text("home/ubuntu/.ssh/authorized_keys"), PUBLIC_KEY);
     assert_eq!(fake.mode("home/ubuntu/.ssh/authorized_keys"), 0o600);
     assert_eq!(fake.owners["home/ubuntu/.ssh/authorized_keys"], (1000, 1000));
 
@@ -273,7 +170,7 @@ fn password_and_proxy_and_trim() {
     assert_eq!(chpasswd.stdin, b"ubuntu:hunter2\n");
     assert!(fake.lines().iter().all(|l| !l.contains("hunter2")));
     assert_eq!(fake.text("etc/apt/apt.conf.d/70proxy"), "Acquire::http::Proxy \"http://proxy:3128\";\n");
-    assert_eq!(debootstrap_command(&fake).env_value("http_proxy"), Some("http://proxy:3128"));
+    assert_eq!(fake.command("/usr/bin/unshare").unwrap().env_value("http_proxy"), Some("http://proxy:3128"));
     assert_eq!(fake.command("apt-get update").unwrap().env_value("http_proxy"), Some("http://proxy:3128"));
     assert!(fake.exists("etc/systemd/system/apt-daily.timer"), "--trim masks more");
     assert!(message.unwrap().contains("with the password you gave"));
@@ -303,59 +200,22 @@ fn new_release_without_a_debootstrap_script_uses_gutsy() {
         &[("release", &["24.04"]), ("mirror", &["http://127.0.0.1:8000/ubuntu"]), ("keyring", &["/fixture.gpg"])],
     );
     with_host(&mut fake, |h| Ubuntu.download(&ctx, h)).unwrap();
-    let argv = &debootstrap_command(&fake).argv;
+    let argv = debootstrap_argv(&fake);
     assert_eq!(&argv[argv.len() - 4..], ["noble", "/fake-root", "http://127.0.0.1:8000/ubuntu", "gutsy"]);
 }
 
-/// Options as `context` takes them.
-type Options<'a> = &'a [(&'a str, &'a [&'a str])];
-
-fn validate_error(fake: &mut FakeHost, ctx: &HookContext) -> PluginError {
-    with_host(fake, |h| Ubuntu.validate(ctx, h)).unwrap_err()
-}
-
+/// Ubuntu's own bad input (the shared option checks are tested in
+/// `lxc_tmpl_deb::family`): release and architecture names, the keyring.
 #[test]
-fn bad_input_is_refused_in_validate_with_the_fix() {
+fn ubuntu_names_and_keyring_are_checked_in_validate() {
     let mut fake = ubuntu_host();
-    fake.on("getent passwd ghost", output(2, "", ""));
-    let cases: [(Options, ErrorKind, &str); 7] = [
+    let cases: &[Refused] = &[
         (&[("release", &["jammmy"])], ErrorKind::INVALID_INPUT, "unknown Ubuntu release 'jammmy'"),
-        (&[("arch", &["sparc64"])], ErrorKind::INVALID_INPUT, "unknown architecture 'sparc64'"),
-        (&[("arch", &["arm64"])], ErrorKind::UNSUPPORTED, "install qemu-user-static"),
-        (&[("auth-key", &["/missing.pub"])], ErrorKind::INVALID_INPUT, "--auth-key /missing.pub: no such file"),
-        (&[("bindhome", &["ghost"])], ErrorKind::INVALID_INPUT, "the host has no user ghost"),
-        (&[("mirror", &["archive.ubuntu.com"])], ErrorKind::INVALID_INPUT, "not a mirror URL"),
-        (&[("keyring", &["/nope.gpg"])], ErrorKind::INVALID_INPUT, "--keyring /nope.gpg: no such file"),
+        (&[("arch", &["mips"])], ErrorKind::INVALID_INPUT, "unknown architecture 'mips'"),
     ];
-    for (options, kind, expected) in cases {
-        let err = validate_error(&mut fake, &context("ubuntu", "x", options));
-        assert_eq!(err.kind, kind, "{options:?}: {}", err.message);
-        assert!(err.message.contains(expected), "{options:?}: {}", err.message);
-    }
-    assert!(fake.commands.iter().all(|c| c.argv[0] == "getent"), "validate runs nothing else: {:?}", fake.lines());
-}
-
-#[test]
-fn missing_ubuntu_keyring_names_the_package() {
-    let mut fake = ubuntu_host();
-    fake.host_files.remove(DEFAULT_KEYRING);
-    let err = validate_error(&mut fake, &context("ubuntu", "x", &[("release", &["jammy"])]));
-    assert!(err.message.contains("apt-get install ubuntu-keyring"), "{}", err.message);
-    assert!(err.message.contains("--keyring"), "{}", err.message);
-    // The explicit opt-out works, with a warning.
-    let ctx = context("ubuntu", "x", &[("release", &["jammy"]), ("no-check-gpg", &[])]);
-    with_host(&mut fake, |h| Ubuntu.validate(&ctx, h)).unwrap();
-    assert!(fake.warnings().iter().any(|w| w.contains("NOT authenticated")), "{:?}", fake.warnings());
-}
-
-#[test]
-fn unprivileged_is_refused() {
-    let mut fake = ubuntu_host();
-    let mut ctx = context("ubuntu", "x", &[]);
-    ctx.facts.mapped_uid = RSome(100_000);
-    let err = validate_error(&mut fake, &ctx);
-    assert_eq!(err.kind, ErrorKind::UNSUPPORTED);
-    assert!(err.message.contains("unprivileged"), "{}", err.message);
+    assert_refused(&Ubuntu, &mut fake, "ubuntu", cases);
+    fake.host_files.remove(KEYRING.path);
+    assert_refused(&Ubuntu, &mut fake, "ubuntu", &[(&[], ErrorKind::UNSUPPORTED, "apt-get install ubuntu-keyring")]);
 }
 
 #[test]

@@ -1,0 +1,399 @@
+//! The hooks of a debootstrap-based plugin, written once.
+//!
+//! A plugin implements [`DebFamily`]: its manifest, how it resolves a
+//! [`DebPlan`] (release table, mirrors, package lists) and the few steps
+//! only it takes. [`debootstrap_plugin!`](crate::debootstrap_plugin) then
+//! implements the plugin API's `Distro` for it with the functions of this
+//! module and exports it, so that the ubuntu and debian plugins share every
+//! hook's common part and never repeat it:
+//!
+//! | hook | shared part (this module) | distro part ([`DebFamily`]) |
+//! |---|---|---|
+//! | `validate` | unprivileged refusal, options, architecture support, debootstrap and its script, keyring, LXC's config, risky-choice warnings | [`check`](DebFamily::check) |
+//! | `cache_key` | [`DebPlan::cache_key`], or none when the plan is not cached | |
+//! | `download` | [`build_cached_rootfs`] (one or two stages) | |
+//! | `sources_list` | write sources.list, `70proxy` | [`package_sources`](DebFamily::package_sources) |
+//! | `configure` | [`configure_system`] | [`configure_distro`](DebFamily::configure_distro) |
+//! | `config` | [`emit_lxc_config`] | [`config_entries`](DebFamily::config_entries) |
+//! | `trim` | | [`trim_rootfs`](DebFamily::trim_rootfs) |
+//! | `post_process` | multiarch and `--packages` | [`post_process_distro`](DebFamily::post_process_distro) |
+//! | `finalize` | | [`finalize_access`](DebFamily::finalize_access) |
+//! | `message` | [`attach_hint`] | [`ready_message`](DebFamily::ready_message) |
+
+use lxc_tmpl_plugin_api::{HookContext, Host, Manifest, PluginError};
+
+use crate::{
+    apt::{Apt, write_apt_proxy},
+    arch::ArchSupport,
+    debootstrap::{find_debootstrap, script_for},
+    flow::{
+        BuildSpec, SecondStage, SystemSpec, attach_hint, build_cached_rootfs, check_lxc_config, configure_system,
+        emit_lxc_config, install_packages, warn_about_choices,
+    },
+    options::{PASSWORD, UserOptions},
+    plan::DebPlan,
+    sources::{SourcesPlan, render_sources_list, write_sources_list},
+};
+
+/// The container's first network interface.
+pub const INTERFACE: &str = "eth0";
+
+/// What a hook returns.
+pub type HookResult<T> = Result<T, PluginError>;
+
+/// A debootstrap-based distro: what differs between Ubuntu and Debian.
+/// Every hook gets the plan resolved by [`plan`](Self::plan).
+pub trait DebFamily: Send + Sync + 'static {
+    /// One create, resolved; holds the shared [`DebPlan`].
+    type Plan: AsRef<DebPlan>;
+
+    /// The plugin's manifest (`Distro::manifest`).
+    fn describe(&self) -> Manifest;
+
+    /// Resolves the options of `ctx`, reading release tables through `host`.
+    /// Called by every hook.
+    fn plan(&self, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Self::Plan>;
+
+    /// `validate`, after the shared checks: the distro's own checks and
+    /// warnings (end of life, development release).
+    fn check(&self, _plan: &Self::Plan, _ctx: &HookContext, _host: &mut Host<'_>) -> HookResult<()> {
+        Ok(())
+    }
+
+    /// The sources.list of the container: each plan with its `[arch=]`
+    /// restriction; by default the native form of [`DebPlan::sources`].
+    fn package_sources(&self, plan: &Self::Plan) -> Vec<(SourcesPlan, Option<String>)> {
+        vec![(plan.as_ref().sources(), None)]
+    }
+
+    /// `configure`, after hostname, hosts, network, locale, time zone and
+    /// ssh host keys.
+    fn configure_distro(&self, _plan: &Self::Plan, _ctx: &HookContext, _host: &mut Host<'_>) -> HookResult<()> {
+        Ok(())
+    }
+
+    /// `config`, after the includes, `lxc.uts.name` and `lxc.arch`.
+    fn config_entries(&self, _plan: &Self::Plan, _ctx: &HookContext, _host: &mut Host<'_>) -> HookResult<()> {
+        Ok(())
+    }
+
+    /// `trim`: what makes no sense in a container.
+    fn trim_rootfs(&self, _plan: &Self::Plan, _ctx: &HookContext, _host: &mut Host<'_>) -> HookResult<()> {
+        Ok(())
+    }
+
+    /// `post_process`, after multiarch and `--packages`.
+    fn post_process_distro(&self, _plan: &Self::Plan, _ctx: &HookContext, _host: &mut Host<'_>) -> HookResult<()> {
+        Ok(())
+    }
+
+    /// `finalize`: users, passwords, keys.
+    fn finalize_access(&self, plan: &Self::Plan, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()>;
+
+    /// `message`: the lines before the shared "Get in with" line.
+    fn ready_message(&self, plan: &Self::Plan, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<String>;
+}
+
+/// `validate`: refuses unprivileged containers, resolves and checks every
+/// option (users, architecture and its emulation, debootstrap and its
+/// script, the keyring, LXC's config), logs what will be built and warns
+/// about risky choices, then runs the distro's [`check`](DebFamily::check).
+/// Runs nothing but host lookups.
+pub fn validate<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    if ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some() {
+        return Err(PluginError::unsupported(format!(
+            "unprivileged {} containers (--mapped-uid/--mapped-gid) are not supported yet: create a privileged \
+             container, or use LXC's download template (lxc-create -t download)",
+            ctx.distro
+        )));
+    }
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    let users = UserOptions::from_context(ctx, host)?;
+    let support = deb.arch_support(host)?;
+    find_debootstrap(host)?;
+    script_for(host, deb.suite(), deb.archive.fallback_script)?;
+    let signature = deb.signature(host)?;
+    check_lxc_config(host, deb.archive.lxc_config_name)?;
+    host.info(&deb.describe());
+    warn_about_choices(host, &signature, ctx.option(PASSWORD).is_some(), &users);
+    if let ArchSupport::Emulated { interpreter, copy_from, .. } = &support {
+        let how = if copy_from.is_some() { " (copied into the rootfs)" } else { "" };
+        host.info(&format!("{} binaries will run through {interpreter}{how} (slow)", deb.arch()));
+    }
+    family.check(&plan, ctx, host)
+}
+
+/// `cache_key`: [`DebPlan::cache_key`], `None` for a plan that is not cached.
+pub fn cache_key<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Option<String>> {
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    if deb.cached { deb.cache_key(host).map(Some) } else { Ok(None) }
+}
+
+/// `download`: [`build_cached_rootfs`] with the plan's debootstrap run, its
+/// native sources, keyring and proxy, and the second stage when `-I` makes
+/// the build two-staged.
+pub fn download<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    let signature = deb.signature(host)?;
+    let debootstrap = find_debootstrap(host)?;
+    let second_stage = match deb.arch_support(host)? {
+        ArchSupport::Emulated { interpreter, copy_from, .. } if deb.two_stage() => {
+            Some(SecondStage { interpreter, copy_from })
+        }
+        _ => None,
+    };
+    let spec = BuildSpec {
+        distro: deb.archive.distro,
+        debootstrap: &debootstrap,
+        plan: deb.debootstrap_plan(host, &signature)?,
+        sources_list: render_sources_list(&[(&deb.sources(), None)]),
+        install_keyring: deb.keyring_to_install(&signature),
+        proxy: deb.boot.proxy.resolve(host)?,
+        second_stage,
+    };
+    build_cached_rootfs(host, &spec)
+}
+
+/// `sources_list`: the distro's [`package_sources`](DebFamily::package_sources)
+/// and, with a proxy, `70proxy`.
+pub fn sources_list<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    let plans = family.package_sources(&plan);
+    let refs: Vec<(&SourcesPlan, Option<&str>)> = plans.iter().map(|(p, arch)| (p, arch.as_deref())).collect();
+    write_sources_list(host, &render_sources_list(&refs))?;
+    if let Some(proxy) = plan.as_ref().boot.proxy.resolve(host)? {
+        write_apt_proxy(host, &proxy)?;
+    }
+    Ok(())
+}
+
+/// `configure`: [`configure_system`] on [`INTERFACE`], then the distro's part.
+pub fn configure<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    let spec = SystemSpec {
+        name: &ctx.name,
+        network: deb.archive.network,
+        interface: INTERFACE,
+        locale: &deb.locale,
+        locale_gen: deb.archive.locale_gen,
+    };
+    configure_system(host, &spec)?;
+    family.configure_distro(&plan, ctx, host)
+}
+
+/// `config`: [`emit_lxc_config`], then the distro's entries.
+pub fn config<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    emit_lxc_config(host, ctx, deb.archive.lxc_config_name, deb.suite(), deb.arch())?;
+    family.config_entries(&plan, ctx, host)
+}
+
+/// `trim`: the distro's part only.
+pub fn trim<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    family.trim_rootfs(&plan, ctx, host)
+}
+
+/// `post_process`: multiarch for a foreign container of a distro that wants
+/// it, `--packages`, then the distro's part.
+pub fn post_process<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    let apt = Apt::new(deb.boot.proxy.resolve(host)?);
+    let multiarch = (deb.archive.multiarch && deb.foreign()).then_some(deb.host_arch.as_str());
+    install_packages(host, &apt, multiarch, &deb.boot.packages)?;
+    family.post_process_distro(&plan, ctx, host)
+}
+
+/// `finalize`: the distro's part only.
+pub fn finalize<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = family.plan(ctx, host)?;
+    family.finalize_access(&plan, ctx, host)
+}
+
+/// `message`: the distro's lines, then [`attach_hint`].
+pub fn message<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Option<String>> {
+    let plan = family.plan(ctx, host)?;
+    let text = family.ready_message(&plan, ctx, host)?;
+    Ok(Some(format!("{}\n{}", text.trim_end(), attach_hint(ctx))))
+}
+
+/// Declares a plugin type, implements the plugin API's `Distro` for it with
+/// the hooks of [`family`](crate::family) (it must implement
+/// [`DebFamily`](crate::family::DebFamily)), and exports it as the plugin of
+/// the library (`export_plugin!`). Use it once, at the crate root:
+///
+/// ```ignore
+/// lxc_tmpl_deb::debootstrap_plugin! {
+///     /// The debian distro plugin.
+///     pub struct Debian;
+/// }
+/// impl lxc_tmpl_deb::family::DebFamily for Debian { /* ... */ }
+/// ```
+///
+/// The struct gets `#[derive(Debug, Default)]`.
+#[macro_export]
+macro_rules! debootstrap_plugin {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident;) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        $vis struct $name;
+
+        impl $crate::api::Distro for $name {
+            fn manifest(&self) -> $crate::api::Manifest {
+                <$name as $crate::family::DebFamily>::describe(self)
+            }
+
+            $crate::__family_hooks! {
+                validate: (),
+                cache_key: ::std::option::Option<::std::string::String>,
+                download: (),
+                sources_list: (),
+                configure: (),
+                config: (),
+                trim: (),
+                post_process: (),
+                finalize: (),
+                message: ::std::option::Option<::std::string::String>,
+            }
+        }
+
+        $crate::api::export_plugin!($name);
+    };
+}
+
+/// The hook methods of [`debootstrap_plugin!`](crate::debootstrap_plugin):
+/// each calls the function of the same name in [`family`](crate::family).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __family_hooks {
+    ($($hook:ident: $output:ty,)*) => {
+        $(
+            fn $hook(
+                &self,
+                ctx: &$crate::api::HookContext,
+                host: &mut $crate::api::Host<'_>,
+            ) -> ::std::result::Result<$output, $crate::api::PluginError> {
+                $crate::family::$hook(self, ctx, host)
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use lxc_tmpl_plugin_api::{Distro, ErrorKind, abi_stable::std_types::RSome};
+
+    use super::*;
+    use crate::{
+        fake::{FakeHost, Refused, assert_refused, context, output, run_hooks, testix_archive, testix_plan, with_host},
+        flow::setup_root_access,
+    };
+
+    crate::debootstrap_plugin! {
+        /// A made-up distro with nothing of its own.
+        struct Testix;
+    }
+
+    impl DebFamily for Testix {
+        type Plan = DebPlan;
+
+        fn describe(&self) -> Manifest {
+            Manifest::new("testix", "0.1.0", "a test distro")
+        }
+
+        fn plan(&self, ctx: &HookContext, _host: &mut Host<'_>) -> Result<DebPlan, PluginError> {
+            let mut plan = testix_plan(ctx)?;
+            plan.cached = !ctx.flag("clean");
+            Ok(plan)
+        }
+
+        fn finalize_access(&self, _plan: &DebPlan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
+            setup_root_access(host, None)
+        }
+
+        fn ready_message(
+            &self,
+            _plan: &DebPlan,
+            ctx: &HookContext,
+            _host: &mut Host<'_>,
+        ) -> Result<String, PluginError> {
+            Ok(format!("Testix {} is ready.\n", ctx.name))
+        }
+    }
+
+    fn testix_host() -> FakeHost {
+        FakeHost::debootstrap_host(&["sid"], "testix", &testix_archive().keyring)
+    }
+
+    #[test]
+    fn the_macro_makes_a_plugin_whose_hooks_run_the_shared_steps() {
+        let mut fake = testix_host();
+        let ctx = context("testix", "t1", &[("mirror", &["http://127.0.0.1:1/testix"])]);
+        let (key, message) = run_hooks(&Testix, &mut fake, &ctx).unwrap();
+        assert!(key.unwrap().starts_with("testix-v1 release=one arch=amd64 variant=minbase"));
+        assert_eq!(Testix.manifest().name, "testix");
+        let (_, argv) = fake.debootstrap_run();
+        assert_eq!(&argv[argv.len() - 4..], ["one", "/fake-root", "http://127.0.0.1:1/testix", "sid"]);
+        assert!(fake.text("etc/apt/sources.list").contains("deb http://s/testix one-security main extra\n"));
+        assert_eq!(fake.text("etc/hostname"), "t1\n");
+        assert!(fake.text("etc/network/interfaces").contains("iface eth0 inet dhcp"));
+        assert_eq!(fake.config_values("lxc.include"), ["/usr/share/lxc/config/testix.common.conf"]);
+        assert_eq!(message.unwrap(), "Testix t1 is ready.\nGet in with:  lxc-start -n t1 && lxc-attach -n t1");
+        assert!(fake.logged("Testix one (1) amd64 from http://127.0.0.1:1/testix"));
+    }
+
+    #[test]
+    fn an_uncached_plan_has_no_cache_key() {
+        let mut fake = testix_host();
+        let ctx = context("testix", "t1", &[("clean", &[])]);
+        assert_eq!(with_host(&mut fake, |h| Testix.cache_key(&ctx, h)).unwrap(), None);
+    }
+
+    #[test]
+    fn validate_refuses_unprivileged_containers_and_warns_about_no_check_gpg() {
+        let mut fake = testix_host();
+        let mut ctx = context("testix", "t1", &[]);
+        ctx.facts.mapped_uid = RSome(100_000);
+        let err = with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::UNSUPPORTED);
+        assert!(err.message.starts_with("unprivileged testix containers"), "{}", err.message);
+
+        let ctx = context("testix", "t1", &[("no-check-gpg", &[])]);
+        with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap();
+        assert!(fake.warnings().iter().any(|w| w.contains("NOT authenticated")), "{:?}", fake.warnings());
+        assert!(fake.commands.is_empty(), "validate ran {:?}", fake.lines());
+    }
+
+    /// The option checks every debootstrap plugin shares, in `validate`.
+    #[test]
+    fn validate_refuses_bad_shared_options_with_the_fix() {
+        let mut fake = testix_host();
+        fake.on("getent passwd ghost", output(2, "", ""));
+        let cases: &[Refused] = &[
+            (&[("arch", &["sparc64"])], ErrorKind::INVALID_INPUT, "unknown architecture 'sparc64'"),
+            (&[("arch", &["arm64"])], ErrorKind::UNSUPPORTED, "install qemu-user-static"),
+            (&[("interpreter-path", &["/no/qemu"]), ("arch", &["arm64"])], ErrorKind::INVALID_INPUT, "no such file"),
+            (&[("auth-key", &["/missing.pub"])], ErrorKind::INVALID_INPUT, "--auth-key /missing.pub: no such file"),
+            (&[("bindhome", &["ghost"])], ErrorKind::INVALID_INPUT, "the host has no user ghost"),
+            (&[("mirror", &["deb.example.org"])], ErrorKind::INVALID_INPUT, "not a mirror URL"),
+            (&[("keyring", &["/nope.gpg"])], ErrorKind::INVALID_INPUT, "--keyring /nope.gpg: no such file"),
+            (&[("packages", &["a;b"])], ErrorKind::INVALID_INPUT, "not a package name"),
+            (&[("locale", &["de;rm"])], ErrorKind::INVALID_INPUT, "is not a locale name"),
+            (&[("http-proxy", &["socks://x"])], ErrorKind::INVALID_INPUT, "--http-proxy"),
+        ];
+        assert_refused(&Testix, &mut fake, "testix", cases);
+        fake.host_files.remove(testix_archive().keyring.path);
+        assert_refused(
+            &Testix,
+            &mut fake,
+            "testix",
+            &[(&[], ErrorKind::UNSUPPORTED, "apt-get install testix-keyring")],
+        );
+    }
+}
