@@ -5,7 +5,7 @@
 
 use std::{fs, os::unix::fs::MetadataExt, path::PathBuf};
 
-use lxc_tmpl_tests::{LXC_TOOLS, TestCommand, TestDir, require_root, require_tools};
+use lxc_tmpl_tests::{LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, require_root, require_tools};
 
 /// Host ids of container root.
 const MAPPED_ROOT: u32 = 100_000;
@@ -31,13 +31,16 @@ fn unprivileged_conf(dir: &TestDir) -> PathBuf {
     )
 }
 
-/// Checks ownership on the host and identity inside, then stops.
+/// Checks ownership on the host (root's files belong to the mapped root)
+/// and identity inside, then stops.
 fn assert_runs_unprivileged(dir: &TestDir, name: &str) {
     let mut ct = dir.container(name);
-    for path in ["", "bin/busybox", "etc/passwd", "etc/shadow"] {
+    for path in ["", "etc", "etc/passwd", "etc/hostname"] {
         let meta = fs::symlink_metadata(ct.rootfs().join(path)).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (MAPPED_ROOT, MAPPED_ROOT), "owner of rootfs/{path} on the host");
     }
+    let shadow = fs::symlink_metadata(ct.rootfs().join("etc/shadow")).unwrap();
+    assert_eq!(shadow.uid(), MAPPED_ROOT, "owner of rootfs/etc/shadow on the host");
     ct.start();
     assert_eq!(ct.attach(&["id", "-u"]).trim(), "0", "root inside the container");
     let status = fs::read_to_string(format!("/proc/{}/status", ct.init_pid())).unwrap();
@@ -61,6 +64,41 @@ fn lxc_tmpl_create_makes_an_unprivileged_busybox() {
     let config = fs::read_to_string(dir.lxcpath().join("unp1/config")).unwrap();
     assert!(config.contains("lxc.include = /usr/share/lxc/config/userns.conf"), "{config}");
     assert_runs_unprivileged(&dir, "unp1");
+}
+
+/// `lxc-tmpl create --distro <distro>` from the local mirror with the id map.
+fn create_debootstrapped(distro: &str, suite: &str, name: &str) {
+    require_root();
+    require_tools(LXC_TOOLS);
+    require_tools(&["debootstrap"]);
+    ensure_subordinate_ids();
+    let fixture = apt_fixture();
+    let server = MirrorServer::start();
+    let mirror = server.url(distro);
+    let dir = TestDir::new(&format!("unpriv-{distro}"));
+    let conf = unprivileged_conf(&dir);
+    let mut cmd = dir.command();
+    cmd.args(["create", "--distro", distro, "--name", name, "--release", suite]).arg("-P").arg(dir.lxcpath());
+    cmd.arg("-f").arg(&conf).arg("--cache-dir").arg(dir.cache());
+    cmd.args(["--mirror", &mirror, "--security-mirror", &mirror]).arg("--keyring").arg(&fixture.keyring);
+    cmd.env("HTTP_PROXY", "none").stdout();
+    let config = fs::read_to_string(dir.lxcpath().join(name).join("config")).unwrap();
+    let userns = format!("lxc.include = /usr/share/lxc/config/{distro}.userns.conf");
+    assert!(config.contains(&userns), "no {userns}:\n{config}");
+    // A file of a system user other than root is shifted by the same offset.
+    let apt_lists = fs::symlink_metadata(dir.lxcpath().join(name).join("rootfs/var/lib/apt/lists/partial")).unwrap();
+    assert!(apt_lists.uid() > MAPPED_ROOT, "apt's partial dir (owned by _apt) was not shifted: {}", apt_lists.uid());
+    assert_runs_unprivileged(&dir, name);
+}
+
+#[test]
+fn lxc_tmpl_create_makes_an_unprivileged_debian() {
+    create_debootstrapped("debian", "bookworm", "unpd1");
+}
+
+#[test]
+fn lxc_tmpl_create_makes_an_unprivileged_ubuntu() {
+    create_debootstrapped("ubuntu", "jammy", "unpu1");
 }
 
 #[test]

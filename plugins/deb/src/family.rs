@@ -9,7 +9,7 @@
 //!
 //! | hook | shared part (this module) | distro part ([`DebFamily`]) |
 //! |---|---|---|
-//! | `validate` | unprivileged refusal, options, architecture support, debootstrap and its script, keyring, LXC's config, risky-choice warnings | [`check`](DebFamily::check) |
+//! | `validate` | refusal inside a user namespace, options, architecture support, debootstrap and its script, keyring, LXC's config, risky-choice warnings | [`check`](DebFamily::check) |
 //! | `cache_key` | [`DebPlan::cache_key`], or none when the plan is not cached | |
 //! | `download` | [`build_cached_rootfs`] (one or two stages) | |
 //! | `sources_list` | write sources.list, `70proxy` | [`package_sources`](DebFamily::package_sources) |
@@ -94,16 +94,20 @@ pub trait DebFamily: Send + Sync + 'static {
     fn ready_message(&self, plan: &Self::Plan, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<String>;
 }
 
-/// `validate`: refuses unprivileged containers, resolves and checks every
+/// `validate`: refuses to run inside a user namespace, resolves and checks every
 /// option (users, architecture and its emulation, debootstrap and its
 /// script, the keyring, LXC's config), logs what will be built and warns
 /// about risky choices, then runs the distro's [`check`](DebFamily::check).
 /// Runs nothing but host lookups.
 pub fn validate<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    if ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some() {
+    // An unprivileged container built by `lxc-tmpl create` is bootstrapped
+    // as real root and shifted into its id range by the host afterwards;
+    // inside lxc-create's user namespace debootstrap cannot work at all.
+    if ctx.facts.in_user_namespace {
         return Err(PluginError::unsupported(format!(
-            "unprivileged {} containers (--mapped-uid/--mapped-gid) are not supported yet: create a privileged \
-             container, or use LXC's download template (lxc-create -t download)",
+            "unprivileged {0} containers cannot be bootstrapped inside lxc-create's user namespace: run \
+             `lxc-tmpl create --distro {0} -f <config with lxc.idmap lines> ...` as root instead (it builds the \
+             rootfs as root and shifts it into the mapped ids), or use lxc-create -t download",
             ctx.distro
         )));
     }
@@ -356,13 +360,17 @@ mod tests {
     }
 
     #[test]
-    fn validate_refuses_unprivileged_containers_and_warns_about_no_check_gpg() {
+    fn validate_refuses_a_user_namespace_and_warns_about_no_check_gpg() {
         let mut fake = testix_host();
         let mut ctx = context("testix", "t1", &[]);
-        ctx.facts.mapped_uid = RSome(100_000);
+        ctx.facts.mapped_uid = RSome(65_536);
+        ctx.facts.in_user_namespace = true;
         let err = with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::UNSUPPORTED);
-        assert!(err.message.starts_with("unprivileged testix containers"), "{}", err.message);
+        assert!(err.message.starts_with("unprivileged testix containers cannot be bootstrapped"), "{}", err.message);
+        // Mapped ids without a user namespace: built as root, shifted by the host.
+        ctx.facts.in_user_namespace = false;
+        with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap();
 
         let ctx = context("testix", "t1", &[("no-check-gpg", &[])]);
         with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap();

@@ -257,9 +257,10 @@ pub fn check_lxc_config(host: &mut Host<'_>, name: &str) -> Result<(), PluginErr
 
 /// The config entries every debootstrap distro gets, as lxc-ubuntu and
 /// lxc-debian wrote them: `lxc.include` of `<name>.common.conf` (LXC's
-/// `common.conf` when missing, with a warning) and of `<name>.<suite>.conf`
-/// when LXC ships one, `lxc.uts.name`, and `lxc.arch` when LXC has a name
-/// for the architecture.
+/// `common.conf` when missing, with a warning), of `<name>.<suite>.conf`
+/// when LXC ships one and, for an unprivileged container, of
+/// `<name>.userns.conf` (or `userns.conf`); `lxc.uts.name`, and `lxc.arch`
+/// when LXC has a name for the architecture.
 pub fn emit_lxc_config(
     host: &mut Host<'_>,
     ctx: &HookContext,
@@ -278,6 +279,17 @@ pub fn emit_lxc_config(
     let release_conf = format!("{LXC_CONFIG_DIR}/{name}.{suite}.conf");
     if host.host_file_kind(&release_conf)? == Some(FileKind::File) {
         host.config(ConfigEntry::new("lxc.include", &release_conf))?;
+    }
+    // An unprivileged container needs LXC's user-namespace settings, the
+    // distro's own when LXC ships them (they include userns.conf).
+    if ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some() {
+        let distro_userns = format!("{LXC_CONFIG_DIR}/{name}.userns.conf");
+        let userns = if host.host_file_kind(&distro_userns)? == Some(FileKind::File) {
+            distro_userns
+        } else {
+            format!("{LXC_CONFIG_DIR}/userns.conf")
+        };
+        host.config(ConfigEntry::new("lxc.include", &userns))?;
     }
     host.config(ConfigEntry::new("lxc.uts.name", &ctx.name))?;
     match lxc_arch(arch) {
@@ -424,6 +436,20 @@ mod tests {
         );
         assert_eq!(fake.config_values("lxc.uts.name"), ["t1"]);
         assert!(fake.config_values("lxc.arch").is_empty());
+
+        // Unprivileged: the distro's userns.conf, else LXC's generic one.
+        let mut ctx = ctx;
+        ctx.facts.mapped_uid = lxc_tmpl_plugin_api::abi_stable::std_types::RSome(65_536);
+        let mut fake = FakeHost::sealed();
+        fake.put_host("/usr/share/lxc/config/testix.common.conf", "");
+        with_host(&mut fake, |h| emit_lxc_config(h, &ctx, "testix", "one", "amd64")).unwrap();
+        assert_eq!(
+            fake.config_values("lxc.include"),
+            ["/usr/share/lxc/config/testix.common.conf", "/usr/share/lxc/config/userns.conf"]
+        );
+        fake.put_host("/usr/share/lxc/config/testix.userns.conf", "");
+        with_host(&mut fake, |h| emit_lxc_config(h, &ctx, "testix", "one", "amd64")).unwrap();
+        assert!(fake.config_values("lxc.include").ends_with(&["/usr/share/lxc/config/testix.userns.conf"]));
     }
 
     #[test]
