@@ -86,6 +86,29 @@ fn lxc_create_runs_the_ubuntu_template_from_the_local_mirror() {
 }
 
 #[test]
+fn lxc_create_runs_the_debian_template_from_the_local_mirror() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    require_tools(&["debootstrap"]);
+    let fixture = apt_fixture();
+    let server = MirrorServer::start();
+    let mirror = server.url("debian");
+    let dir = TestDir::new("dropin-debian");
+    let templates = install(&dir, &[]);
+    let _ct = dir.container("dropd1");
+    lxc_create(&dir, "dropd1", &templates.join("lxc-tmpl-debian"))
+        .args(["--", "-r", "bookworm", "--mirror", &mirror, "--security-mirror", &mirror])
+        .arg("--keyring")
+        .arg(&fixture.keyring)
+        .env("HTTP_PROXY", "none")
+        .stdout();
+    let config = fs::read_to_string(dir.lxcpath().join("dropd1/config")).unwrap();
+    assert!(config.contains("# Parameters passed to the template: -r bookworm"), "{config}");
+    assert!(config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf"), "{config}");
+    start_and_check_name(&dir, "dropd1");
+}
+
+#[test]
 fn lxc_create_runs_the_sshd_template() {
     require_root();
     require_tools(LXC_TOOLS);
