@@ -66,6 +66,21 @@ fn lxc_tmpl_create_makes_an_unprivileged_busybox() {
     assert_runs_unprivileged(&dir, "unp1");
 }
 
+/// The options that select one cache entry of `distro` from the local mirror.
+fn mirror_options(distro: &str, suite: &str, server: &MirrorServer, keyring: &std::path::Path) -> Vec<String> {
+    let mirror = server.url(distro);
+    vec![
+        "--release".into(),
+        suite.into(),
+        "--mirror".into(),
+        mirror.clone(),
+        "--security-mirror".into(),
+        mirror,
+        "--keyring".into(),
+        keyring.display().to_string(),
+    ]
+}
+
 /// `lxc-tmpl create --distro <distro>` from the local mirror with the id map.
 fn create_debootstrapped(distro: &str, suite: &str, name: &str) {
     require_root();
@@ -115,4 +130,44 @@ fn lxc_create_makes_an_unprivileged_busybox_through_the_template() {
     cmd.arg(templates.join("lxc-tmpl-busybox")).env("LXC_TMPL_PLUGIN_PATH", dir.plugins());
     cmd.stdout();
     assert_runs_unprivileged(&dir, "unp2");
+}
+
+#[test]
+fn lxc_create_makes_an_unprivileged_debian_from_a_cache_root_built() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    require_tools(&["debootstrap"]);
+    ensure_subordinate_ids();
+    let fixture = apt_fixture();
+    let server = MirrorServer::start();
+    let options = mirror_options("debian", "bookworm", &server, &fixture.keyring);
+    let dir = TestDir::new("unpriv-lxc-create-debian");
+    let conf = unprivileged_conf(&dir);
+    let templates = dir.mkdir("templates");
+    dir.command().arg("install-templates").arg("--dir").arg(&templates).stdout();
+    let lxc_create = |name: &str| {
+        let mut cmd = TestCommand::new("lxc-create");
+        cmd.arg("-P").arg(dir.lxcpath()).arg("-f").arg(&conf).args(["-n", name]).arg("-t");
+        cmd.arg(templates.join("lxc-tmpl-debian")).arg("--").args(&options);
+        cmd.env("LXC_TMPL_PLUGIN_PATH", dir.plugins()).env("LXC_CACHE_PATH", dir.cache()).env("HTTP_PROXY", "none");
+        cmd
+    };
+
+    // Inside lxc-create's user namespace nothing can be bootstrapped: the
+    // error says how to build the cache, and nothing is left behind.
+    let _first = dir.container("unpd2");
+    let refused = lxc_create("unpd2").run();
+    assert_ne!(refused.code(), Some(0), "an unprivileged lxc-create bootstrapped without a cache:\n{refused}");
+    assert!(refused.stderr.contains("build it once as root"), "the error does not say how:\n{refused}");
+    assert!(!dir.lxcpath().join("unpd2").exists(), "the failed container is left");
+
+    // Root builds the cache (any create with the same options does), then the
+    // unprivileged lxc-create unpacks it inside its user namespace.
+    let _seed = dir.container("seed");
+    let mut seed = dir.create("debian", "seed");
+    seed.args(&options).env("HTTP_PROXY", "none").stdout();
+    lxc_create("unpd3").stdout();
+    let hostname = fs::read_to_string(dir.lxcpath().join("unpd3/rootfs/etc/hostname")).unwrap();
+    assert_eq!(hostname.trim(), "unpd3", "configure ran inside the user namespace");
+    assert_runs_unprivileged(&dir, "unpd3");
 }

@@ -7,8 +7,14 @@
 //! <distro>/<hash>.lock      flock: exclusive to build/flush, shared to copy out
 //! <distro>/<hash>/key       the full key text, for people and for collision checks
 //! <distro>/<hash>/rootfs/   the finished rootfs; exists only when complete
+//! <distro>/<hash>/rootfs.tar the same, as a tar with numeric owners, for unprivileged lxc-create
 //! <distro>/<hash>/staging.* a build in progress (or a killed one, removed by the next builder)
 //! ```
+//!
+//! Inside the user namespace of an unprivileged lxc-create, files owned by
+//! ids the namespace does not map read as `nobody`, so the rootfs cannot be
+//! copied with its owners; the tar, written by real root when the entry is
+//! built, is unpacked there instead (as lxc-download does with its images).
 //!
 //! A killed build leaves only a `staging.*` directory, which nothing mistakes
 //! for a cache: completeness is the `rootfs` name, given by one `rename(2)`.
@@ -39,6 +45,17 @@ pub enum CacheError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// The entry does not exist and cannot be built here.
+    #[error(
+        "the {label} rootfs cache ({dir}) is not built, and it cannot be built inside the user namespace of an \
+         unprivileged lxc-create: build it once as root with `lxc-tmpl create` and the same distro options"
+    )]
+    NotBuilt {
+        /// `<distro> <key>`.
+        label: String,
+        /// The entry's directory.
+        dir: PathBuf,
     },
     /// Copying the cached rootfs out failed.
     #[error("copying {from} to {to} failed: {detail}")]
@@ -101,12 +118,14 @@ impl CacheEntry {
     }
 
     /// Makes sure the entry is complete, building it with `build` (given an
-    /// empty staging dir) if needed, and returns it under a shared lock.
+    /// empty staging dir) if needed and `can_build`, and returns it under a
+    /// shared lock.
     /// With `flush`, an existing entry is removed first. `on_wait` is told
     /// who holds the lock whenever this call has to wait.
     pub fn ensure<E: From<CacheError>>(
         &self,
         flush: bool,
+        can_build: bool,
         mut on_wait: impl FnMut(&str),
         build: impl FnOnce(&Path) -> std::result::Result<(), E>,
     ) -> std::result::Result<ReadyCache, E> {
@@ -120,6 +139,9 @@ impl CacheEntry {
             if self.rootfs().is_dir() {
                 return Ok(ReadyCache { rootfs: self.rootfs(), built: false, _lock: lock });
             }
+        }
+        if !can_build {
+            return Err(CacheError::NotBuilt { label: self.label.clone(), dir: self.dir.clone() }.into());
         }
         let mut lock =
             FileLock::acquire(&self.lock_path, LockMode::Exclusive, &building, &mut on_wait).map_err(lock_err)?;
@@ -154,6 +176,7 @@ impl CacheEntry {
             return Err(e);
         }
         fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
+        pack_rootfs(&staging, &self.dir.join("rootfs.tar"))?;
         fs::rename(&staging, self.rootfs()).map_err(io_err("cannot move into place", &staging))?;
         Ok(())
     }
@@ -181,6 +204,51 @@ pub fn copy_rootfs(from: &Path, to: &Path) -> Result<()> {
         .arg(to)
         .output()
         .map_err(io_err("cannot run cp for", from))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(CacheError::Copy {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// Writes `tar` of the rootfs at `from`, with numeric owners, atomically.
+fn pack_rootfs(from: &Path, tar: &Path) -> Result<()> {
+    let partial = tar.with_extension("tar.partial");
+    run_tar(&["--numeric-owner", "-C"], from, &["-cpf"], &partial, &["."], from, tar)?;
+    fs::rename(&partial, tar).map_err(io_err("cannot move into place", &partial))
+}
+
+/// Unpacks a cache entry's `rootfs.tar` into an empty container rootfs,
+/// inside a user namespace: owners come from the tar (numeric), device
+/// nodes are left out as an unprivileged container cannot create them.
+pub fn unpack_rootfs(entry: &Path, to: &Path) -> Result<()> {
+    let tar = entry.join("rootfs.tar");
+    if !tar.is_file() {
+        return Err(CacheError::Copy {
+            from: tar,
+            to: to.to_owned(),
+            detail: "the cache entry has no rootfs.tar (built by an older lxc-tmpl): rebuild it as root with \
+                     --flush-cache"
+                .into(),
+        });
+    }
+    run_tar(&["--numeric-owner", "--exclude=./dev/*", "-C"], to, &["-xpf"], &tar, &[], &tar, to)
+}
+
+/// Runs `tar <pre> <dir> <mode> <file> <post>`; errors name `from` and `to`.
+fn run_tar(pre: &[&str], dir: &Path, mode: &[&str], file: &Path, post: &[&str], from: &Path, to: &Path) -> Result<()> {
+    let output = Command::new("tar")
+        .args(pre)
+        .arg(dir)
+        .args(mode)
+        .arg(file)
+        .args(post)
+        .output()
+        .map_err(io_err("cannot run tar for", from))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -230,6 +298,7 @@ mod tests {
         let ready = entry
             .ensure(
                 false,
+                true,
                 |_| {},
                 |staging| -> TestResult {
                     fs::write(staging.join("marker"), "1")?;
@@ -240,7 +309,7 @@ mod tests {
         assert!(ready.built);
         assert_eq!(fs::read_to_string(ready.rootfs.join("marker")).unwrap(), "1");
         drop(ready);
-        let again = entry.ensure(false, |_| {}, |_| -> TestResult { panic!("must not rebuild") }).unwrap();
+        let again = entry.ensure(false, true, |_| {}, |_| -> TestResult { panic!("must not rebuild") }).unwrap();
         assert!(!again.built);
     }
 
@@ -250,6 +319,7 @@ mod tests {
         let entry = CacheEntry::new(cache.path(), "demo", "k");
         let err = entry.ensure(
             false,
+            true,
             |_| {},
             |staging| -> TestResult {
                 fs::write(staging.join("half"), "")?;
@@ -260,7 +330,7 @@ mod tests {
         assert!(!entry.dir().exists(), "a failed first build leaves no entry directory");
         // A killed build leaves a staging dir; the next build clears it.
         fs::create_dir_all(entry.dir().join("staging.99999/etc")).unwrap();
-        let ready = entry.ensure(false, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();
+        let ready = entry.ensure(false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();
         assert!(ready.built);
         assert!(!entry.dir().join("staging.99999").exists());
     }
@@ -269,9 +339,35 @@ mod tests {
     fn flush_rebuilds() {
         let cache = tempfile::tempdir().unwrap();
         let entry = CacheEntry::new(cache.path(), "demo", "k");
-        drop(entry.ensure(false, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
-        let ready = entry.ensure(true, |_| {}, |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) }).unwrap();
+        drop(entry.ensure(false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
+        let ready = entry.ensure(true, true, |_| {}, |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) }).unwrap();
         assert!(ready.built && ready.rootfs.join("new").exists());
+    }
+
+    #[test]
+    fn entry_is_packed_for_user_namespaces_and_not_built_where_it_cannot_be() {
+        let cache = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "k");
+        let err = entry.ensure(false, false, |_| {}, |_| -> TestResult { panic!("must not build") }).unwrap_err();
+        assert!(err.0.contains("cannot be built inside the user namespace"), "{err:?}");
+        let ready = entry
+            .ensure(
+                false,
+                true,
+                |_| {},
+                |s| -> TestResult {
+                    fs::create_dir(s.join("etc"))?;
+                    Ok(fs::write(s.join("etc/hostname"), "x\n")?)
+                },
+            )
+            .unwrap();
+        drop(ready);
+        let to = cache.path().join("container");
+        fs::create_dir(&to).unwrap();
+        unpack_rootfs(entry.dir(), &to).unwrap();
+        assert_eq!(fs::read_to_string(to.join("etc/hostname")).unwrap(), "x\n");
+        // Built now: a caller that cannot build gets it.
+        assert!(!entry.ensure(false, false, |_| {}, |_| -> TestResult { panic!("must not build") }).unwrap().built);
     }
 
     #[test]

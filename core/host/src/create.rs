@@ -20,7 +20,7 @@ use lxc_tmpl_plugin_api::{
 use thiserror::Error;
 
 use crate::{
-    cache::{CacheEntry, CacheError, copy_rootfs},
+    cache::{CacheEntry, CacheError, copy_rootfs, unpack_rootfs},
     container::{ContainerDir, ContainerError},
     idmap::{IdMap, IdMapError},
     lxcconf::{BaseConfig, ConfigDocument, Dialect, LxcConfError, random_hwaddr},
@@ -445,8 +445,12 @@ impl Creator<'_> {
     ) -> Result<CacheUse, CreateError> {
         let entry = CacheEntry::new(&req.cache_dir, self.distro(), key);
         let reporter = self.reporter;
+        // Inside an unprivileged lxc-create's user namespace nothing can be
+        // bootstrapped: use the entry root built, or say how to build it.
+        let in_user_namespace = req.facts.in_user_namespace;
         let ready = entry.ensure(
             req.flush_cache,
+            !in_user_namespace,
             |holder| {
                 reporter
                     .log(LogLevel::Warn, &format!("waiting for cache lock {}: held by {holder}", entry.dir().display()))
@@ -461,7 +465,11 @@ impl Creator<'_> {
             reporter.log(LogLevel::Info, &format!("using cached rootfs {}", ready.rootfs.display()));
         }
         reporter.step("copy rootfs");
-        copy_rootfs(&ready.rootfs, rootfs)?;
+        if in_user_namespace {
+            unpack_rootfs(entry.dir(), rootfs)?;
+        } else {
+            copy_rootfs(&ready.rootfs, rootfs)?;
+        }
         Ok(CacheUse { dir: entry.dir().to_owned(), built: ready.built })
     }
 }

@@ -634,6 +634,11 @@ struct MountStep {
     data: Option<&'static str>,
     /// Bind mounts ignore MS_RDONLY on creation; a second, remounting call applies it.
     remount_ro: bool,
+    /// A host directory to bind (recursively) instead when the mount is not
+    /// permitted: inside a user namespace (lxc-tmpl run by an unprivileged
+    /// lxc-create) sysfs can only be mounted with a network namespace of
+    /// that user namespace, which the runner does not create.
+    fallback_bind: Option<&'static str>,
 }
 
 /// Host device nodes bound into the rootfs's private `/dev`.
@@ -674,6 +679,7 @@ impl MountPlan {
                 flags: nosuid_nodev_noexec,
                 data: None,
                 remount_ro: false,
+                fallback_bind: None,
             },
             MountStep {
                 source: "sysfs",
@@ -682,6 +688,7 @@ impl MountPlan {
                 flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY,
                 data: None,
                 remount_ro: false,
+                fallback_bind: Some("/sys"),
             },
             // Not nodev: the device nodes bound in below must work.
             MountStep {
@@ -691,6 +698,7 @@ impl MountPlan {
                 flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
                 data: Some("mode=755,size=65536k"),
                 remount_ro: false,
+                fallback_bind: None,
             },
         ];
         mounts.extend(DEV_NODES.iter().map(|(host, inside)| MountStep {
@@ -700,6 +708,7 @@ impl MountPlan {
             flags: MsFlags::MS_BIND,
             data: None,
             remount_ro: false,
+            fallback_bind: None,
         }));
         mounts.extend([
             // A private devpts instance: the command cannot reach the host's ptys.
@@ -710,6 +719,7 @@ impl MountPlan {
                 flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
                 data: Some("newinstance,ptmxmode=0666,mode=0620"),
                 remount_ro: false,
+                fallback_bind: None,
             },
             MountStep {
                 source: "tmpfs",
@@ -718,6 +728,7 @@ impl MountPlan {
                 flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 data: Some("mode=1777"),
                 remount_ro: false,
+                fallback_bind: None,
             },
         ]);
         if bind_resolv_conf {
@@ -728,6 +739,7 @@ impl MountPlan {
                 flags: MsFlags::MS_BIND,
                 data: None,
                 remount_ro: true,
+                fallback_bind: None,
             });
         }
         MountPlan { root: root.to_path_buf(), hostname: hostname.map(str::to_owned), mounts }
@@ -748,8 +760,15 @@ fn setup_in_namespace(sys: &dyn Syscall, plan: &MountPlan) -> Result<(), SetupEr
     for step in &plan.mounts {
         let (path, fd) = open_target(&rootfs, step.target)?;
         let what = format!("mount {} on {path} inside {}", step.source, plan.root.display());
-        sys.mount(Some(Path::new(step.source)), &sys::proc_fd_path(&fd), step.fstype, step.flags, step.data)
-            .map_err(sys_step(what.clone()))?;
+        let mounted =
+            sys.mount(Some(Path::new(step.source)), &sys::proc_fd_path(&fd), step.fstype, step.flags, step.data);
+        match (mounted, step.fallback_bind) {
+            (Ok(()), _) => {}
+            (Err(Errno::EPERM), Some(host)) => sys
+                .mount(Some(Path::new(host)), &sys::proc_fd_path(&fd), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+                .map_err(sys_step(format!("bind {host} on {path} inside {}", plan.root.display())))?,
+            (Err(e), _) => return Err(sys_step(what.clone())(e)),
+        }
         if step.remount_ro {
             // The old fd still names the inode *under* the new mount; resolve again to reach
             // the bind mount itself.
@@ -1031,6 +1050,24 @@ mod tests {
         assert_eq!(calls[chroot_at + 1], Call::Chdir("/".into()));
         assert_eq!(calls[chroot_at + 2], Call::Symlink { target: "pts/ptmx".into(), link: "/dev/ptmx".into() });
         assert_eq!(calls.len(), chroot_at + 2 + DEV_LINKS.len());
+    }
+
+    #[test]
+    fn sysfs_falls_back_to_a_bind_when_not_permitted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let plan = MountPlan::new(&root, None, false);
+        // Call 1 is the sysfs mount: EPERM, as inside a user namespace.
+        let sys = RecordingSyscall::failing_at(1);
+        setup_in_namespace(&sys, &plan).unwrap();
+        let mounts = mounts(&sys.calls(), &root);
+        assert_eq!(mounts[1].2.as_deref(), Some("sysfs"));
+        assert_eq!((mounts[2].0.as_deref(), mounts[2].1.to_str()), (Some(Path::new("/sys")), Some("sys")));
+        assert_eq!(mounts[2].3, MsFlags::MS_BIND | MsFlags::MS_REC);
+        // Mounts without a fallback still fail.
+        let sys = RecordingSyscall::failing_at(0);
+        assert!(setup_in_namespace(&sys, &plan).is_err());
     }
 
     #[test]

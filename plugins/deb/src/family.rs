@@ -9,7 +9,7 @@
 //!
 //! | hook | shared part (this module) | distro part ([`DebFamily`]) |
 //! |---|---|---|
-//! | `validate` | refusal inside a user namespace, options, architecture support, debootstrap and its script, keyring, LXC's config, risky-choice warnings | [`check`](DebFamily::check) |
+//! | `validate` | refusal to bootstrap inside a user namespace, options, architecture support, debootstrap and its script, keyring, LXC's config, risky-choice warnings | [`check`](DebFamily::check) |
 //! | `cache_key` | [`DebPlan::cache_key`], or none when the plan is not cached | |
 //! | `download` | [`build_cached_rootfs`] (one or two stages) | |
 //! | `sources_list` | write sources.list, `70proxy` | [`package_sources`](DebFamily::package_sources) |
@@ -94,25 +94,26 @@ pub trait DebFamily: Send + Sync + 'static {
     fn ready_message(&self, plan: &Self::Plan, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<String>;
 }
 
-/// `validate`: refuses to run inside a user namespace, resolves and checks every
+/// `validate`: refuses to bootstrap inside a user namespace, resolves and checks every
 /// option (users, architecture and its emulation, debootstrap and its
 /// script, the keyring, LXC's config), logs what will be built and warns
 /// about risky choices, then runs the distro's [`check`](DebFamily::check).
 /// Runs nothing but host lookups.
 pub fn validate<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    // An unprivileged container built by `lxc-tmpl create` is bootstrapped
-    // as real root and shifted into its id range by the host afterwards;
-    // inside lxc-create's user namespace debootstrap cannot work at all.
-    if ctx.facts.in_user_namespace {
+    let plan = family.plan(ctx, host)?;
+    let deb = plan.as_ref();
+    // Inside the user namespace of an unprivileged lxc-create nothing can be
+    // bootstrapped: only a cache root built can be unpacked (the host says
+    // so if it is missing). Outside one, mapped ids are fine: the rootfs is
+    // built as root and the host shifts it into the container's range.
+    if ctx.facts.in_user_namespace && !deb.cached {
         return Err(PluginError::unsupported(format!(
-            "unprivileged {0} containers cannot be bootstrapped inside lxc-create's user namespace: run \
-             `lxc-tmpl create --distro {0} -f <config with lxc.idmap lines> ...` as root instead (it builds the \
-             rootfs as root and shifts it into the mapped ids), or use lxc-create -t download",
+            "an unprivileged {0} container cannot be bootstrapped inside lxc-create's user namespace, and \
+             this create does not use the cache: leave out --clean, or run `lxc-tmpl create --distro {0} -f \
+             <config with lxc.idmap lines> ...` as root",
             ctx.distro
         )));
     }
-    let plan = family.plan(ctx, host)?;
-    let deb = plan.as_ref();
     let users = UserOptions::from_context(ctx, host)?;
     let support = deb.arch_support(host)?;
     find_debootstrap(host)?;
@@ -365,9 +366,13 @@ mod tests {
         let mut ctx = context("testix", "t1", &[]);
         ctx.facts.mapped_uid = RSome(65_536);
         ctx.facts.in_user_namespace = true;
-        let err = with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap_err();
+        // In a user namespace only the cache can be used.
+        with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap();
+        let mut clean = context("testix", "t1", &[("clean", &[])]);
+        clean.facts = ctx.facts.clone();
+        let err = with_host(&mut fake, |h| Testix.validate(&clean, h)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::UNSUPPORTED);
-        assert!(err.message.starts_with("unprivileged testix containers cannot be bootstrapped"), "{}", err.message);
+        assert!(err.message.contains("cannot be bootstrapped inside lxc-create's user namespace"), "{}", err.message);
         // Mapped ids without a user namespace: built as root, shifted by the host.
         ctx.facts.in_user_namespace = false;
         with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap();
