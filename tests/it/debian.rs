@@ -7,24 +7,20 @@
 //! create and the boot all use that cache; the other tests never download.
 //! Timings are printed (`--nocapture`); nothing asserts on them.
 
-use std::{
-    collections::HashSet,
-    fs,
-    os::unix::fs::{MetadataExt, PermissionsExt},
-    path::{Path, PathBuf},
-    time::Instant,
-};
+use std::{collections::HashSet, fs, os::unix::fs::MetadataExt, path::Path, time::Instant};
 
 use lxc_tmpl_tests::{
     AptFixture, LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, assert_same_text, config,
-    error_line, require_root, require_tools, snapshot,
+    error_line, require_root, require_tools,
+    rootfs::{cache_entries, mode, read, ssh_host_keys},
+    snapshot,
 };
 
 /// An ssh public key for `--auth-key`.
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl tester@lxc-tmpl\n";
 
 /// The tools a create from the mirror needs besides lxc-tmpl.
-const BOOTSTRAP_TOOLS: &[&str] = &["debootstrap", "wget", "gpgv", "unshare"];
+const BOOTSTRAP_TOOLS: &[&str] = &["debootstrap", "wget", "gpgv"];
 
 /// Where the host keeps its apt keys: a `--keyring` must never land there.
 const HOST_TRUSTED: &str = "/etc/apt/trusted.gpg.d";
@@ -39,38 +35,6 @@ fn create(dir: &TestDir, server: &MirrorServer, fixture: &AptFixture, name: &str
     // Deterministic whatever the caller's environment says.
     cmd.env("HTTP_PROXY", "none").env("LANG", "C.UTF-8");
     cmd
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).permissions().mode() & 0o7777
-}
-
-/// The complete entries (`<cache>/debian/<hash>/rootfs`) of a cache dir.
-fn cache_entries(cache: &Path) -> Vec<PathBuf> {
-    let mut entries: Vec<PathBuf> = fs::read_dir(cache.join("debian"))
-        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path().join("rootfs")).filter(|p| p.is_dir()).collect())
-        .unwrap_or_default();
-    entries.sort();
-    entries
-}
-
-/// The ssh host public keys of a rootfs: `(file name, text)`, sorted.
-fn ssh_host_keys(rootfs: &Path) -> Vec<(String, String)> {
-    let dir = rootfs.join("etc/ssh");
-    let mut keys: Vec<(String, String)> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("ssh_host_") && n.ends_with(".pub"))
-        .map(|n| (n.clone(), read(dir.join(&n))))
-        .collect();
-    keys.sort();
-    keys
 }
 
 /// The files of the host's apt trust dir with their contents.
@@ -206,7 +170,7 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
 
     // The cache: one complete entry, keyed by the codename and the keyring,
     // without ssh host keys.
-    let entries = cache_entries(&dir.cache());
+    let entries = cache_entries(&dir.cache(), "debian");
     assert_eq!(entries.len(), 1, "{entries:?}");
     let cached = entries[0].clone();
     let key_text = read(cached.parent().unwrap().join("key"));
@@ -224,7 +188,7 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     assert!(warm.stderr.contains("cache reused"), "{warm}");
     assert!(!warm.stderr.contains("debootstrap"), "the warm create ran debootstrap:\n{warm}");
     assert_eq!(
-        cache_entries(&dir.cache()),
+        cache_entries(&dir.cache(), "debian"),
         std::slice::from_ref(&cached),
         "--release 12 did not reuse bookworm's cache"
     );
@@ -249,7 +213,7 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     assert!(!dir.lxcpath().join("d3").exists(), "the failed create left its container dir");
     assert_eq!(snapshot::listing(&dir.lxcpath()), lxcpath_before, "the failed create left something in the lxcpath");
     assert_eq!(
-        cache_entries(&dir.cache()),
+        cache_entries(&dir.cache(), "debian"),
         std::slice::from_ref(&cached),
         "the failed create changed the complete entries"
     );

@@ -13,7 +13,7 @@
 use std::{
     collections::HashSet,
     fs,
-    os::unix::fs::{MetadataExt, PermissionsExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     thread,
     time::Instant,
@@ -21,14 +21,16 @@ use std::{
 
 use lxc_tmpl_tests::{
     AptFixture, LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, assert_same_text, config,
-    error_line, require_root, require_tools, snapshot,
+    error_line, require_root, require_tools,
+    rootfs::{cache_entries, mode, read, ssh_host_keys},
+    snapshot,
 };
 
 /// An ssh public key for `--auth-key`.
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl tester@lxc-tmpl\n";
 
 /// The tools a create from the mirror needs besides lxc-tmpl.
-const BOOTSTRAP_TOOLS: &[&str] = &["debootstrap", "wget", "gpgv", "unshare"];
+const BOOTSTRAP_TOOLS: &[&str] = &["debootstrap", "wget", "gpgv"];
 
 /// `lxc-tmpl create --distro ubuntu --release jammy` from the local mirror
 /// with its keyring, into the test dir's lxcpath and cache.
@@ -44,9 +46,7 @@ fn create(dir: &TestDir, server: &MirrorServer, fixture: &AptFixture, name: &str
 
 /// The one complete entry (`<cache>/ubuntu/<hash>/rootfs`) of a cache dir.
 fn cache_rootfs(cache: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = fs::read_dir(cache.join("ubuntu"))
-        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path().join("rootfs")).filter(|p| p.is_dir()).collect())
-        .unwrap_or_default();
+    let entries = cache_entries(cache, "ubuntu");
     assert_eq!(entries.len(), 1, "expected one complete ubuntu cache entry in {}: {entries:?}", cache.display());
     entries[0].clone()
 }
@@ -64,28 +64,6 @@ fn staging_dirs(cache: &Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).permissions().mode() & 0o7777
-}
-
-/// The ssh host public keys of a rootfs, sorted by file name.
-fn host_keys(rootfs: &Path) -> Vec<(String, String)> {
-    let mut keys: Vec<(String, String)> = fs::read_dir(rootfs.join("etc/ssh"))
-        .expect("etc/ssh")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("ssh_host_") && n.ends_with(".pub"))
-        .map(|n| (n.clone(), read(rootfs.join("etc/ssh").join(&n))))
-        .collect();
-    keys.sort();
-    keys
 }
 
 /// What the create wrote into a rootfs, checked file by file.
@@ -128,7 +106,7 @@ fn check_rootfs(rootfs: &Path, name: &str, mirror: &str) {
     assert!(sudo.rsplit(':').next().unwrap_or_default().split(',').any(|m| m == "ubuntu"), "{sudo}");
 
     // Fresh host keys, no service policy left behind, no host resolver.
-    let keys = host_keys(rootfs);
+    let keys = ssh_host_keys(rootfs);
     assert!(!keys.is_empty(), "no ssh host keys in {}", rootfs.display());
     for (file, key) in &keys {
         assert!(key.trim_end().ends_with(&format!(" root@{name}")), "{file}: {key}");
@@ -202,7 +180,7 @@ fn ubuntu_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     assert!(
         key_text.contains("release=jammy") && key_text.contains(&format!("keyring={}@", fixture.keyring.display()))
     );
-    assert!(host_keys(&cached).is_empty(), "the cache ships ssh host keys");
+    assert!(ssh_host_keys(&cached).is_empty(), "the cache ships ssh host keys");
     let cache_inode = fs::metadata(&cached).unwrap().ino();
 
     // Warm: no download, per-container packages.
@@ -218,7 +196,11 @@ fn ubuntu_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     assert!(!cached.join("usr/bin/file").exists(), "--packages went into the cache");
     assert!(!u1.rootfs().join("usr/bin/file").exists(), "--packages of u2 reached u1");
     assert!(!u2.rootfs().join("home/ubuntu/.ssh/authorized_keys").exists());
-    assert_ne!(host_keys(&u1.rootfs()), host_keys(&u2.rootfs()), "two containers from one cache share host keys");
+    assert_ne!(
+        ssh_host_keys(&u1.rootfs()),
+        ssh_host_keys(&u2.rootfs()),
+        "two containers from one cache share host keys"
+    );
     eprintln!("ubuntu jammy from the local mirror: cold create {cold_time:.1?}, warm create {warm_time:.1?}");
 
     // An unreachable mirror: a clear error, nothing left, the cache unharmed.

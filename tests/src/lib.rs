@@ -35,6 +35,8 @@ can never delete files through a bind mount) and only then removes it.
 - [`snapshot`] takes directory trees, mount tables and processes, to compare
   before and after a command.
 - [`config`] reads LXC config text.
+- [`rootfs`] reads files, modes and ssh host keys of a rootfs and lists
+  the entries of a rootfs cache.
 */
 
 pub mod command;
@@ -43,6 +45,7 @@ pub mod container;
 pub mod dir;
 pub mod mirror;
 pub mod paths;
+pub mod rootfs;
 pub mod snapshot;
 
 use std::{os::unix::fs::MetadataExt, process::Command};

@@ -78,3 +78,11 @@ pub struct HostFacts {
     /// the host shifts its owners into the mapped range afterwards.
     pub in_user_namespace: bool,
 }
+
+impl HostFacts {
+    /// Whether the container is unprivileged (idmapped): `lxc-create` passed
+    /// `--mapped-uid` or `--mapped-gid`.
+    pub fn is_unprivileged(&self) -> bool {
+        self.mapped_uid.is_some() || self.mapped_gid.is_some()
+    }
+}

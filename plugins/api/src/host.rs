@@ -120,6 +120,18 @@ pub enum FileKind {
     Other,
 }
 
+impl std::fmt::Display for FileKind {
+    /// The kind as a noun phrase for messages: "busybox at /opt is a directory".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileKind::File => "a regular file",
+            FileKind::Dir => "a directory",
+            FileKind::Symlink => "a symlink",
+            FileKind::Other => "a device, fifo or socket",
+        })
+    }
+}
+
 /// One LXC config entry, written with the LXC 2.1+ key names; the host
 /// translates them when the target LXC is older.
 #[repr(C)]

@@ -90,6 +90,20 @@ what the create made. A panic inside a hook is caught by the code that
 [`export_plugin!`] generates and becomes a [`PluginError`] of kind
 [`ErrorKind::PANIC`]: a faulty plugin can never abort the host.
 
+# Testing hooks
+
+With the cargo feature `testing` (off by default; enable it under
+`[dev-dependencies]`), the module `testing` provides a `FakeHost`: an
+in-memory [`HostApi`] with a rootfs of files, dirs and symlinks, scripted
+host files and commands, the host's template rendering, and the config
+entries and log lines a hook emitted. Its `run_hooks` runs a plugin's hooks
+in the host's order, so a plugin's unit tests can check a whole create:
+
+```toml
+[dev-dependencies]
+lxc-tmpl-plugin-api = { version = "1", features = ["testing"] }
+```
+
 # Compatibility promise
 
 The crate version is the API version ([`API_VERSION`]). The host loads a
@@ -111,6 +125,8 @@ mod export;
 mod host;
 mod manifest;
 mod module;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use context::{HookContext, HostFacts, OptionValue};
 pub use distro::Distro;

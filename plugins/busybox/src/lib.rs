@@ -52,7 +52,7 @@ mod elf;
 
 use lxc_tmpl_plugin_api::{
     CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, OptionSpec, PluginError, export_plugin,
-    serde_json::{Value, json},
+    serde_json::json,
 };
 
 use crate::elf::ElfInfo;
@@ -150,7 +150,7 @@ impl Distro for Busybox {
         // The config includes these; a missing one would make LXC reject the
         // config after the rootfs was built.
         require_lxc_conf(host, COMMON_CONF)?;
-        if is_unprivileged(ctx) {
+        if ctx.facts.is_unprivileged() {
             require_lxc_conf(host, USERNS_CONF)?;
         }
         match &busybox.elf.interpreter {
@@ -230,8 +230,8 @@ impl Distro for Busybox {
         host.set_mode("etc/shadow", 0o600)?;
 
         let who = json!({ "name": name });
-        render_to(host, "etc/hostname", HOSTNAME_J2, &who, 0o644)?;
-        render_to(host, "etc/hosts", HOSTS_J2, &who, 0o644)?;
+        host.write_template("etc/hostname", HOSTNAME_J2, &who, 0o644)?;
+        host.write_template("etc/hosts", HOSTS_J2, &who, 0o644)?;
         // `mount -a` in rcS needs the file to exist.
         host.write_file("etc/fstab", FSTAB.as_bytes(), 0o644)?;
         host.write_file("etc/profile", PROFILE.as_bytes(), 0o644)?;
@@ -253,7 +253,7 @@ impl Distro for Busybox {
             "reboot": find_applet(host, "reboot")?,
             "umount": find_applet(host, "umount")?,
         });
-        render_to(host, "etc/inittab", INITTAB_J2, &inittab, 0o644)?;
+        host.write_template("etc/inittab", INITTAB_J2, &inittab, 0o644)?;
 
         let mut udhcpc_script = install_udhcpc_script(ctx, host)?;
         if udhcpc_script.is_some() && shares_host_network(host) {
@@ -271,7 +271,7 @@ impl Distro for Busybox {
             "syslogd": find_applet(host, "syslogd")?.is_some(),
             "udhcpc_script": udhcpc_script,
         });
-        render_to(host, "etc/init.d/rcS", RCS_J2, &rcs, 0o755)
+        host.write_template("etc/init.d/rcS", RCS_J2, &rcs, 0o755)
     }
 
     fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
@@ -285,7 +285,7 @@ impl Distro for Busybox {
                 }
             }
         }
-        for entry in config_entries(&ctx.name, &binds, is_unprivileged(ctx)) {
+        for entry in config_entries(&ctx.name, &binds, ctx.facts.is_unprivileged()) {
             host.config(entry)?;
         }
         Ok(())
@@ -348,18 +348,8 @@ fn locate(ctx: &HookContext, host: &mut Host<'_>) -> Result<String, PluginError>
             "busybox not found at {path}: install busybox-static or pass --busybox-path"
         ))),
         Some(kind) => Err(PluginError::invalid_input(format!(
-            "busybox at {path} is {}, not a regular file: pass the busybox binary with --busybox-path",
-            describe(kind)
+            "busybox at {path} is {kind}, not a regular file: pass the busybox binary with --busybox-path"
         ))),
-    }
-}
-
-fn describe(kind: FileKind) -> &'static str {
-    match kind {
-        FileKind::File => "a regular file",
-        FileKind::Dir => "a directory",
-        FileKind::Symlink => "a dangling symlink",
-        FileKind::Other => "a device, fifo or socket",
     }
 }
 
@@ -371,11 +361,6 @@ fn require_lxc_conf(host: &mut Host<'_>, path: &str) -> Result<(), PluginError> 
             "{path} is missing: install LXC (liblxc-common); the busybox container's config includes it"
         )))
     }
-}
-
-/// An idmapped (unprivileged) container: `lxc-create` passed `--mapped-uid`.
-fn is_unprivileged(ctx: &HookContext) -> bool {
-    ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some()
 }
 
 /// The entries of [`LIB_DIRS`] that are directories on the host (symlinks
@@ -467,18 +452,6 @@ fn install_udhcpc_script(ctx: &HookContext, host: &mut Host<'_>) -> Result<Optio
     host.write_file(&script, UDHCPC_SCRIPT.as_bytes(), 0o755)?;
     host.set_mode(&script, 0o755)?;
     Ok(Some(script))
-}
-
-/// Renders a template through the host and writes it. The trailing newline
-/// is restored when the renderer drops it (minijinja does by default), so
-/// every text file ends in one.
-fn render_to(host: &mut Host<'_>, path: &str, source: &str, context: &Value, mode: u32) -> Result<(), PluginError> {
-    let mut text = host.render(path, source, context)?;
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    host.write_file(path, text.as_bytes(), mode)?;
-    host.set_mode(path, mode)
 }
 
 /// The LXC config entries of a busybox container (LXC 2.1+ keys), in order.

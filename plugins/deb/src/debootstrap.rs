@@ -128,36 +128,19 @@ pub fn script_for(host: &mut Host<'_>, suite: &str, fallback: &str) -> Result<Op
     Ok(Some(fallback.to_owned()))
 }
 
-/// Where `unshare` (util-linux) is looked for.
-pub const UNSHARE_PATHS: &[&str] = &["/usr/bin/unshare", "/bin/unshare"];
-
 /// Runs debootstrap on the host; `http_proxy` is exported to it when given.
-///
-/// debootstrap mounts `/proc` and `/sys` inside the target while it runs.
-/// It is started through `unshare --mount --propagation slave` when util-linux
-/// has it, so those mounts live in a mount namespace of their own: the host's
-/// mount table never sees them, and they vanish with debootstrap even when it
-/// is killed (a leaked `/proc` mount under a staging dir would otherwise make
-/// its later removal walk into the host's `/proc`).
 pub fn run_debootstrap(
     host: &mut Host<'_>,
     program: &str,
     plan: &DebootstrapPlan,
     http_proxy: Option<&str>,
 ) -> Result<(), PluginError> {
-    let mut argv = Vec::new();
-    let mut unshare = None;
-    for path in UNSHARE_PATHS {
-        if host.host_file_kind(path)? == Some(FileKind::File) {
-            unshare = Some(*path);
-            break;
-        }
-    }
-    match unshare {
-        Some(unshare) => argv.extend([unshare, "--mount", "--propagation", "slave", "--"].map(str::to_owned)),
-        None => host.warn("unshare (util-linux) is missing: debootstrap's /proc and /sys mounts are made on the host"),
-    }
-    argv.extend(plan.argv(program));
+    // debootstrap mounts `/proc` and `/sys` inside the target while it runs.
+    // No `unshare --mount` wrapper is needed for that: the host runs every
+    // host command in a private mount namespace of its own (slave
+    // propagation, killed if lxc-tmpl dies), so those mounts never reach the
+    // host's mount table and vanish with debootstrap even when it is killed.
+    let argv = plan.argv(program);
     let mut command = CommandSpec::on_host(&argv).unchecked();
     if let Some(proxy) = http_proxy {
         command = command.env("http_proxy", proxy).env("https_proxy", proxy);
@@ -256,6 +239,7 @@ pub fn absolute(path: &str) -> String {
 mod tests {
     use super::*;
     use crate::fake::{FakeHost, output, with_host};
+    use lxc_tmpl_plugin_api::RunPlace;
 
     fn plan() -> DebootstrapPlan {
         DebootstrapPlan {
@@ -353,18 +337,18 @@ mod tests {
         fake.on("bad-sig", output(1, "", "E: Invalid Release signature\n"));
         let err = with_host(&mut fake, |h| run_debootstrap(h, "debootstrap", &plan(), Some("http://proxy:3128")))
             .unwrap_err();
-        assert!(fake.warnings().iter().any(|w| w.contains("unshare (util-linux) is missing")));
         assert!(err.message.starts_with("debootstrap of jammy from http://127.0.0.1:8080/ubuntu failed (exit status 1): Failed getting release file"), "{}", err.message);
         assert!(err.message.contains("reachable"), "{}", err.message);
         assert_eq!(fake.commands[0].env_value("http_proxy"), Some("http://proxy:3128"));
         let err = with_host(&mut fake, |h| run_debootstrap(h, "bad-sig", &plan(), None)).unwrap_err();
         assert!(err.message.contains("not signed by a key in /k.gpg"), "{}", err.message);
 
-        fake.put_host("/usr/bin/unshare", "");
-        fake.on("/usr/bin/unshare --mount --propagation slave -- good", output(0, "", ""));
+        // Run as it is: the host isolates host commands itself.
+        fake.on("good", output(0, "", ""));
         with_host(&mut fake, |h| run_debootstrap(h, "good", &plan(), None)).unwrap();
-        let argv = &fake.commands.last().unwrap().argv;
-        assert_eq!(argv[..6], ["/usr/bin/unshare", "--mount", "--propagation", "slave", "--", "good"]);
+        let last = fake.commands.last().unwrap();
+        assert_eq!((last.argv[0].as_str(), last.place), ("good", RunPlace::Host));
+        assert!(fake.warnings().is_empty(), "{:?}", fake.warnings());
     }
 
     #[test]

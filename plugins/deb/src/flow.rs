@@ -282,7 +282,7 @@ pub fn emit_lxc_config(
     }
     // An unprivileged container needs LXC's user-namespace settings, the
     // distro's own when LXC ships them (they include userns.conf).
-    if ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some() {
+    if ctx.facts.is_unprivileged() {
         let distro_userns = format!("{LXC_CONFIG_DIR}/{name}.userns.conf");
         let userns = if host.host_file_kind(&distro_userns)? == Some(FileKind::File) {
             distro_userns

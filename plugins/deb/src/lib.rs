@@ -23,7 +23,7 @@ templates are rendered by it.
 | [`users`] | the login user (useradd, sudo group, locked password unless one is given, passwords on chpasswd's stdin), authorized_keys with the right owner and modes, `--bindhome` users |
 | [`flow`] | the steps the hooks are made of, in order: [`flow::build_cached_rootfs`] (one stage, or two with [`flow::SecondStage`]), [`flow::configure_system`], [`flow::check_lxc_config`] and [`flow::emit_lxc_config`], [`flow::install_packages`], [`flow::setup_login_user`] or [`flow::setup_root_access`], [`flow::keyring_cache_id`], [`flow::warn_about_choices`], [`flow::attach_hint`] |
 | [`options`] | the shared option specs (old short flags, env fallbacks, help that says every default) and their parsing |
-| `fake` | (feature `test-support`) an in-memory `Host` for hook-level unit tests, a debootstrap-like responder, and helpers that run all hooks or check refusals and option docs |
+| `fake` | (feature `test-support`) the Debian-family parts of the plugin API's `testing::FakeHost` for hook-level unit tests: a debootstrap-like host and responder, the made-up Testix archive, checks of refusals and option docs |
 
 # How a plugin uses it
 
@@ -54,9 +54,10 @@ see the table there. The other modules are the building blocks of those
 steps, for what a distro does differently.
 
 Tests of such plugins drive their hooks against `fake::FakeHost` (feature
-`test-support`): `FakeHost::debootstrap_host` acts like debootstrap, useradd
-and ssh-keygen on the in-memory rootfs, `fake::run_hooks` runs a whole
-create, `fake::assert_refused` checks bad input.
+`test-support`, on the plugin API's `testing` feature):
+`FakeHost::debootstrap_host` acts like debootstrap, useradd and ssh-keygen on
+the in-memory rootfs, `fake::run_hooks` (the API's) runs a whole create,
+`fake::assert_refused` checks bad input.
 */
 
 pub mod apt;

@@ -56,7 +56,7 @@ mod layout;
 
 use lxc_tmpl_plugin_api::{
     CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, OptionSpec, PluginError, export_plugin,
-    serde_json::{Value, json},
+    serde_json::json,
 };
 
 use crate::{
@@ -164,7 +164,7 @@ impl Distro for Sshd {
     }
 
     fn validate(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        if is_unprivileged(ctx) {
+        if ctx.facts.is_unprivileged() {
             return Err(PluginError::unsupported(
                 "the sshd container runs the host's own /usr, which an unprivileged container would see \
                  owned by nobody: create it as root without an id map, or use a distro container with openssh-server",
@@ -241,15 +241,15 @@ impl Distro for Sshd {
             "sshd_shell": user.shell,
             "privsep_dir": user.dir,
         });
-        render_to(host, "etc/passwd", PASSWD_J2, &accounts, 0o644)?;
-        render_to(host, "etc/group", GROUP_J2, &accounts, 0o644)?;
+        host.write_template("etc/passwd", PASSWD_J2, &accounts, 0o644)?;
+        host.write_template("etc/group", GROUP_J2, &accounts, 0o644)?;
         host.write_file("etc/shadow", SHADOW.as_bytes(), 0o600)?;
         host.set_mode("etc/shadow", 0o600)?;
         host.write_file("etc/nsswitch.conf", NSSWITCH.as_bytes(), 0o644)?;
 
         let who = json!({ "name": name });
-        render_to(host, "etc/hostname", HOSTNAME_J2, &who, 0o644)?;
-        render_to(host, "etc/hosts", HOSTS_J2, &who, 0o644)?;
+        host.write_template("etc/hostname", HOSTNAME_J2, &who, 0o644)?;
+        host.write_template("etc/hosts", HOSTS_J2, &who, 0o644)?;
         // As on the host (Debian's /etc/os-release is this very link).
         if host.host_file_kind("/usr/lib/os-release")? == Some(FileKind::File)
             && host.file_kind("etc/os-release")?.is_none()
@@ -294,7 +294,7 @@ impl Distro for Sshd {
             "kbd_interactive": kbd_interactive,
             "sftp_server": sftp_server,
         });
-        render_to(host, "etc/ssh/sshd_config", SSHD_CONFIG_J2, &sshd_config, 0o644)?;
+        host.write_template("etc/ssh/sshd_config", SSHD_CONFIG_J2, &sshd_config, 0o644)?;
 
         let start = json!({
             "init_lxc": setup.init_lxc,
@@ -302,7 +302,7 @@ impl Distro for Sshd {
             "privsep_on_run": privsep_on_run,
             "sshd": setup.sshd,
         });
-        render_to(host, START_SCRIPT, START_J2, &start, 0o755)
+        host.write_template(START_SCRIPT, START_J2, &start, 0o755)
     }
 
     fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
@@ -429,8 +429,7 @@ fn locate_sshd(ctx: &HookContext, host: &mut Host<'_>, layout: &Layout) -> Resul
         }
         Some(kind) => {
             return Err(PluginError::invalid_input(format!(
-                "sshd at {path} is {}, not a program: pass the sshd binary with --sshd-path",
-                describe(kind)
+                "sshd at {path} is {kind}, not a program: pass the sshd binary with --sshd-path"
             )));
         }
     }
@@ -445,15 +444,6 @@ fn locate_sshd(ctx: &HookContext, host: &mut Host<'_>, layout: &Layout) -> Resul
         )));
     }
     Ok(path.to_owned())
-}
-
-fn describe(kind: FileKind) -> &'static str {
-    match kind {
-        FileKind::File => "a regular file",
-        FileKind::Dir => "a directory",
-        FileKind::Symlink => "a dangling symlink",
-        FileKind::Other => "a device, fifo or socket",
-    }
 }
 
 fn keygen(host: &mut Host<'_>) -> Result<String, PluginError> {
@@ -477,11 +467,6 @@ fn has_any(host: &mut Host<'_>, paths: &[&str]) -> Result<bool, PluginError> {
         }
     }
     Ok(false)
-}
-
-/// An idmapped (unprivileged) container: `lxc-create` passed `--mapped-uid`.
-fn is_unprivileged(ctx: &HookContext) -> bool {
-    ctx.facts.mapped_uid.is_some() || ctx.facts.mapped_gid.is_some()
 }
 
 /// How many `lxc.net.N` indices of the base config are checked; LXC allows
@@ -538,8 +523,7 @@ fn authorized_keys(ctx: &HookContext, host: &mut Host<'_>, report: bool) -> Resu
             }
             Some(kind) => {
                 return Err(PluginError::invalid_input(format!(
-                    "--auth-key {file} is {}; pass an OpenSSH public key file (such as ~/.ssh/id_ed25519.pub)",
-                    describe(kind)
+                    "--auth-key {file} is {kind}; pass an OpenSSH public key file (such as ~/.ssh/id_ed25519.pub)"
                 )));
             }
         }
@@ -719,17 +703,6 @@ fn host_key_fingerprints(host: &mut Host<'_>) -> Result<Vec<String>, PluginError
         }
     }
     Ok(lines)
-}
-
-/// Renders a template through the host and writes it with `mode`, ending
-/// in a newline whatever the renderer does with the source's last one.
-fn render_to(host: &mut Host<'_>, path: &str, source: &str, context: &Value, mode: u32) -> Result<(), PluginError> {
-    let mut text = host.render(path, source, context)?;
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    host.write_file(path, text.as_bytes(), mode)?;
-    host.set_mode(path, mode)
 }
 
 /// The LXC config entries of an sshd container (LXC 2.1+ keys), in order.

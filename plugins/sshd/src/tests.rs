@@ -1,22 +1,13 @@
-//! Hook-level tests of the sshd plugin against a fake [`Host`].
-//!
-//! The rootfs is an in-memory map of nodes that enforces what the real host
-//! would (parents must exist, no overwriting a link); templates are rendered
-//! by minijinja with the host's settings. The host side is either the real
-//! machine (real `readlink`, `ssh-keygen`, `/etc/passwd`; needs
-//! openssh-server, a CI dependency) or a sealed set of files, dirs, top-level
-//! symlinks and scripted commands.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! Hook-level tests of the sshd plugin against the plugin API's fake host
+//! ([`lxc_tmpl_plugin_api::testing`]), which renders templates as the host
+//! does. The host side is either the real machine (real `readlink`,
+//! `ssh-keygen`, `/etc/passwd`; needs openssh-server, a CI dependency) or a
+//! sealed set of files, dirs, top-level symlinks and scripted commands.
 
 use lxc_tmpl_plugin_api::{
-    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, HookContext, Host, HostApi, HostApi_TO,
-    HostFacts, LogLevel, OptionValue, PluginError,
-    abi_stable::{
-        sabi_trait::TD_Opaque,
-        sabi_types::RMut,
-        std_types::{RNone, ROption, RResult, RSlice, RSome, RStr, RString, RVec},
-    },
+    CommandOutput, Distro, ErrorKind, HookContext, LogLevel, PluginError,
+    abi_stable::std_types::RSome,
+    testing::{FakeHost, Node, RecordedCommand, World, output, run_hooks, run_on_machine, with_host},
 };
 
 use crate::{HostDir, Sshd, config_entries, layout::Layout, parse_openssh_version, parse_privsep_user};
@@ -24,431 +15,96 @@ use crate::{HostDir, Sshd, config_entries, layout::Layout, parse_openssh_version
 /// A real ed25519 public key (its private half was thrown away).
 const PUBKEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICup30W9BaE/v/BKcdPRaPCEZCTD0gzPVu8VRywBrtBq alice@example\n";
 
-#[derive(Clone, Debug, PartialEq)]
-enum Node {
-    Dir { mode: u32 },
-    File { data: Vec<u8>, mode: u32 },
-    Symlink { target: String },
+/// A sealed Debian-like host: merged /usr, sshd 9.2, init.lxc, ssh-keygen.
+fn debian_host() -> FakeHost {
+    let mut fake = FakeHost::sealed();
+    for dir in ["/usr", "/etc/alternatives", "/tmp"] {
+        fake.put_host_dir(dir);
+    }
+    for (link, target) in [("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64")] {
+        fake.put_host_link(link, target);
+        fake.put_host_dir(&format!("/{target}"));
+    }
+    for file in [
+        "/usr/sbin/sshd",
+        "/usr/sbin/init.lxc",
+        "/usr/bin/ssh-keygen",
+        "/usr/bin/bash",
+        "/usr/sbin/ip",
+        "/usr/lib/openssh/sftp-server",
+        "/usr/lib/os-release",
+        "/usr/share/lxc/config/common.conf",
+        "/etc/ssh/moduli",
+    ] {
+        fake.put_host(file, &format!("contents of {file}"));
+    }
+    fake.put_host("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nsshd:x:103:65534::/run/sshd:/usr/sbin/nologin\n");
+    fake.put_host("/etc/group", "root:x:0:\nnogroup:x:65534:\n");
+    fake.put_host("/home/alice/.ssh/id_ed25519.pub", PUBKEY);
+    fake.set_responder(host_tools("OpenSSH_9.2p1 Debian-2, OpenSSL 3.0.11\n"));
+    fake
 }
 
-/// The host side when it is not the real machine.
-#[derive(Debug, Default)]
-struct Sealed {
-    files: BTreeMap<String, Vec<u8>>,
-    dirs: BTreeSet<String>,
-    /// Top-level symlinks (`/bin` -> `usr/bin`).
-    links: BTreeMap<String, String>,
-    /// What `sshd -V` prints on stderr.
-    sshd_version: String,
-    made: usize,
-}
-
-impl Sealed {
-    /// A Debian-like host: merged /usr, sshd, init.lxc, ssh-keygen.
-    fn debian() -> Sealed {
-        let mut sealed =
-            Sealed { sshd_version: "OpenSSH_9.2p1 Debian-2, OpenSSL 3.0.11\n".into(), ..Sealed::default() };
-        for dir in ["/usr", "/etc/alternatives", "/tmp"] {
-            sealed.dirs.insert(dir.into());
-        }
-        for (link, target) in [("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64")]
-        {
-            sealed.links.insert(link.into(), target.into());
-            sealed.dirs.insert(format!("/{target}"));
-        }
-        for file in [
-            "/usr/sbin/sshd",
-            "/usr/sbin/init.lxc",
-            "/usr/bin/ssh-keygen",
-            "/usr/bin/bash",
-            "/usr/sbin/ip",
-            "/usr/lib/openssh/sftp-server",
-            "/usr/lib/os-release",
-            "/usr/share/lxc/config/common.conf",
-            "/etc/ssh/moduli",
-        ] {
-            sealed.files.insert(file.into(), format!("contents of {file}").into_bytes());
-        }
-        sealed.files.insert(
-            "/etc/passwd".into(),
-            b"root:x:0:0:root:/root:/bin/bash\nsshd:x:103:65534::/run/sshd:/usr/sbin/nologin\n".to_vec(),
-        );
-        sealed.files.insert("/etc/group".into(), b"root:x:0:\nnogroup:x:65534:\n".to_vec());
-        sealed.files.insert("/home/alice/.ssh/id_ed25519.pub".into(), PUBKEY.as_bytes().to_vec());
-        sealed
-    }
-
-    /// Resolves top-level symlinks, as the kernel would on the host.
-    fn resolve(&self, path: &str) -> String {
-        for (link, target) in &self.links {
-            if path == link || path.starts_with(&format!("{link}/")) {
-                return format!("/{target}{}", &path[link.len()..]);
-            }
-        }
-        path.to_owned()
-    }
-
-    fn run(&mut self, argv: &[String], stdin: &[u8]) -> CommandOutput {
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        match args.as_slice() {
-            ["readlink", path] => match self.links.get(*path) {
+/// The host tools the plugin runs, acting on the fake's host side:
+/// `readlink`, `sshd -V` (printing `sshd_version` on stderr), `mktemp -d`,
+/// `ssh-keygen` and `rm -rf`; anything else exits 127.
+fn host_tools(sshd_version: &str) -> impl FnMut(&RecordedCommand, &mut World<'_>) -> Option<CommandOutput> + 'static {
+    let sshd_version = sshd_version.to_owned();
+    let mut made = 0;
+    move |cmd, world| {
+        let args: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
+        Some(match args.as_slice() {
+            ["readlink", path] => match world.host_links.get(*path) {
                 Some(target) => output(0, &format!("{target}\n"), ""),
                 None => output(1, "", ""),
             },
-            ["readlink", "-f", path] => output(0, &format!("{}\n", self.resolve(path)), ""),
-            [sshd, "-V"] if self.files.contains_key(&self.resolve(sshd)) => output(0, "", &self.sshd_version.clone()),
+            ["readlink", "-f", path] => output(0, &format!("{}\n", world.resolve_host(path)), ""),
+            [sshd, "-V"] if world.host_files.contains_key(&world.resolve_host(sshd)) => output(0, "", &sshd_version),
             ["mktemp", "-d", "-t", template] => {
-                self.made += 1;
-                let dir = format!("/tmp/{}", template.replace("XXXXXXXX", &format!("fake{}", self.made)));
-                self.dirs.insert(dir.clone());
+                made += 1;
+                let dir = format!("/tmp/{}", template.replace("XXXXXXXX", &format!("fake{made}")));
+                world.host_dirs.insert(dir.clone());
                 output(0, &format!("{dir}\n"), "")
             }
             [keygen, "-l", "-f", "-"] if keygen.ends_with("ssh-keygen") => {
-                let key = String::from_utf8_lossy(stdin);
+                let key = String::from_utf8_lossy(&cmd.stdin);
                 output(0, &format!("256 SHA256:fingerprint-of-{} (FAKE)\n", key.trim()), "")
             }
             [keygen, "-q", "-t", kind, rest @ ..] if keygen.ends_with("ssh-keygen") => {
                 let file = rest.last().unwrap().to_string();
-                assert!(self.dirs.contains(file.rsplit_once('/').unwrap().0), "keygen outside the temp dir: {file}");
-                self.made += 1;
-                let n = self.made;
-                self.files.insert(file.clone(), format!("PRIVATE {kind} {n}\n").into_bytes());
-                self.files.insert(format!("{file}.pub"), format!("ssh-{kind} PUBLIC{n} root@x\n").into_bytes());
+                let dir = file.rsplit_once('/').unwrap().0;
+                assert!(world.host_dirs.contains(dir), "keygen outside the temp dir: {file}");
+                made += 1;
+                world.host_files.insert(file.clone(), format!("PRIVATE {kind} {made}\n").into_bytes());
+                world
+                    .host_files
+                    .insert(format!("{file}.pub"), format!("ssh-{kind} PUBLIC{made} root@x\n").into_bytes());
                 output(0, "", "")
             }
             ["rm", "-rf", "--", dir] => {
-                self.dirs.remove(*dir);
-                self.files.retain(|f, _| !f.starts_with(&format!("{dir}/")));
+                world.host_dirs.remove(*dir);
+                world.host_files.retain(|f, _| !f.starts_with(&format!("{dir}/")));
                 output(0, "", "")
             }
             _ => output(127, "", "not found"),
-        }
+        })
     }
 }
 
-#[derive(Debug, Default)]
-struct FakeHost {
-    rootfs: BTreeMap<String, Node>,
-    /// `None`: host files and commands are the real machine's.
-    sealed: Option<Sealed>,
-    commands: Vec<Vec<String>>,
-    config: Vec<(String, String)>,
-    logs: Vec<(LogLevel, String)>,
-    /// The base config `config_value` answers from.
-    base_config: BTreeMap<String, String>,
-}
-
-fn err<T>(message: String) -> RResult<T, PluginError> {
-    RResult::RErr(PluginError::new(ErrorKind::HOST, message))
-}
-
-fn norm(path: RStr<'_>) -> String {
-    path.as_str().trim_start_matches('/').trim_end_matches('/').to_owned()
-}
-
-fn parent_of(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
-fn output(status: i32, stdout: &str, stderr: &str) -> CommandOutput {
-    CommandOutput { status, stdout: stdout.as_bytes().into(), stderr: stderr.as_bytes().into() }
-}
-
-impl FakeHost {
-    fn real() -> Self {
-        Self::default()
-    }
-
-    fn sealed(sealed: Sealed) -> Self {
-        Self { sealed: Some(sealed), ..Self::default() }
-    }
-
-    fn parent_is_dir(&self, path: &str) -> bool {
-        let parent = parent_of(path);
-        parent.is_empty() || matches!(self.rootfs.get(parent), Some(Node::Dir { .. }))
-    }
-
-    fn text(&self, path: &str) -> String {
-        match self.rootfs.get(path) {
-            Some(Node::File { data, .. }) => String::from_utf8(data.clone()).unwrap(),
-            other => panic!("{path} is not a file: {other:?}"),
-        }
-    }
-
-    fn bytes(&self, path: &str) -> Vec<u8> {
-        match self.rootfs.get(path) {
-            Some(Node::File { data, .. }) => data.clone(),
-            other => panic!("{path} is not a file: {other:?}"),
-        }
-    }
-
-    fn mode(&self, path: &str) -> u32 {
-        match self.rootfs.get(path) {
-            Some(Node::File { mode, .. } | Node::Dir { mode }) => *mode,
-            other => panic!("{path} has no mode: {other:?}"),
-        }
-    }
-
-    fn logged(&self, level: LogLevel) -> Vec<&str> {
-        self.logs.iter().filter(|(l, _)| *l == level).map(|(_, m)| m.as_str()).collect()
-    }
-
-    fn config_values(&self, key: &str) -> Vec<&str> {
-        self.config.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
-    }
-}
-
-impl HostApi for FakeHost {
-    fn run(&mut self, command: &CommandSpec) -> RResult<CommandOutput, PluginError> {
-        let argv: Vec<String> = command.argv.iter().map(|a| a.to_string()).collect();
-        self.commands.push(argv.clone());
-        let out = match &mut self.sealed {
-            Some(sealed) => sealed.run(&argv, &command.stdin),
-            None => {
-                use std::io::Write;
-                let child = std::process::Command::new(&argv[0])
-                    .args(&argv[1..])
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn();
-                let mut child = match child {
-                    Ok(child) => child,
-                    Err(e) => return err(format!("cannot run {argv:?}: {e}")),
-                };
-                let _ = child.stdin.take().unwrap().write_all(&command.stdin);
-                let o = child.wait_with_output().unwrap();
-                CommandOutput {
-                    status: o.status.code().unwrap_or(128),
-                    stdout: o.stdout.into(),
-                    stderr: o.stderr.into(),
-                }
-            }
-        };
-        if command.check && out.status != 0 {
-            return RResult::RErr(PluginError::failed(format!("{argv:?} exited {}", out.status)));
-        }
-        RResult::ROk(out)
-    }
-
-    fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
-        match self.rootfs.get(&norm(path)) {
-            Some(Node::File { data, .. }) => RResult::ROk(data.clone().into()),
-            _ => err(format!("no file {path}")),
-        }
-    }
-
-    fn write_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>, mode: u32) -> RResult<(), PluginError> {
-        let path = norm(path);
-        if !self.parent_is_dir(&path) {
-            return err(format!("write {path}: parent missing"));
-        }
-        if matches!(self.rootfs.get(&path), Some(Node::Dir { .. } | Node::Symlink { .. })) {
-            return err(format!("write {path}: not a file"));
-        }
-        // Like open(O_CREAT): the mode applies only to a new file.
-        let mode = match self.rootfs.get(&path) {
-            Some(Node::File { mode, .. }) => *mode,
-            _ => mode,
-        };
-        self.rootfs.insert(path, Node::File { data: data.to_vec(), mode });
-        RResult::ROk(())
-    }
-
-    fn append_file(&mut self, path: RStr<'_>, _data: RSlice<'_, u8>) -> RResult<(), PluginError> {
-        err(format!("append {path}: the sshd plugin writes whole files"))
-    }
-
-    fn mkdir_all(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
-        let path = norm(path);
-        let mut at = String::new();
-        for part in path.split('/') {
-            if !at.is_empty() {
-                at.push('/');
-            }
-            at.push_str(part);
-            match self.rootfs.get(&at) {
-                None => {
-                    self.rootfs.insert(at.clone(), Node::Dir { mode });
-                }
-                Some(Node::Dir { .. }) => {}
-                Some(other) => return err(format!("mkdir {at}: exists as {other:?}")),
-            }
-        }
-        RResult::ROk(())
-    }
-
-    fn symlink(&mut self, target: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
-        let link = norm(link);
-        if !self.parent_is_dir(&link) || self.rootfs.contains_key(&link) {
-            return err(format!("symlink {link}: parent missing or link exists"));
-        }
-        self.rootfs.insert(link, Node::Symlink { target: target.to_string() });
-        RResult::ROk(())
-    }
-
-    fn hard_link(&mut self, _existing: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
-        err(format!("hard link {link}: not expected from the sshd plugin"))
-    }
-
-    fn set_mode(&mut self, path: RStr<'_>, new: u32) -> RResult<(), PluginError> {
-        match self.rootfs.get_mut(&norm(path)) {
-            Some(Node::File { mode, .. } | Node::Dir { mode }) => {
-                *mode = new;
-                RResult::ROk(())
-            }
-            _ => err(format!("chmod {path}: missing or a symlink")),
-        }
-    }
-
-    fn set_owner(&mut self, path: RStr<'_>, _uid: u32, _gid: u32) -> RResult<(), PluginError> {
-        err(format!("chown {path}: not expected from the sshd plugin (root makes root's files)"))
-    }
-
-    fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError> {
-        let path = norm(path);
-        self.rootfs.retain(|p, _| p != &path && !p.starts_with(&format!("{path}/")));
-        RResult::ROk(())
-    }
-
-    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
-        let kind = self.rootfs.get(&norm(path)).map(|node| match node {
-            Node::Dir { .. } => FileKind::Dir,
-            Node::File { .. } => FileKind::File,
-            Node::Symlink { .. } => FileKind::Symlink,
-        });
-        RResult::ROk(kind.into())
-    }
-
-    fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
-        let data = match self.read_host_file(host_path) {
-            RResult::ROk(data) => data,
-            RResult::RErr(e) => return RResult::RErr(e),
-        };
-        let path = norm(path);
-        if !self.parent_is_dir(&path) {
-            return err(format!("copy to {path}: parent missing"));
-        }
-        self.rootfs.insert(path, Node::File { data: data.into_vec(), mode });
-        RResult::ROk(())
-    }
-
-    fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
-        let found = match &self.sealed {
-            Some(sealed) => sealed.files.get(&sealed.resolve(host_path.as_str())).cloned(),
-            None => std::fs::read(host_path.as_str()).ok(),
-        };
-        match found {
-            Some(data) => RResult::ROk(data.into()),
-            None => err(format!("cannot read {host_path}: No such file or directory")),
-        }
-    }
-
-    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
-        let kind = match &self.sealed {
-            Some(sealed) => {
-                let path = sealed.resolve(host_path.as_str());
-                if sealed.files.contains_key(&path) {
-                    Some(FileKind::File)
-                } else if sealed.dirs.contains(&path) {
-                    Some(FileKind::Dir)
-                } else {
-                    None
-                }
-            }
-            None => std::fs::metadata(host_path.as_str()).ok().map(|m| {
-                if m.is_file() {
-                    FileKind::File
-                } else if m.is_dir() {
-                    FileKind::Dir
-                } else {
-                    FileKind::Other
-                }
-            }),
-        };
-        RResult::ROk(kind.into())
-    }
-
-    fn render(&mut self, name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError> {
-        // As core/host/src/render.rs does it.
-        let context: lxc_tmpl_plugin_api::serde_json::Value =
-            lxc_tmpl_plugin_api::serde_json::from_str(context_json.as_str()).unwrap();
-        let mut env = minijinja::Environment::new();
-        env.set_keep_trailing_newline(true);
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.add_template(name.as_str(), source.as_str()).unwrap();
-        match env.get_template(name.as_str()).unwrap().render(minijinja::Value::from_serialize(&context)) {
-            Ok(text) => RResult::ROk(text.into()),
-            Err(e) => err(format!("template {name}: {e}")),
-        }
-    }
-
-    fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError> {
-        self.config.push((entry.key.to_string(), entry.value.to_string()));
-        RResult::ROk(())
-    }
-
-    fn config_value(&mut self, key: RStr<'_>) -> ROption<RString> {
-        self.base_config.get(key.as_str()).map(|v| RString::from(v.as_str())).into()
-    }
-
-    fn root_path(&mut self) -> RResult<RString, PluginError> {
-        RResult::ROk(RString::from("/fake-root"))
-    }
-
-    fn log(&mut self, level: LogLevel, message: RStr<'_>) {
-        self.logs.push((level, message.to_string()));
-    }
-
-    fn progress(&mut self, step: RStr<'_>) {
-        self.logs.push((LogLevel::Info, step.to_string()));
-    }
-}
-
+/// An sshd context; each `(long, value)` is one option value.
 fn context(name: &str, options: &[(&str, &str)]) -> HookContext {
-    let options: RVec<OptionValue> = options
-        .iter()
-        .map(|(long, value)| OptionValue { long: (*long).into(), values: vec![RString::from(*value)].into() })
-        .collect();
-    HookContext {
-        distro: "sshd".into(),
-        name: name.into(),
-        container_path: format!("/var/lib/lxc/{name}").into(),
-        rootfs_path: format!("/var/lib/lxc/{name}/rootfs").into(),
-        options,
-        facts: HostFacts {
-            arch: "amd64".into(),
-            distro_id: "debian".into(),
-            distro_codename: "bookworm".into(),
-            lxc_version: "5.0.2".into(),
-            mapped_uid: RNone,
-            mapped_gid: RNone,
-            in_user_namespace: false,
-        },
-    }
-}
-
-/// Calls `f` with a [`Host`] backed by `fake`.
-fn with_host<R>(fake: &mut FakeHost, f: impl FnOnce(&mut Host<'_>) -> R) -> R {
-    let mut host = Host::new(HostApi_TO::from_ptr(RMut::new(fake), TD_Opaque));
-    f(&mut host)
+    let options: Vec<(&str, &[&str])> =
+        options.iter().map(|(long, value)| (*long, std::slice::from_ref(value))).collect();
+    lxc_tmpl_plugin_api::testing::context("sshd", name, &options)
 }
 
 /// Runs the hooks in the host's order, as a create does.
 fn create(fake: &mut FakeHost, ctx: &HookContext) -> Result<Option<String>, PluginError> {
-    let plugin = Sshd;
-    with_host(fake, |host| {
-        plugin.validate(ctx, host)?;
-        assert_eq!(plugin.cache_key(ctx, host)?, None, "sshd is never cached");
-        plugin.download(ctx, host)?;
-        plugin.sources_list(ctx, host)?;
-        plugin.configure(ctx, host)?;
-        plugin.config(ctx, host)?;
-        plugin.trim(ctx, host)?;
-        plugin.post_process(ctx, host)?;
-        plugin.finalize(ctx, host)?;
-        plugin.message(ctx, host)
-    })
+    let (cache_key, message) = run_hooks(&Sshd, fake, ctx)?;
+    assert_eq!(cache_key, None, "sshd is never cached");
+    assert!(fake.owners.is_empty(), "root makes root's files: no chown");
+    assert!(fake.hard_links.is_empty());
+    Ok(message)
 }
 
 fn assert_no_network_or_apparmor(entries: &[(String, String)]) {
@@ -503,7 +159,8 @@ fn creates_a_container_from_the_host_sshd() {
     std::fs::write(&key, PUBKEY).unwrap();
     let key = key.display().to_string();
 
-    let mut fake = FakeHost::real();
+    let mut fake = FakeHost::new();
+    fake.set_responder(run_on_machine);
     let ctx = context("ssh1", &[("auth-key", &key)]);
     let result = create(&mut fake, &ctx);
     std::fs::remove_dir_all(&scratch).unwrap();
@@ -546,11 +203,11 @@ fn creates_a_container_from_the_host_sshd() {
         assert!(fake.text(&format!("{private}.pub")).trim_end().ends_with(" root@ssh1"), "{private}.pub");
     }
     assert!(!fs.keys().any(|p| p.contains("dsa")), "{:?}", fs.keys().collect::<Vec<_>>());
-    let mktemp = fake.commands.iter().position(|c| c[0] == "mktemp").expect("mktemp ran");
-    let rm = fake.commands.iter().find(|c| c[0] == "rm").expect("rm ran");
-    let tmp = &rm[3];
+    let mktemp = fake.commands.iter().position(|c| c.argv[0] == "mktemp").expect("mktemp ran");
+    let rm = fake.commands.iter().find(|c| c.argv[0] == "rm").expect("rm ran");
+    let tmp = &rm.argv[3];
     assert!(tmp.contains("/lxc-tmpl-sshd.") && !std::path::Path::new(tmp).exists(), "{tmp} left behind");
-    assert!(fake.commands[mktemp..].iter().any(|c| c.last() == Some(&format!("{tmp}/ssh_host_rsa_key"))));
+    assert!(fake.commands[mktemp..].iter().any(|c| c.argv.last() == Some(&format!("{tmp}/ssh_host_rsa_key"))));
 
     // sshd_config, accounts, start script.
     let sshd_config = fake.text("etc/ssh/sshd_config");
@@ -579,7 +236,7 @@ fn creates_a_container_from_the_host_sshd() {
     assert_eq!(fake.config_values("lxc.uts.name"), ["ssh1"]);
     assert_eq!(fake.config_values("lxc.init.cmd"), ["/usr/sbin/init.lxc --name ssh1 -- /etc/start-sshd"]);
     assert_no_network_or_apparmor(&fake.config);
-    assert!(fake.logged(LogLevel::Warn).is_empty(), "{:?}", fake.logged(LogLevel::Warn));
+    assert!(fake.logs_at(LogLevel::Warn).is_empty(), "{:?}", fake.logs_at(LogLevel::Warn));
 
     assert!(message.contains("lxc-start -n ssh1") && message.contains("root@<container address>"), "{message}");
     assert!(message.contains("(ED25519)") && message.contains("(RSA)"), "{message}");
@@ -587,7 +244,7 @@ fn creates_a_container_from_the_host_sshd() {
 
 #[test]
 fn merged_usr_host_gets_symlinks_and_one_bind() {
-    let mut fake = FakeHost::sealed(Sealed::debian());
+    let mut fake = debian_host();
     let ctx = context("web", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
     let message = create(&mut fake, &ctx).unwrap().unwrap();
 
@@ -612,14 +269,13 @@ fn merged_usr_host_gets_symlinks_and_one_bind() {
     );
 
     // The keys made in the temp dir are the ones in the rootfs; the dir is gone.
-    let sealed = fake.sealed.as_ref().unwrap();
-    assert!(!sealed.dirs.iter().any(|d| d.contains("lxc-tmpl-sshd")), "{:?}", sealed.dirs);
-    assert!(!sealed.files.keys().any(|f| f.contains("lxc-tmpl-sshd")), "{:?}", sealed.files.keys());
+    assert!(!fake.host_dirs.iter().any(|d| d.contains("lxc-tmpl-sshd")), "{:?}", fake.host_dirs);
+    assert!(!fake.host_files.keys().any(|f| f.contains("lxc-tmpl-sshd")), "{:?}", fake.host_files.keys());
     assert!(fake.text("etc/ssh/ssh_host_ed25519_key").starts_with("PRIVATE ed25519 "));
     assert!(fake.text("etc/ssh/ssh_host_rsa_key.pub").starts_with("ssh-rsa PUBLIC"));
-    let rsa = fake.commands.iter().find(|c| c.get(3).is_some_and(|t| t == "rsa")).unwrap();
-    assert_eq!(&rsa[..6], ["/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", "3072"]);
-    assert!(rsa.windows(2).any(|w| w == ["-N", ""]) && rsa.windows(2).any(|w| w == ["-C", "root@web"]));
+    let rsa = fake.commands.iter().find(|c| c.argv.get(3).is_some_and(|t| t == "rsa")).unwrap();
+    assert_eq!(&rsa.argv[..6], ["/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", "3072"]);
+    assert!(rsa.argv.windows(2).any(|w| w == ["-N", ""]) && rsa.argv.windows(2).any(|w| w == ["-C", "root@web"]));
 
     let sshd_config = fake.text("etc/ssh/sshd_config");
     assert_keys_only(&sshd_config);
@@ -647,29 +303,30 @@ fn merged_usr_host_gets_symlinks_and_one_bind() {
 
 /// A host without merged /usr, without init.lxc, with an older sshd and an
 /// sshd user whose privilege separation dir is not under /run.
-fn classic_host() -> Sealed {
-    let mut sealed = Sealed::debian();
-    sealed.links.clear();
-    sealed.dirs.remove("/etc/alternatives");
+fn classic_host() -> FakeHost {
+    let mut fake = debian_host();
+    fake.host_links.clear();
+    fake.host_dirs.remove("/etc/alternatives");
     for dir in ["/bin", "/sbin", "/lib", "/lib64"] {
-        sealed.dirs.insert(dir.into());
+        fake.put_host_dir(dir);
     }
-    sealed.files.remove("/usr/sbin/init.lxc");
-    sealed.files.remove("/usr/bin/bash");
-    sealed.sshd_version =
-        "unknown option -- V\nOpenSSH_8.2p1 Ubuntu-4, OpenSSL 1.1.1f\nusage: sshd [-46DdeiqTt]\n".into();
-    sealed.files.insert(
+    fake.host_files.remove("/usr/sbin/init.lxc");
+    fake.host_files.remove("/usr/bin/bash");
+    fake.set_responder(host_tools(
+        "unknown option -- V\nOpenSSH_8.2p1 Ubuntu-4, OpenSSL 1.1.1f\nusage: sshd [-46DdeiqTt]\n",
+    ));
+    fake.host_files.insert(
         "/etc/passwd".into(),
         b"root:x:0:0:root:/root:/bin/bash\nsshd:x:74:74:Privilege-separated SSH:/var/empty/sshd:/sbin/nologin\n"
             .to_vec(),
     );
-    sealed.files.insert("/etc/group".into(), b"root:x:0:\nsshd:x:74:\n".to_vec());
-    sealed
+    fake.host_files.insert("/etc/group".into(), b"root:x:0:\nsshd:x:74:\n".to_vec());
+    fake
 }
 
 #[test]
 fn classic_host_gets_binds_and_runs_sshd_as_init() {
-    let mut fake = FakeHost::sealed(classic_host());
+    let mut fake = classic_host();
     let ctx = context("old", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
     create(&mut fake, &ctx).unwrap();
 
@@ -690,7 +347,7 @@ fn classic_host_gets_binds_and_runs_sshd_as_init() {
     }
     assert_eq!(fake.config_values("lxc.init.cmd"), ["/etc/start-sshd"]);
     assert_eq!(fake.config_values("lxc.signal.halt"), ["SIGTERM"]);
-    assert!(fake.logged(LogLevel::Info).iter().any(|m| m.contains("init.lxc not found")));
+    assert!(fake.logs_at(LogLevel::Info).iter().any(|m| m.contains("init.lxc not found")));
 
     let sshd_config = fake.text("etc/ssh/sshd_config");
     assert!(sshd_config.contains("\nChallengeResponseAuthentication no\n"), "{sshd_config}");
@@ -704,21 +361,19 @@ fn classic_host_gets_binds_and_runs_sshd_as_init() {
 
 #[test]
 fn missing_sshd_user_falls_back_with_a_warning() {
-    let mut sealed = Sealed::debian();
-    sealed.files.insert("/etc/passwd".into(), b"root:x:0:0:root:/root:/bin/bash\n".to_vec());
-    let mut fake = FakeHost::sealed(sealed);
+    let mut fake = debian_host();
+    fake.host_files.insert("/etc/passwd".into(), b"root:x:0:0:root:/root:/bin/bash\n".to_vec());
     create(&mut fake, &context("nouser", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")])).unwrap();
     assert!(fake.text("etc/passwd").contains("\nsshd:x:74:65534::/run/sshd:/usr/sbin/nologin\n"));
-    assert!(fake.logged(LogLevel::Warn).iter().any(|w| w.contains("no sshd user")));
+    assert!(fake.logs_at(LogLevel::Warn).iter().any(|w| w.contains("no sshd user")));
 }
 
 #[test]
 fn privsep_dir_is_made_only_where_the_rootfs_owns_it() {
     for (home, made) in [("/var/empty/sshd", true), ("/var/run/sshd", false), ("/usr/share/empty.sshd", false)] {
-        let mut sealed = Sealed::debian();
+        let mut fake = debian_host();
         let passwd = format!("root:x:0:0:root:/root:/bin/bash\nsshd:x:103:65534::{home}:/usr/sbin/nologin\n");
-        sealed.files.insert("/etc/passwd".into(), passwd.into_bytes());
-        let mut fake = FakeHost::sealed(sealed);
+        fake.host_files.insert("/etc/passwd".into(), passwd.into_bytes());
         create(&mut fake, &context("p", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")])).unwrap();
         let rootfs_path = home.trim_start_matches('/');
         assert_eq!(fake.rootfs.contains_key(rootfs_path), made, "{home}: {:?}", fake.rootfs.keys().collect::<Vec<_>>());
@@ -729,18 +384,16 @@ fn privsep_dir_is_made_only_where_the_rootfs_owns_it() {
 
 #[test]
 fn several_key_files_are_concatenated() {
-    let mut sealed = Sealed::debian();
+    let mut fake = debian_host();
     let second = PUBKEY.replace("alice@example", "bob@example");
-    sealed.files.insert("/keys/bob.pub".into(), second.trim_end().as_bytes().to_vec());
-    let mut fake = FakeHost::sealed(sealed);
+    fake.host_files.insert("/keys/bob.pub".into(), second.trim_end().as_bytes().to_vec());
     let ctx = context("two", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub"), ("auth-key", "/keys/bob.pub")]);
     create(&mut fake, &ctx).unwrap();
     assert_eq!(fake.text("root/.ssh/authorized_keys"), format!("{PUBKEY}{second}"));
 }
 
 /// Runs validate alone and returns its error.
-fn refused(sealed: Sealed, ctx: &HookContext) -> PluginError {
-    let mut fake = FakeHost::sealed(sealed);
+fn refused(mut fake: FakeHost, ctx: &HookContext) -> PluginError {
     let error = with_host(&mut fake, |host| Sshd.validate(ctx, host)).unwrap_err();
     assert!(fake.rootfs.is_empty());
     error
@@ -765,13 +418,13 @@ fn validate_names_the_option_and_the_fix() {
         (vec![key, ("sshd-path", "/usr/sbin/ss hd")], "use a path of letters"),
     ];
     for (options, expected) in cases {
-        let mut sealed = Sealed::debian();
-        sealed.files.insert(
+        let mut fake = debian_host();
+        fake.host_files.insert(
             "/id".into(),
             b"-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n".to_vec(),
         );
-        sealed.files.insert("/opt/sshd".into(), Vec::new());
-        let error = refused(sealed, &context("x", &options));
+        fake.host_files.insert("/opt/sshd".into(), Vec::new());
+        let error = refused(fake, &context("x", &options));
         assert_eq!(error.kind, ErrorKind::INVALID_INPUT, "{options:?}: {}", error.message);
         assert!(error.message.contains(expected), "{options:?}: {}", error.message);
         assert!(!error.message.contains('\n'), "one line: {}", error.message);
@@ -784,34 +437,32 @@ fn validate_refuses_what_cannot_work() {
 
     let mut unprivileged = ctx.clone();
     unprivileged.facts.mapped_uid = RSome(0);
-    let error = refused(Sealed::debian(), &unprivileged);
+    let error = refused(debian_host(), &unprivileged);
     assert_eq!(error.kind, ErrorKind::UNSUPPORTED);
     assert!(error.message.contains("unprivileged"), "{}", error.message);
 
-    let mut no_keygen = Sealed::debian();
-    no_keygen.files.remove("/usr/bin/ssh-keygen");
+    let mut no_keygen = debian_host();
+    no_keygen.host_files.remove("/usr/bin/ssh-keygen");
     let error = refused(no_keygen, &ctx);
     assert!(error.message.contains("apt-get install openssh-client"), "{}", error.message);
 
-    let mut no_lxc = Sealed::debian();
-    no_lxc.files.remove("/usr/share/lxc/config/common.conf");
+    let mut no_lxc = debian_host();
+    no_lxc.host_files.remove("/usr/share/lxc/config/common.conf");
     assert!(refused(no_lxc, &ctx).message.contains("common.conf is missing"));
 
-    let mut no_usr = Sealed::debian();
-    no_usr.dirs.remove("/usr");
-    no_usr.links.clear();
+    let mut no_usr = debian_host();
+    no_usr.host_dirs.remove("/usr");
+    no_usr.host_links.clear();
     assert!(refused(no_usr, &ctx).message.contains("no /usr directory"));
 }
 
 #[test]
 fn key_file_oddities_are_warned_about() {
-    let mut sealed = Sealed::debian();
-    sealed
-        .files
+    let mut fake = debian_host();
+    fake.host_files
         .insert("/k.pub".into(), format!("{PUBKEY}garbage\nssh-dss AAAAB3NzaC1kc3MAAACBAP8= old\n").into_bytes());
-    let mut fake = FakeHost::sealed(sealed);
     with_host(&mut fake, |host| Sshd.validate(&context("x", &[("auth-key", "/k.pub")]), host)).unwrap();
-    let warnings = fake.logged(LogLevel::Warn);
+    let warnings = fake.logs_at(LogLevel::Warn);
     assert!(warnings.iter().any(|w| w.contains("line(s) 2 hold no OpenSSH public key")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("line(s) 3 hold DSA keys")), "{warnings:?}");
 }
@@ -824,14 +475,14 @@ fn network_is_left_to_the_base_config() {
         ("lxc.net.2.type", "none", LogLevel::Warn, "listen on the host's port 22"),
         ("lxc.net.0.type", "veth", LogLevel::Info, "runs no DHCP client"),
     ] {
-        let mut fake = FakeHost::sealed(Sealed::debian());
+        let mut fake = debian_host();
         fake.base_config.insert(key.into(), value.into());
         create(&mut fake, &ctx).unwrap();
-        assert!(fake.logged(level).iter().any(|m| m.contains(expected)), "{key}={value}: {:?}", fake.logs);
+        assert!(fake.logs_at(level).iter().any(|m| m.contains(expected)), "{key}={value}: {:?}", fake.logs);
         assert_no_network_or_apparmor(&fake.config);
         assert!(!fake.text("etc/start-sshd").contains("dhc"), "never a DHCP client");
     }
-    let mut fake = FakeHost::sealed(Sealed::debian());
+    let mut fake = debian_host();
     fake.base_config.insert("lxc.net.0.type".into(), "veth".into());
     fake.base_config.insert("lxc.net.0.ipv4.address".into(), "10.0.3.5/24".into());
     create(&mut fake, &ctx).unwrap();
@@ -841,7 +492,7 @@ fn network_is_left_to_the_base_config() {
 #[test]
 fn config_hook_needs_no_rootfs() {
     // A dry run calls config before any rootfs exists: host facts only.
-    let mut fake = FakeHost::sealed(Sealed::debian());
+    let mut fake = debian_host();
     let ctx = context("dry", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
     with_host(&mut fake, |host| Sshd.config(&ctx, host)).unwrap();
     assert!(fake.rootfs.is_empty());

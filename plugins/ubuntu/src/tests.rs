@@ -170,7 +170,7 @@ fn password_and_proxy_and_trim() {
     assert_eq!(chpasswd.stdin, b"ubuntu:hunter2\n");
     assert!(fake.lines().iter().all(|l| !l.contains("hunter2")));
     assert_eq!(fake.text("etc/apt/apt.conf.d/70proxy"), "Acquire::http::Proxy \"http://proxy:3128\";\n");
-    assert_eq!(fake.command("/usr/bin/unshare").unwrap().env_value("http_proxy"), Some("http://proxy:3128"));
+    assert_eq!(fake.command("/usr/sbin/debootstrap").unwrap().env_value("http_proxy"), Some("http://proxy:3128"));
     assert_eq!(fake.command("apt-get update").unwrap().env_value("http_proxy"), Some("http://proxy:3128"));
     assert!(fake.exists("etc/systemd/system/apt-daily.timer"), "--trim masks more");
     assert!(message.unwrap().contains("with the password you gave"));
