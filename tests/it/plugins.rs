@@ -299,3 +299,29 @@ fn failed_download_never_fills_the_cache() {
     let outcome = dir.create("faulty", "cache4").args(failing).run();
     assert!(outcome.status.success(), "download ran although the cache entry k1 exists:\n{outcome}");
 }
+
+#[test]
+fn cache_purge_removes_one_distros_entries_only() {
+    require_root();
+    let dir = TestDir::new("cache-purge");
+    dir.add_plugin(Fixture::Faulty);
+    let _guards: Vec<_> = ["purge1", "purge2"].iter().map(|n| dir.container(n)).collect();
+    dir.create("faulty", "purge1").args(["--cache-key", "k1"]).stdout();
+    dir.create("faulty", "purge2").args(["--cache-key", "k2"]).stdout();
+    // Another distro's cache, and a file that must survive.
+    let other = dir.mkdir("cache/ubuntu/0123456789abcdef/rootfs");
+    let entries = |distro: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.cache().join(distro))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join("rootfs").is_dir()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(entries("faulty").len(), 2, "two cache entries were built");
+
+    let stdout = dir.command().args(["cache", "purge", "faulty", "--cache-dir"]).arg(dir.cache()).stdout();
+    assert!(stdout.contains("removed 2 cached faulty"), "{stdout}");
+    assert!(entries("faulty").is_empty(), "faulty entries are left");
+    assert!(other.is_dir(), "another distro's cache was touched");
+
+    let err = dir.command().args(["cache", "purge", "../x", "--cache-dir"]).arg(dir.cache()).assert_fail();
+    assert!(err.contains("not a distro name"), "{err}");
+}

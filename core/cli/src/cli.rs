@@ -31,6 +31,23 @@ pub enum Commands {
     InstallTemplates(InstallArgs),
     /// Write a new distro plugin crate that builds against the plugin API alone.
     NewPlugin(NewPluginArgs),
+    /// Manage the rootfs cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `lxc-tmpl cache`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove every cached rootfs of one distro (what the old lxc-debian -c
+    /// meant to do, without touching other distros' caches).
+    Purge {
+        /// The distro whose cache entries go.
+        distro: String,
+        /// Rootfs cache directory.
+        #[arg(long, value_name = "DIR", env = "LXC_CACHE_PATH", default_value = "/var/cache/lxc-tmpl")]
+        cache_dir: PathBuf,
+    },
 }
 
 /// `lxc-tmpl new-plugin`.

@@ -124,6 +124,12 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
                 dir.display()
             );
         }
+        Commands::Cache(cli::CacheCommand::Purge { distro, cache_dir }) => {
+            let removed = lxc_tmpl_host::cache::purge_distro(cache_dir, distro, |holder| {
+                eprintln!("waiting for a cache lock held by {holder}");
+            })?;
+            println!("removed {} cached {distro} rootfs(es) from {}", removed.len(), cache_dir.display());
+        }
         Commands::InstallTemplates(install) => commands::install::install_templates(
             &commands::install::InstallRequest {
                 dir: install.dir.clone(),

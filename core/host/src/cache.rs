@@ -46,6 +46,9 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// A distro name that is no plain name (it would leave the cache dir).
+    #[error("'{0}' is not a distro name: use the name lxc-tmpl list shows")]
+    BadDistro(String),
     /// The entry does not exist and cannot be built here.
     #[error(
         "the {label} rootfs cache ({dir}) is not built, and it cannot be built inside the user namespace of an \
@@ -192,6 +195,36 @@ impl CacheEntry {
         }
         Ok(())
     }
+}
+
+/// Removes every cache entry of `distro` under `cache_dir` (and nothing of
+/// any other distro), each under its exclusive lock so that no create is
+/// building or copying it meanwhile. Returns the removed entry directories.
+pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str)) -> Result<Vec<PathBuf>> {
+    if distro.is_empty() || !distro.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(CacheError::BadDistro(distro.to_owned()));
+    }
+    let distro_dir = cache_dir.join(distro);
+    let entries = match fs::read_dir(&distro_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("cannot read", &distro_dir)(e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let lock_path = entry.map_err(io_err("cannot read", &distro_dir))?.path();
+        let Some(hash) = lock_path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
+            continue;
+        };
+        let dir = distro_dir.join(hash);
+        let _lock =
+            FileLock::acquire(&lock_path, LockMode::Exclusive, &format!("purging cache {distro}"), &mut on_wait)?;
+        if dir.exists() {
+            remove_if_present(&dir)?;
+            removed.push(dir);
+        }
+    }
+    Ok(removed)
 }
 
 /// Copies a cached rootfs into an empty container rootfs, keeping owners,
@@ -368,6 +401,21 @@ mod tests {
         assert_eq!(fs::read_to_string(to.join("etc/hostname")).unwrap(), "x\n");
         // Built now: a caller that cannot build gets it.
         assert!(!entry.ensure(false, false, |_| {}, |_| -> TestResult { panic!("must not build") }).unwrap().built);
+    }
+
+    #[test]
+    fn purge_removes_one_distros_entries_only() {
+        let cache = tempfile::tempdir().unwrap();
+        for (distro, key) in [("debian", "bookworm"), ("debian", "trixie"), ("ubuntu", "jammy")] {
+            let entry = CacheEntry::new(cache.path(), distro, key);
+            drop(entry.ensure(false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
+        }
+        let removed = purge_distro(cache.path(), "debian", |_| {}).unwrap();
+        assert_eq!(removed.len(), 2);
+        assert!(removed.iter().all(|d| !d.exists()));
+        assert!(CacheEntry::new(cache.path(), "ubuntu", "jammy").dir().join("rootfs").is_dir(), "ubuntu untouched");
+        assert!(purge_distro(cache.path(), "alpine", |_| {}).unwrap().is_empty());
+        assert!(matches!(purge_distro(cache.path(), "../x", |_| {}), Err(CacheError::BadDistro(_))));
     }
 
     #[test]

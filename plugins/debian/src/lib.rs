@@ -130,7 +130,8 @@ impl DebFamily for Debian {
             OptionSpec::flag(
                 CLEAN,
                 "build this container from a fresh debootstrap, neither reading nor writing the cached rootfs \
-                 (-F/--flush-cache rebuilds the cache entry instead) (default: off)",
+                 (-F/--flush-cache rebuilds the cache entry instead; `lxc-tmpl cache purge debian` deletes \
+                 every cached debian rootfs) (default: off)",
             )
             .short('c'),
             options::locale_option(),
