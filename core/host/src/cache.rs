@@ -231,12 +231,14 @@ pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str
 /// modes, hard links, xattrs and device nodes, with reflinks where the
 /// filesystem offers them (`cp -a --reflink=auto`).
 pub fn copy_rootfs(from: &Path, to: &Path) -> Result<()> {
-    let output = Command::new("cp")
-        .args(["-a", "--reflink=auto", "--"])
-        .arg(from.join("."))
-        .arg(to)
-        .output()
-        .map_err(io_err("cannot run cp for", from))?;
+    let mut cp = Command::new("cp");
+    cp.args(["-a", "--reflink=auto", "--"]).arg(from.join(".")).arg(to);
+    run_copy_tool(cp, from, to)
+}
+
+/// Runs a tool that copies `from` to `to`; its stderr explains a failure.
+fn run_copy_tool(mut tool: Command, from: &Path, to: &Path) -> Result<()> {
+    let output = tool.output().map_err(io_err("cannot run the copy tool for", from))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -274,23 +276,9 @@ pub fn unpack_rootfs(entry: &Path, to: &Path) -> Result<()> {
 
 /// Runs `tar <pre> <dir> <mode> <file> <post>`; errors name `from` and `to`.
 fn run_tar(pre: &[&str], dir: &Path, mode: &[&str], file: &Path, post: &[&str], from: &Path, to: &Path) -> Result<()> {
-    let output = Command::new("tar")
-        .args(pre)
-        .arg(dir)
-        .args(mode)
-        .arg(file)
-        .args(post)
-        .output()
-        .map_err(io_err("cannot run tar for", from))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(CacheError::Copy {
-            from: from.to_owned(),
-            to: to.to_owned(),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
+    let mut tar = Command::new("tar");
+    tar.args(pre).arg(dir).args(mode).arg(file).args(post);
+    run_copy_tool(tar, from, to)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

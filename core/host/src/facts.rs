@@ -4,6 +4,7 @@
 
 use std::{path::Path, process::Command};
 
+use lxc_tmpl_plugin_api::HostFacts;
 use semver::Version;
 
 /// The host architecture as a dpkg name, from the kernel's machine name.
@@ -49,6 +50,22 @@ pub fn os_release(path: &Path) -> (String, String) {
 pub fn host_os_release() -> (String, String) {
     let etc = Path::new("/etc/os-release");
     os_release(if etc.exists() { etc } else { Path::new("/usr/lib/os-release") })
+}
+
+/// The facts every hook is told: this host's architecture and distro, the
+/// LXC version the config is written for, and for an unprivileged container
+/// the container-side ids the caller maps to (lxc-create's `--mapped-uid`/`--mapped-gid`).
+pub fn host_facts(lxc_version: &Version, mapped_uid: Option<u32>, mapped_gid: Option<u32>) -> HostFacts {
+    let (distro_id, distro_codename) = host_os_release();
+    HostFacts {
+        arch: dpkg_arch().into(),
+        distro_id: distro_id.into(),
+        distro_codename: distro_codename.into(),
+        lxc_version: lxc_version.to_string().into(),
+        mapped_uid: mapped_uid.into(),
+        mapped_gid: mapped_gid.into(),
+        in_user_namespace: in_user_namespace(),
+    }
 }
 
 /// Whether this process runs in a user namespace other than the initial one

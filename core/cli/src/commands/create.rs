@@ -12,7 +12,6 @@ use lxc_tmpl_host::{
     plugin::{LoadedPlugin, PluginSet},
     runner::Runner,
 };
-use lxc_tmpl_plugin_api::HostFacts;
 
 use crate::{
     cli::{CreateArgs, distro_values},
@@ -77,7 +76,6 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
     let (options, parameters) = distro_values(&plugin.manifest, matches);
     // Unprivileged: tell the plugin as lxc-create would (--mapped-uid/gid).
     let mapped = IdMap::from_config(&base)?;
-    let (distro_id, distro_codename) = facts::host_os_release();
     let request = CreateRequest {
         name: args.name.clone(),
         lxcpath,
@@ -91,15 +89,11 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         keep_on_failure: args.keep_on_failure,
         parameters,
         options,
-        facts: HostFacts {
-            arch: facts::dpkg_arch().into(),
-            distro_id: distro_id.into(),
-            distro_codename: distro_codename.into(),
-            lxc_version: target.to_string().into(),
-            mapped_uid: mapped.as_ref().map(|m| m.first_unmapped(true)).into(),
-            mapped_gid: mapped.as_ref().map(|m| m.first_unmapped(false)).into(),
-            in_user_namespace: facts::in_user_namespace(),
-        },
+        facts: facts::host_facts(
+            &target,
+            mapped.as_ref().map(|m| m.first_unmapped(true)),
+            mapped.as_ref().map(|m| m.first_unmapped(false)),
+        ),
     };
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
     let creator = Creator { plugin, runner: &runner, reporter: &reporter };

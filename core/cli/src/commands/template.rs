@@ -25,7 +25,6 @@ use lxc_tmpl_host::{
     plugin::LoadedPlugin,
     runner::Runner,
 };
-use lxc_tmpl_plugin_api::HostFacts;
 
 use crate::{
     cli::{distro_arg, distro_values},
@@ -152,7 +151,6 @@ fn request(
     let mapped = |id: &str| matches.get_one::<i64>(id).and_then(|v| u32::try_from(*v).ok());
     let target = facts::installed_lxc_version().unwrap_or_else(|| semver::Version::new(5, 0, 0));
     let (options, parameters) = distro_values(&plugin.manifest, matches);
-    let (distro_id, distro_codename) = facts::host_os_release();
     CreateRequest {
         lxcpath: path.parent().map(PathBuf::from).unwrap_or_default(),
         container_dir: path,
@@ -167,15 +165,7 @@ fn request(
         keep_on_failure: false,
         parameters,
         options,
-        facts: HostFacts {
-            arch: facts::dpkg_arch().into(),
-            distro_id: distro_id.into(),
-            distro_codename: distro_codename.into(),
-            lxc_version: target.to_string().into(),
-            mapped_uid: mapped("mapped-uid").into(),
-            mapped_gid: mapped("mapped-gid").into(),
-            in_user_namespace: facts::in_user_namespace(),
-        },
+        facts: facts::host_facts(&target, mapped("mapped-uid"), mapped("mapped-gid")),
     }
 }
 
