@@ -93,9 +93,13 @@ pub struct CreateArgs {
     /// Distro plugin to use (see `lxc-tmpl list`).
     #[arg(long, value_name = "DISTRO")]
     pub distro: String,
-    /// Container name; also its hostname.
+    /// Container name; also its host name when it is a valid one (RFC 1123).
     #[arg(short = 'n', long, value_name = "NAME")]
     pub name: String,
+    /// Host name for /etc/hostname, /etc/hosts and lxc.uts.name (RFC 1123; may be dotted)
+    /// [default: NAME, or one derived from it].
+    #[arg(long, value_name = "HOSTNAME")]
+    pub hostname: Option<String>,
     /// Directory holding containers [default: lxc.lxcpath, usually /var/lib/lxc].
     #[arg(short = 'P', long, value_name = "LXCPATH")]
     pub lxcpath: Option<PathBuf>,

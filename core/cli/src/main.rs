@@ -60,8 +60,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         let plugin = plugins
             .find(&distro)
             .ok_or_else(|| anyhow::anyhow!(commands::create::unknown_distro(&distro, &plugins)))?;
-        commands::template::run(&program, args, plugin)?;
-        return Ok(ExitCode::SUCCESS);
+        return commands::template::run(&program, args, plugin);
     }
     let subcommand = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
     // Commands that show plugins report every file they skipped; `create`
@@ -114,7 +113,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!(commands::create::unknown_distro(distro, &plugins)))?;
             let program = format!("lxc-tmpl-{distro}");
             let args = std::iter::once(OsString::from(&program)).chain(template.args.iter().cloned()).collect();
-            commands::template::run(&program, args, plugin)?;
+            return commands::template::run(&program, args, plugin);
         }
         Commands::NewPlugin(new) => {
             let dir = commands::new_plugin::new_plugin(&new.name, &new.dir, new.api_path.as_deref())?;

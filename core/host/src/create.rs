@@ -86,6 +86,8 @@ pub enum CreateError {
 pub struct CreateRequest {
     /// The container name.
     pub name: String,
+    /// The container's host name (RFC 1123; see [`crate::names::hostname_for`]).
+    pub hostname: String,
     /// The lxcpath the container lives in.
     pub lxcpath: PathBuf,
     /// The container directory (`<lxcpath>/<name>` unless `--path`).
@@ -221,6 +223,7 @@ impl Creator<'_> {
         HookContext {
             distro: self.plugin.manifest.name.clone(),
             name: req.name.as_str().into(),
+            hostname: req.hostname.as_str().into(),
             container_path: req.container_dir.display().to_string().into(),
             rootfs_path: rootfs.display().to_string().into(),
             options: req.options.clone().into(),
@@ -232,7 +235,7 @@ impl Creator<'_> {
         Bridge {
             root,
             runner: self.runner,
-            hostname: &req.name,
+            hostname: req.hostname.split('.').next().unwrap_or(&req.hostname),
             bind_resolv_conf,
             base: &req.base,
             entries: Vec::new(),

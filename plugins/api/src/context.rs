@@ -13,8 +13,15 @@ use abi_stable::{
 pub struct HookContext {
     /// The distro name (the plugin's [`Manifest::name`](crate::Manifest::name)).
     pub distro: RString,
-    /// The container name; also its hostname.
+    /// The container name, as LXC knows it (`lxc-start -n NAME`).
     pub name: RString,
+    /// The container's host name (RFC 1123): `--hostname`, or derived from
+    /// the name when the name is not a valid host name (`web_01` gives
+    /// `web-01`). May be dotted (`web.example.com`): then
+    /// [`short_hostname`](Self::short_hostname) goes into `/etc/hostname`
+    /// and `lxc.uts.name`, and `/etc/hosts` maps both, as Debian's installer
+    /// writes them.
+    pub hostname: RString,
     /// The container directory on the host (`<lxcpath>/<name>`), holding `config`.
     pub container_path: RString,
     /// The container's rootfs on the host. For information and messages only:
@@ -28,6 +35,17 @@ pub struct HookContext {
 }
 
 impl HookContext {
+    /// The first label of [`hostname`](Self::hostname): what `/etc/hostname`
+    /// and `lxc.uts.name` hold (`web` for `web.example.com`).
+    pub fn short_hostname(&self) -> &str {
+        self.hostname.split('.').next().unwrap_or(&self.hostname)
+    }
+
+    /// The fully qualified name when [`hostname`](Self::hostname) is dotted.
+    pub fn fqdn(&self) -> Option<&str> {
+        self.hostname.contains('.').then_some(self.hostname.as_str())
+    }
+
     /// The (last) value of an option, if it has one.
     pub fn option(&self, long: &str) -> Option<&str> {
         self.options.iter().rev().find(|o| o.long == long).and_then(|o| o.values.last()).map(|v| v.as_str())

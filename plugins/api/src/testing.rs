@@ -568,13 +568,15 @@ pub fn run_hooks<D: Distro>(
     })
 }
 
-/// A hook context for `distro` and container `name` with the given options
+/// A hook context for `distro` and container `name` (also its host name;
+/// set [`HookContext::hostname`] to test another) with the given options
 /// (`(long, values)`; a flag has no values), privileged, on an amd64 Debian
 /// bookworm host with LXC 5.0.2.
 pub fn context(distro: &str, name: &str, options: &[(&str, &[&str])]) -> HookContext {
     HookContext {
         distro: distro.into(),
         name: name.into(),
+        hostname: name.into(),
         container_path: format!("/var/lib/lxc/{name}").into(),
         rootfs_path: format!("/var/lib/lxc/{name}/rootfs").into(),
         options: options

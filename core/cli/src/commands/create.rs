@@ -8,7 +8,7 @@ use lxc_tmpl_host::{
     facts,
     idmap::IdMap,
     lxcconf::{BaseConfig, Dialect},
-    names::validate_container_name,
+    names::{hostname_for, validate_container_name},
     plugin::{LoadedPlugin, PluginSet},
     runner::Runner,
 };
@@ -35,6 +35,7 @@ pub fn unknown_distro(distro: &str, plugins: &PluginSet) -> String {
 /// `lxc-tmpl create`.
 pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
     validate_container_name(&args.name)?;
+    let (hostname, hostname_warning) = hostname_for(&args.name, args.hostname.as_deref())?;
     if !args.dry_run && !facts::running_as_root() {
         bail!("creating a container needs root: run lxc-tmpl as root (or use --dry-run to see what it would do)");
     }
@@ -44,6 +45,9 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         _ => Verbosity::Normal,
     };
     let reporter = StderrReporter { verbosity };
+    if let Some(warning) = &hostname_warning {
+        reporter.warn(warning);
+    }
 
     let installed = facts::installed_lxc_version();
     let target = match &args.lxc_version {
@@ -78,6 +82,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
     let mapped = IdMap::from_config(&base)?;
     let request = CreateRequest {
         name: args.name.clone(),
+        hostname,
         lxcpath,
         container_dir,
         rootfs: args.rootfs.clone(),

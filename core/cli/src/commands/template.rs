@@ -13,7 +13,7 @@
 //! lxc-create owns the container directory, the `partial` lock and the config
 //! header; on a non-zero exit it destroys the container.
 
-use std::{ffi::OsString, path::PathBuf};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
@@ -21,7 +21,7 @@ use lxc_tmpl_host::{
     create::{CreateRequest, Creator},
     facts,
     lxcconf::{BaseConfig, Dialect},
-    names::validate_container_name,
+    names::{hostname_for, validate_container_name},
     plugin::LoadedPlugin,
     runner::Runner,
 };
@@ -86,6 +86,12 @@ pub fn command(program: &str, plugin: &LoadedPlugin) -> Command {
                 .action(ArgAction::SetTrue)
                 .help("rebuild the distro's cached rootfs first"),
         )
+        .arg(
+            Arg::new("hostname")
+                .long("hostname")
+                .value_name("HOSTNAME")
+                .help("host name (RFC 1123) [default: the name, or one derived from it]"),
+        )
         .arg(Arg::new("debug").short('d').long("debug").action(ArgAction::SetTrue).help("print every command run"))
         .arg(
             Arg::new("cache-dir")
@@ -103,12 +109,17 @@ pub fn command(program: &str, plugin: &LoadedPlugin) -> Command {
 }
 
 /// Runs template mode with `args` (argv[0] first).
-pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<()> {
+///
+/// `-h`/`--help` prints the help and exits 1, as lxc-debian's `usage; exit 1`
+/// does: lxc-create treats a template's non-zero exit as failure and removes
+/// the container directory it made, so `lxc-create -t X -- -h` leaves no
+/// empty container behind that would take the name.
+pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<ExitCode> {
     let matches = match command(program, plugin).try_get_matches_from(&args) {
         Ok(matches) => matches,
         Err(err) if err.kind() == clap::error::ErrorKind::DisplayHelp => {
             err.print()?;
-            return Ok(());
+            return Ok(ExitCode::FAILURE);
         }
         Err(err) => return Err(crate::UsageError(crate::one_line(&err)).into()),
     };
@@ -120,6 +131,7 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
     let name = required("name")?;
     let path = PathBuf::from(required("path")?);
     validate_container_name(&name)?;
+    let (hostname, hostname_warning) = hostname_for(&name, matches.get_one::<String>("hostname").map(String::as_str))?;
     let rootfs = matches.get_one::<String>("rootfs").map(PathBuf::from).unwrap_or_else(|| path.join("rootfs"));
     if !facts::running_as_root() {
         bail!("{program} must run as root (or as root of a user namespace, through lxc-create)");
@@ -128,15 +140,19 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!("cannot read {}: lxc-create writes it before running the template", config_path.display())
     })?;
-    let request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text));
+    let mut request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text));
+    request.hostname = hostname;
     let reporter =
         StderrReporter { verbosity: if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal } };
+    if let Some(warning) = &hostname_warning {
+        reporter.warn(warning);
+    }
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
     let outcome = Creator { plugin, runner: &runner, reporter: &reporter }.fill_template(&request)?;
     if let Some(message) = outcome.message {
         println!("{message}");
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn request(
@@ -152,6 +168,7 @@ fn request(
     let target = facts::installed_lxc_version().unwrap_or_else(|| semver::Version::new(5, 0, 0));
     let (options, parameters) = distro_values(&plugin.manifest, matches);
     CreateRequest {
+        hostname: name.clone(),
         lxcpath: path.parent().map(PathBuf::from).unwrap_or_default(),
         container_dir: path,
         rootfs: Some(rootfs),
