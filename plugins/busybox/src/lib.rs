@@ -220,8 +220,6 @@ impl Distro for Busybox {
     }
 
     fn configure(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let name = ctx.name.as_str();
-
         // Accounts: root only, password locked (see the crate docs).
         host.write_file("etc/passwd", PASSWD.as_bytes(), 0o644)?;
         host.write_file("etc/group", GROUP.as_bytes(), 0o644)?;
@@ -229,7 +227,10 @@ impl Distro for Busybox {
         // Written with the mode above only when created: make sure.
         host.set_mode("etc/shadow", 0o600)?;
 
-        let who = json!({ "name": name });
+        // The host name, not the container name (`web_01` is a fine
+        // container name but no host name): the short one in /etc/hostname,
+        // both on the 127.0.1.1 line of /etc/hosts.
+        let who = json!({ "hostname": ctx.short_hostname(), "fqdn": ctx.fqdn() });
         host.write_template("etc/hostname", HOSTNAME_J2, &who, 0o644)?;
         host.write_template("etc/hosts", HOSTS_J2, &who, 0o644)?;
         // `mount -a` in rcS needs the file to exist.
@@ -285,7 +286,7 @@ impl Distro for Busybox {
                 }
             }
         }
-        for entry in config_entries(&ctx.name, &binds, ctx.facts.is_unprivileged()) {
+        for entry in config_entries(ctx.short_hostname(), &binds, ctx.facts.is_unprivileged()) {
             host.config(entry)?;
         }
         Ok(())
@@ -456,18 +457,19 @@ fn install_udhcpc_script(ctx: &HookContext, host: &mut Host<'_>) -> Result<Optio
 
 /// The LXC config entries of a busybox container (LXC 2.1+ keys), in order.
 ///
-/// `lib_binds` are the rootfs-relative library dirs to bind read-only from
-/// the host (empty for a static busybox). Deliberately no `lxc.net.*` (the
+/// `uts_name` is the short host name. `lib_binds` are the rootfs-relative
+/// library dirs to bind read-only from the host (empty for a static
+/// busybox). Deliberately no `lxc.net.*` (the
 /// user's base config owns the network; `type = none` would hand the
 /// container's DHCP client the host's interfaces) and no `lxc.apparmor.*`.
-fn config_entries(name: &str, lib_binds: &[&str], unprivileged: bool) -> Vec<ConfigEntry> {
+fn config_entries(uts_name: &str, lib_binds: &[&str], unprivileged: bool) -> Vec<ConfigEntry> {
     let mut entries = vec![ConfigEntry::new("lxc.include", COMMON_CONF)];
     if unprivileged {
         // As LXC's own distro configs do: no device cgroup rules, no /dev/lxc.
         entries.push(ConfigEntry::new("lxc.include", USERNS_CONF));
     }
     entries.extend([
-        ConfigEntry::new("lxc.uts.name", name),
+        ConfigEntry::new("lxc.uts.name", uts_name),
         // busybox init halts on SIGUSR1 and reboots on SIGTERM.
         ConfigEntry::new("lxc.signal.halt", "SIGUSR1"),
         ConfigEntry::new("lxc.signal.reboot", "SIGTERM"),

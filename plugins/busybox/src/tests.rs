@@ -300,3 +300,24 @@ fn no_dhcp_in_the_hosts_network_namespace() {
     create(&mut fake, &context("own", Some("/opt/bb/busybox"))).unwrap();
     assert!(fake.text("etc/init.d/rcS").contains("udhcpc -b -i eth0"));
 }
+
+/// `/etc/hostname`, `/etc/hosts` and `lxc.uts.name` follow the host name
+/// the host derived or was given (RFC 1123, maybe dotted); the message
+/// keeps the container name for `lxc-attach -n`.
+#[test]
+fn hostname_is_the_host_name_not_the_container_name() {
+    for (hostname, short, hosts_line) in
+        [("web-01", "web-01", "127.0.1.1\tweb-01\n"), ("web.example.com", "web", "127.0.1.1\tweb.example.com web\n")]
+    {
+        let mut fake = FakeHost::new();
+        fake.set_responder(run_on_machine);
+        let mut ctx = context("web_01", None);
+        ctx.hostname = hostname.into();
+        let message = create(&mut fake, &ctx).unwrap().unwrap();
+        assert_eq!(fake.text("etc/hostname"), format!("{short}\n"));
+        let hosts = fake.text("etc/hosts");
+        assert!(hosts.starts_with(&format!("127.0.0.1\tlocalhost\n{hosts_line}")), "{hosts}");
+        assert_eq!(fake.config_values("lxc.uts.name"), [short]);
+        assert!(message.contains("lxc-attach -n web_01"), "{message}");
+    }
+}

@@ -13,8 +13,8 @@
 //! | `cache_key` | [`DebPlan::cache_key`], or none when the plan is not cached | |
 //! | `download` | [`build_cached_rootfs`] (one or two stages) | |
 //! | `sources_list` | write sources.list, `70proxy` | [`package_sources`](DebFamily::package_sources) |
-//! | `configure` | [`configure_system`] | [`configure_distro`](DebFamily::configure_distro) |
-//! | `config` | [`emit_lxc_config`] | [`config_entries`](DebFamily::config_entries) |
+//! | `configure` | [`configure_system`], [`container_gettys`] | [`configure_distro`](DebFamily::configure_distro) |
+//! | `config` | [`emit_lxc_config`] (`lxc.uts.name` is the short host name) | [`config_entries`](DebFamily::config_entries) |
 //! | `trim` | | [`trim_rootfs`](DebFamily::trim_rootfs) |
 //! | `post_process` | multiarch and `--packages` | [`post_process_distro`](DebFamily::post_process_distro) |
 //! | `finalize` | | [`finalize_access`](DebFamily::finalize_access) |
@@ -33,6 +33,7 @@ use crate::{
     options::{PASSWORD, UserOptions},
     plan::DebPlan,
     sources::{SourcesPlan, render_sources_list, write_sources_list},
+    systemd::{container_gettys, tty_count},
 };
 
 /// The container's first network interface.
@@ -66,8 +67,8 @@ pub trait DebFamily: Send + Sync + 'static {
         vec![(plan.as_ref().sources(), None)]
     }
 
-    /// `configure`, after hostname, hosts, network, locale, time zone and
-    /// ssh host keys.
+    /// `configure`, after hostname, hosts, network, locale, time zone, ssh
+    /// host keys and the tty gettys.
     fn configure_distro(&self, _plan: &Self::Plan, _ctx: &HookContext, _host: &mut Host<'_>) -> HookResult<()> {
         Ok(())
     }
@@ -175,18 +176,23 @@ pub fn sources_list<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host
     Ok(())
 }
 
-/// `configure`: [`configure_system`] on [`INTERFACE`], then the distro's part.
+/// `configure`: [`configure_system`] on [`INTERFACE`] with the context's
+/// host name, a getty on each tty LXC makes ([`container_gettys`]; Debian
+/// and Ubuntu share `getty@.service` and its `/dev/tty0` condition), then
+/// the distro's part.
 pub fn configure<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
     let plan = family.plan(ctx, host)?;
     let deb = plan.as_ref();
     let spec = SystemSpec {
-        name: &ctx.name,
+        hostname: &ctx.hostname,
         network: deb.archive.network,
         interface: INTERFACE,
         locale: &deb.locale,
         locale_gen: deb.archive.locale_gen,
     };
     configure_system(host, &spec)?;
+    let ttys = tty_count(host);
+    container_gettys(host, ttys)?;
     family.configure_distro(&plan, ctx, host)
 }
 

@@ -24,7 +24,8 @@ use crate::{
     sources::write_sources_list,
     system::{
         LocaleGen, NetworkStyle, any_exists, choose_network_style, configure_locale, configure_timezone,
-        install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, write_hostname, write_hosts, write_network,
+        install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, short_hostname, write_hostname, write_hosts,
+        write_network,
     },
     users::{
         PasswdEntry, Password, add_to_group, create_user, import_host_user, install_authorized_keys, rootfs_user,
@@ -136,8 +137,11 @@ pub fn run_second_stage(host: &mut Host<'_>, stage: &SecondStage) -> Result<(), 
 /// What [`configure_system`] writes.
 #[derive(Debug, Clone, Copy)]
 pub struct SystemSpec<'a> {
-    /// The container name: hostname, hosts, ssh key comments.
-    pub name: &'a str,
+    /// The host name (RFC 1123, possibly dotted: `web.example.com`):
+    /// `/etc/hostname` gets its first label, `/etc/hosts` both, ssh host
+    /// keys are commented `root@<first label>` (what `ssh-keygen` would
+    /// take from the container's `hostname`).
+    pub hostname: &'a str,
     /// The release's network style (the installed tools may override it).
     pub network: NetworkStyle,
     /// The interface configured by DHCP (`eth0`).
@@ -151,13 +155,13 @@ pub struct SystemSpec<'a> {
 /// The `configure` hook's common part: hostname, hosts, the network file,
 /// locale, the host's time zone and fresh ssh host keys.
 pub fn configure_system(host: &mut Host<'_>, spec: &SystemSpec<'_>) -> Result<(), PluginError> {
-    write_hostname(host, spec.name)?;
-    write_hosts(host, spec.name)?;
+    write_hostname(host, spec.hostname)?;
+    write_hosts(host, spec.hostname)?;
     let style = choose_network_style(host, spec.network)?;
     write_network(host, style, spec.interface)?;
     configure_locale(host, spec.locale, spec.locale_gen)?;
     configure_timezone(host)?;
-    if !regenerate_ssh_host_keys(host, spec.name)? {
+    if !regenerate_ssh_host_keys(host, short_hostname(spec.hostname))? {
         host.info("no ssh in the container: no ssh host keys generated");
     }
     Ok(())
@@ -259,7 +263,9 @@ pub fn check_lxc_config(host: &mut Host<'_>, name: &str) -> Result<(), PluginErr
 /// lxc-debian wrote them: `lxc.include` of `<name>.common.conf` (LXC's
 /// `common.conf` when missing, with a warning), of `<name>.<suite>.conf`
 /// when LXC ships one and, for an unprivileged container, of
-/// `<name>.userns.conf` (or `userns.conf`); `lxc.uts.name`, and `lxc.arch`
+/// `<name>.userns.conf` (or `userns.conf`); `lxc.uts.name` (the short host
+/// name: the kernel's UTS name is what `hostname` prints, and a dotted
+/// `/etc/hostname` with a short UTS name would disagree), and `lxc.arch`
 /// when LXC has a name for the architecture.
 pub fn emit_lxc_config(
     host: &mut Host<'_>,
@@ -291,7 +297,7 @@ pub fn emit_lxc_config(
         };
         host.config(ConfigEntry::new("lxc.include", &userns))?;
     }
-    host.config(ConfigEntry::new("lxc.uts.name", &ctx.name))?;
+    host.config(ConfigEntry::new("lxc.uts.name", ctx.short_hostname()))?;
     match lxc_arch(arch) {
         Some(value) => host.config(ConfigEntry::new("lxc.arch", value)),
         None => {

@@ -19,7 +19,8 @@ templates are rendered by it.
 | [`debootstrap`] | the debootstrap argument vector (variant, components, include list, arch, `--foreign`, `--keyring` + `--force-check-gpg`, `--no-check-gpg` only on request, the 4th positional script argument for suites debootstrap has no script for), the distro [`debootstrap::Keyring`], running it, explaining its failures |
 | [`sources`] | `sources.list` in the native and the multiarch (`deb [arch=...]`) form, with `-updates` and a per-distro security suite; a distro's default [`sources::Mirrors`]; mirror URL checks |
 | [`apt`] | `apt-get update` that fails on any missing index (`--error-on=any`), `dist-upgrade`, `install --no-install-recommends`, `clean`, never forcing unauthenticated packages; package name checks; the `HTTP_PROXY` setting (`none`, `apt`, URL) and `70proxy` |
-| [`system`] | hostname, hosts, netplan or ifupdown (chosen by release, with a fallback on what is installed), locale, time zone from the host, fresh ssh host keys per container, scrubbing a rootfs before it becomes a cache, systemd unit masks, the apt keyring |
+| [`system`] | hostname and hosts from the RFC 1123 host name, netplan or ifupdown (chosen by release, with a fallback on what is installed), the locale (checked against the rootfs's `SUPPORTED` list), time zone from the host, fresh ssh host keys per container, scrubbing a rootfs before it becomes a cache, systemd unit masks, the apt keyring |
+| [`systemd`] | a getty on each tty LXC makes (a drop-in for `getty@.service`, which wants a `/dev/tty0` LXC does not make), the tty count of the base config |
 | [`users`] | the login user (useradd, sudo group, locked password unless one is given, passwords on chpasswd's stdin), authorized_keys with the right owner and modes, `--bindhome` users |
 | [`flow`] | the steps the hooks are made of, in order: [`flow::build_cached_rootfs`] (one stage, or two with [`flow::SecondStage`]), [`flow::configure_system`], [`flow::check_lxc_config`] and [`flow::emit_lxc_config`], [`flow::install_packages`], [`flow::setup_login_user`] or [`flow::setup_root_access`], [`flow::keyring_cache_id`], [`flow::warn_about_choices`], [`flow::attach_hint`] |
 | [`options`] | the shared option specs (old short flags, env fallbacks, help that says every default) and their parsing |
@@ -72,6 +73,7 @@ pub mod plan;
 pub mod release;
 pub mod sources;
 pub mod system;
+pub mod systemd;
 mod templates;
 pub mod users;
 

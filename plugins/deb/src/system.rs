@@ -29,17 +29,28 @@ fn write_text(host: &mut Host<'_>, path: &str, text: &str, mode: u32) -> Result<
     host.set_mode(path, mode)
 }
 
-/// `/etc/hostname`.
-pub fn write_hostname(host: &mut Host<'_>, name: &str) -> Result<(), PluginError> {
+/// `/etc/hostname`: the short host name (the first label of a dotted one),
+/// as Debian's installer writes it (hostname(5): the file holds the name
+/// without the domain).
+pub fn write_hostname(host: &mut Host<'_>, hostname: &str) -> Result<(), PluginError> {
     host.mkdir_all("etc", 0o755)?;
-    write_text(host, "etc/hostname", &format!("{name}\n"), 0o644)
+    write_text(host, "etc/hostname", &format!("{}\n", short_hostname(hostname)), 0o644)
 }
 
-/// `/etc/hosts` with `127.0.1.1 <name>` and the usual IPv6 lines.
-pub fn write_hosts(host: &mut Host<'_>, name: &str) -> Result<(), PluginError> {
+/// `/etc/hosts` with the usual IPv6 lines and the host name on 127.0.1.1:
+/// `127.0.1.1 web.example.com web` for a dotted name (the canonical name
+/// first, then the alias: hosts(5)), `127.0.1.1 web` otherwise, as Debian's
+/// installer writes it.
+pub fn write_hosts(host: &mut Host<'_>, hostname: &str) -> Result<(), PluginError> {
     host.mkdir_all("etc", 0o755)?;
-    let text = host.render("etc/hosts", templates::HOSTS, &json!({ "name": name }))?;
+    let context = json!({ "hostname": short_hostname(hostname), "fqdn": hostname.contains('.').then_some(hostname) });
+    let text = host.render("etc/hosts", templates::HOSTS, &context)?;
     write_text(host, "etc/hosts", &text, 0o644)
+}
+
+/// The first label of a host name (`web` for `web.example.com`).
+pub fn short_hostname(hostname: &str) -> &str {
+    hostname.split('.').next().unwrap_or(hostname)
 }
 
 /// How the container's network is configured.
@@ -133,24 +144,87 @@ pub fn locale_from_lang(lang: Option<&str>) -> Result<String, PluginError> {
     Ok(lang.to_owned())
 }
 
-/// The `/etc/locale.gen` line of a locale: `en_US.UTF-8 UTF-8`, `de_DE ISO-8859-1`.
-pub fn locale_gen_line(locale: &str) -> String {
-    let charset = locale
-        .split_once('.')
-        .map(|(_, rest)| rest.split('@').next().unwrap_or(rest).to_owned())
-        .unwrap_or_else(|| "ISO-8859-1".to_owned());
-    let charset = if charset.eq_ignore_ascii_case("utf8") { "UTF-8".to_owned() } else { charset };
-    format!("{locale} {charset}")
+/// Where glibc's `locales` package lists every locale it can generate, one
+/// `NAME CHARSET` line each (`en_US.UTF-8 UTF-8`, `de_DE ISO-8859-1`,
+/// `en_IN UTF-8`): the names `locale-gen` and LANG accept.
+pub const SUPPORTED: &str = "usr/share/i18n/SUPPORTED";
+
+/// A locale as the rootfs's [`SUPPORTED`] list names it: the name LANG gets
+/// and the charset of its `locale.gen` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportedLocale {
+    /// `en_IN`, `en_US.UTF-8`, `sr_RS@latin`.
+    pub name: String,
+    /// `UTF-8`, `ISO-8859-1`.
+    pub charset: String,
 }
 
-/// `locale.gen` with the line for `locale` enabled (uncommented if present
-/// as a comment, appended otherwise).
-pub fn enable_in_locale_gen(text: &str, locale: &str) -> String {
-    let wanted = locale_gen_line(locale);
+impl SupportedLocale {
+    /// Its `/etc/locale.gen` line: `en_IN UTF-8`.
+    pub fn locale_gen_line(&self) -> String {
+        format!("{} {}", self.name, self.charset)
+    }
+}
+
+/// The codeset of a locale name normalised as glibc does (setlocale(3),
+/// `_nl_normalize_codeset`): letters lowercased, digits kept, everything
+/// else dropped, so that `en_US.utf8` and `en_US.UTF-8` are one locale.
+fn normalised(name: &str) -> String {
+    let (base, modifier) = name.split_once('@').map_or((name, None), |(b, m)| (b, Some(m)));
+    let (territory, codeset) = base.split_once('.').map_or((base, None), |(t, c)| (t, Some(c)));
+    let mut out = territory.to_owned();
+    if let Some(codeset) = codeset {
+        out.push('.');
+        out.extend(codeset.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()));
+    }
+    if let Some(modifier) = modifier {
+        out.push('@');
+        out.push_str(modifier);
+    }
+    out
+}
+
+/// Finds `locale` in the text of a [`SUPPORTED`] list: by its exact name,
+/// else by the glibc-normalised codeset (`en_US.utf8` finds
+/// `en_US.UTF-8 UTF-8`). The charset comes from the list, never from a
+/// guess: `en_IN` is `en_IN UTF-8`, `de_DE` is `de_DE ISO-8859-1`.
+pub fn find_supported(supported: &str, locale: &str) -> Option<SupportedLocale> {
+    let entries: Vec<SupportedLocale> = supported
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            Some(SupportedLocale { name: fields.next()?.to_owned(), charset: fields.next()?.to_owned() })
+        })
+        .collect();
+    entries
+        .iter()
+        .find(|e| e.name == locale)
+        .or_else(|| entries.iter().find(|e| normalised(&e.name) == normalised(locale)))
+        .cloned()
+}
+
+/// Up to `max` names of [`SUPPORTED`] for the language of `locale` (`en`
+/// of `en_XX.UTF-8`), for an error message.
+fn same_language(supported: &str, locale: &str, max: usize) -> Vec<String> {
+    let language = locale.split(['_', '.', '@']).next().unwrap_or(locale);
+    supported
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.split(['_', '.', '@']).next() == Some(language) && name.contains(".UTF-8"))
+        .take(max)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `locale.gen` with `line` enabled (uncommented if present as a comment,
+/// appended otherwise).
+pub fn enable_in_locale_gen(text: &str, line: &str) -> String {
+    let wanted = line.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut found = false;
     let mut out = String::new();
     for line in text.lines() {
-        let bare = line.trim_start_matches('#').trim();
+        let bare = line.trim_start_matches('#').split_whitespace().collect::<Vec<_>>().join(" ");
         if bare == wanted {
             found = true;
             out.push_str(&wanted);
@@ -169,51 +243,76 @@ pub fn enable_in_locale_gen(text: &str, locale: &str) -> String {
 /// How a distro's `locale-gen` is told which locale to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocaleGen {
-    /// Ubuntu: `locale-gen <locale>`.
+    /// Ubuntu: `locale-gen <locale>` (and the `locale.gen` line, when the
+    /// rootfs has that file: Debian's `locale-gen` ignores arguments).
     Argument,
     /// Debian: enable the line in `/etc/locale.gen`, then `locale-gen`.
     LocaleGenFile,
 }
 
-/// Generates `locale` in the rootfs (when the `locales` tools are there)
-/// and makes it the default (`/etc/default/locale`, through `update-locale`
-/// where it works). A missing `locale-gen` is logged, not an error: minimal
-/// rootfs have none, as the old templates' `|| true` allowed.
+/// Makes `locale` the container's locale, if the rootfs can have it.
+///
+/// The rootfs's [`SUPPORTED`] list decides: a locale it does not name is
+/// refused (invalid input, one line), because LANG naming a locale that
+/// does not exist makes every perl and apt run inside warn "Setting locale
+/// failed". A supported one is enabled in `/etc/locale.gen` with the list's
+/// charset, generated with `locale-gen` (a failure is an error), and set as
+/// `LANG` under the list's name (`update-locale`, else
+/// `/etc/default/locale` directly). A rootfs without the list or without
+/// `locale-gen` (no `locales` package) cannot generate anything: LANG is
+/// left unset, with a warning, as lxc-debian left it for a locale it could
+/// not make.
 pub fn configure_locale(host: &mut Host<'_>, locale: &str, style: LocaleGen) -> Result<(), PluginError> {
-    let generated = if any_exists(host, &["usr/sbin/locale-gen", "sbin/locale-gen"])? {
-        let command = match style {
-            LocaleGen::Argument => CommandSpec::in_rootfs(&["locale-gen", locale]).unchecked(),
-            LocaleGen::LocaleGenFile => {
-                let current = match host.file_kind("etc/locale.gen")? {
-                    Some(FileKind::File) => String::from_utf8_lossy(&host.read_file("etc/locale.gen")?).into_owned(),
-                    _ => String::new(),
-                };
-                write_text(host, "etc/locale.gen", &enable_in_locale_gen(&current, locale), 0o644)?;
-                CommandSpec::in_rootfs(&["locale-gen"]).unchecked()
-            }
-        };
-        let out = host.run(&command)?;
-        if out.status != 0 {
-            host.warn(&format!(
-                "locale-gen {locale} failed (exit status {}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        out.status == 0
-    } else {
-        host.info(&format!("locale-gen is not installed in the rootfs (package locales): {locale} is not generated"));
-        false
+    let has_locale_gen = any_exists(host, &["usr/sbin/locale-gen", "sbin/locale-gen"])?;
+    if host.file_kind(SUPPORTED)? != Some(FileKind::File) || !has_locale_gen {
+        host.warn(&format!(
+            "the rootfs has no locales package (no /{SUPPORTED} or locale-gen): locale {locale} is not generated \
+             and LANG is left unset"
+        ));
+        return Ok(());
+    }
+    let supported = String::from_utf8_lossy(&host.read_file(SUPPORTED)?).into_owned();
+    let Some(found) = find_supported(&supported, locale) else {
+        let examples = same_language(&supported, locale, 4);
+        let examples = if examples.is_empty() { "en_US.UTF-8".to_owned() } else { examples.join(", ") };
+        return Err(PluginError::invalid_input(format!(
+            "locale '{locale}' (from --locale or LANG) is not supported by the rootfs (not in /{SUPPORTED}): \
+             choose one it lists, such as {examples}"
+        )));
     };
-    if generated && any_exists(host, &["usr/sbin/update-locale", "sbin/update-locale"])? {
-        let out = host.run(&CommandSpec::in_rootfs(&["update-locale", &format!("LANG={locale}")]).unchecked())?;
+    if style == LocaleGen::LocaleGenFile || host.file_kind("etc/locale.gen")? == Some(FileKind::File) {
+        let current = match host.file_kind("etc/locale.gen")? {
+            Some(FileKind::File) => String::from_utf8_lossy(&host.read_file("etc/locale.gen")?).into_owned(),
+            _ => String::new(),
+        };
+        write_text(host, "etc/locale.gen", &enable_in_locale_gen(&current, &found.locale_gen_line()), 0o644)?;
+    }
+    let command = match style {
+        LocaleGen::Argument => CommandSpec::in_rootfs(&["locale-gen", &found.name]),
+        LocaleGen::LocaleGenFile => CommandSpec::in_rootfs(&["locale-gen"]),
+    };
+    host.run(&command.unchecked()).and_then(|out| {
+        if out.status == 0 {
+            Ok(())
+        } else {
+            Err(PluginError::failed(format!(
+                "locale-gen {} failed (exit status {}): {}",
+                found.locale_gen_line(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or_default()
+            )))
+        }
+    })?;
+    let lang = format!("LANG={}", found.name);
+    if any_exists(host, &["usr/sbin/update-locale", "sbin/update-locale"])? {
+        let out = host.run(&CommandSpec::in_rootfs(&["update-locale", &lang]).unchecked())?;
         if out.status == 0 {
             return Ok(());
         }
-        host.warn(&format!("update-locale LANG={locale} failed: writing /etc/default/locale directly"));
+        host.warn(&format!("update-locale {lang} failed: writing /etc/default/locale directly"));
     }
     host.mkdir_all("etc/default", 0o755)?;
-    write_text(host, "etc/default/locale", &format!("LANG={locale}\n"), 0o644)
+    write_text(host, "etc/default/locale", &format!("{lang}\n"), 0o644)
 }
 
 /// A zone name from `/etc/timezone` or the `/etc/localtime` link target:
@@ -424,6 +523,17 @@ mod tests {
         let hosts = fake.text("etc/hosts");
         assert!(hosts.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tu1\n"), "{hosts}");
         assert!(hosts.contains("ff02::2\tip6-allrouters\n"), "{hosts}");
+
+        // A dotted name: the short name in /etc/hostname, both in /etc/hosts.
+        with_host(&mut fake, |h| {
+            write_hostname(h, "web.example.com")?;
+            write_hosts(h, "web.example.com")
+        })
+        .unwrap();
+        assert_eq!(fake.text("etc/hostname"), "web\n");
+        let hosts = fake.text("etc/hosts");
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tweb.example.com web\n"), "{hosts}");
+        assert!(hosts.contains("::1\tlocalhost ip6-localhost ip6-loopback\n"), "{hosts}");
     }
 
     #[test]
@@ -460,6 +570,10 @@ mod tests {
         assert!(bare.warnings().iter().any(|w| w.contains("neither netplan nor ifupdown")));
     }
 
+    /// Lines of bookworm's `/usr/share/i18n/SUPPORTED`.
+    const SUPPORTED_TEXT: &str = "de_DE.UTF-8 UTF-8\nde_DE ISO-8859-1\nde_DE@euro ISO-8859-15\nen_IN UTF-8\n\
+                                  en_US.UTF-8 UTF-8\nen_US ISO-8859-1\nhi_IN UTF-8\nsr_RS@latin UTF-8\n";
+
     #[test]
     fn locale_rules() {
         assert_eq!(locale_from_lang(None).unwrap(), "en_US.UTF-8");
@@ -467,37 +581,95 @@ mod tests {
         assert_eq!(locale_from_lang(Some("POSIX")).unwrap(), "en_US.UTF-8");
         assert_eq!(locale_from_lang(Some("de_DE.UTF-8")).unwrap(), "de_DE.UTF-8");
         assert!(locale_from_lang(Some("de;rm")).is_err());
-        assert_eq!(locale_gen_line("de_DE.UTF-8"), "de_DE.UTF-8 UTF-8");
-        assert_eq!(locale_gen_line("de_DE"), "de_DE ISO-8859-1");
-        assert_eq!(locale_gen_line("sr_RS.UTF-8@latin"), "sr_RS.UTF-8@latin UTF-8");
         assert_eq!(
-            enable_in_locale_gen("# de_DE.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n", "en_US.UTF-8"),
+            enable_in_locale_gen("# de_DE.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n", "en_US.UTF-8 UTF-8"),
             "# de_DE.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n"
         );
-        assert_eq!(enable_in_locale_gen("", "en_US.UTF-8"), "en_US.UTF-8 UTF-8\n");
+        assert_eq!(enable_in_locale_gen("", "en_US.UTF-8 UTF-8"), "en_US.UTF-8 UTF-8\n");
+        assert_eq!(enable_in_locale_gen("#  en_IN   UTF-8\n", "en_IN UTF-8"), "en_IN UTF-8\n");
     }
 
     #[test]
-    fn locale_with_and_without_locales_installed() {
-        let mut fake = FakeHost::sealed();
-        with_host(&mut fake, |h| configure_locale(h, "en_US.UTF-8", LocaleGen::Argument)).unwrap();
-        assert!(fake.commands.is_empty());
-        assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
-        assert!(fake.logged("locale-gen is not installed"));
+    fn charsets_come_from_the_supported_list() {
+        let line = |locale: &str| find_supported(SUPPORTED_TEXT, locale).map(|f| f.locale_gen_line());
+        // No charset in the name: the list's, not a guessed ISO-8859-1.
+        assert_eq!(line("en_IN").as_deref(), Some("en_IN UTF-8"));
+        assert_eq!(line("hi_IN").as_deref(), Some("hi_IN UTF-8"));
+        assert_eq!(line("de_DE").as_deref(), Some("de_DE ISO-8859-1"));
+        assert_eq!(line("de_DE@euro").as_deref(), Some("de_DE@euro ISO-8859-15"));
+        assert_eq!(line("sr_RS@latin").as_deref(), Some("sr_RS@latin UTF-8"));
+        // Another spelling of the codeset finds the list's name.
+        assert_eq!(line("en_US.utf8").as_deref(), Some("en_US.UTF-8 UTF-8"));
+        for unknown in ["en_XX.UTF-8", "en_IN.ISO-8859-1", "xx", "en"] {
+            assert_eq!(line(unknown), None, "{unknown}");
+        }
+    }
 
+    /// A rootfs with glibc's locales: SUPPORTED, locale-gen, update-locale.
+    fn locales_rootfs() -> FakeHost {
         let mut fake = FakeHost::sealed();
         fake.put_program("usr/sbin/locale-gen");
         fake.put_program("usr/sbin/update-locale");
-        with_host(&mut fake, |h| configure_locale(h, "de_DE.UTF-8", LocaleGen::Argument)).unwrap();
-        assert_eq!(fake.lines(), ["locale-gen de_DE.UTF-8", "update-locale LANG=de_DE.UTF-8"]);
+        fake.put(SUPPORTED, SUPPORTED_TEXT);
+        fake.put("etc/locale.gen", "# de_DE.UTF-8 UTF-8\n# en_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
+        fake
+    }
 
-        let mut fake = FakeHost::sealed();
-        fake.put_program("usr/sbin/locale-gen");
-        fake.put("etc/locale.gen", "# en_US.UTF-8 UTF-8\n");
-        with_host(&mut fake, |h| configure_locale(h, "en_US.UTF-8", LocaleGen::LocaleGenFile)).unwrap();
-        assert_eq!(fake.lines(), ["locale-gen"]);
-        assert_eq!(fake.text("etc/locale.gen"), "en_US.UTF-8 UTF-8\n");
+    #[test]
+    fn a_locale_without_charset_enables_the_supported_line() {
+        let mut fake = locales_rootfs();
+        with_host(&mut fake, |h| configure_locale(h, "en_IN", LocaleGen::LocaleGenFile)).unwrap();
+        assert_eq!(fake.text("etc/locale.gen"), "# de_DE.UTF-8 UTF-8\nen_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
+        assert_eq!(fake.lines(), ["locale-gen", "update-locale LANG=en_IN"]);
+
+        // Ubuntu's locale-gen takes the name; the locale.gen line is
+        // enabled too where the file exists.
+        let mut fake = locales_rootfs();
+        with_host(&mut fake, |h| configure_locale(h, "hi_IN", LocaleGen::Argument)).unwrap();
+        assert_eq!(fake.lines(), ["locale-gen hi_IN", "update-locale LANG=hi_IN"]);
+        assert!(fake.text("etc/locale.gen").ends_with("hi_IN UTF-8\n"));
+
+        // Without update-locale: /etc/default/locale, with the list's name.
+        let mut fake = locales_rootfs();
+        fake.rootfs.remove("usr/sbin/update-locale");
+        with_host(&mut fake, |h| configure_locale(h, "en_US.utf8", LocaleGen::LocaleGenFile)).unwrap();
         assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
+        assert!(fake.text("etc/locale.gen").contains("\nen_US.UTF-8 UTF-8\n"));
+    }
+
+    #[test]
+    fn an_unsupported_locale_is_refused_before_anything_is_written() {
+        let mut fake = locales_rootfs();
+        let err = with_host(&mut fake, |h| configure_locale(h, "en_XX.UTF-8", LocaleGen::LocaleGenFile)).unwrap_err();
+        assert_eq!(err.kind, lxc_tmpl_plugin_api::ErrorKind::INVALID_INPUT);
+        assert!(!err.message.contains('\n'), "one line: {}", err.message);
+        assert!(
+            err.message.contains("'en_XX.UTF-8'") && err.message.contains("usr/share/i18n/SUPPORTED"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("en_US.UTF-8"), "names a supported one: {}", err.message);
+        assert!(fake.commands.is_empty());
+        assert!(!fake.exists("etc/default/locale"));
+        assert_eq!(fake.text("etc/locale.gen"), "# de_DE.UTF-8 UTF-8\n# en_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
+    }
+
+    #[test]
+    fn a_failing_locale_gen_is_an_error() {
+        let mut fake = locales_rootfs();
+        fake.on("locale-gen", output(1, "", "localedef: cannot write\n"));
+        let err = with_host(&mut fake, |h| configure_locale(h, "en_IN", LocaleGen::LocaleGenFile)).unwrap_err();
+        assert!(err.message.contains("locale-gen en_IN UTF-8 failed"), "{}", err.message);
+        assert!(!fake.exists("etc/default/locale"));
+    }
+
+    #[test]
+    fn without_locales_lang_stays_unset() {
+        let mut fake = FakeHost::sealed();
+        with_host(&mut fake, |h| configure_locale(h, "en_US.UTF-8", LocaleGen::Argument)).unwrap();
+        assert!(fake.commands.is_empty());
+        assert!(!fake.exists("etc/default/locale"));
+        assert!(fake.warnings().iter().any(|w| w.contains("LANG is left unset")), "{:?}", fake.warnings());
     }
 
     #[test]

@@ -4,7 +4,7 @@ debootstrap, replacing LXC's `lxc-debian` template (lxc-templates 3.0.4).
 Everything debootstrap- and apt-shaped is shared with the ubuntu plugin
 through [`lxc_tmpl_deb`]: this crate is Debian's knowledge only (release
 names and architectures, debian-ports, mirrors, keyrings, security suites,
-the include list, root-only access, the systemd units a container needs),
+the include list, root-only access),
 as an implementation of [`DebFamily`]; the hooks are those of
 [`lxc_tmpl_deb::family`].
 
@@ -27,7 +27,7 @@ debian --help` lists every option with its default.
 | `cache_key` | release codename (never the alias), arch, mirrors, components, include list, keyring, second-stage interpreter | none with `--clean` |
 | `download` | `debootstrap --variant=minbase` (with `--foreign` and the second stage inside the rootfs for `-I`), keyring, sources, `apt-get update --error-on=any`, `dist-upgrade`, `clean`, scrub | |
 | `sources_list` | release, `-updates` and security lines | |
-| `configure` | hostname, hosts, `/etc/network/interfaces`, locale (`locale.gen`), time zone, ssh host keys | getty units on the LXC ttys |
+| `configure` | hostname, hosts, `/etc/network/interfaces`, locale (`locale.gen`), time zone, ssh host keys, getty units on the LXC ttys | |
 | `config` | `debian.common.conf`, `lxc.uts.name`, `lxc.arch` | `lxc.tty.max`, `lxc.pty.max = 1024` |
 | `post_process` | `--packages` | |
 | `finalize` | | root locked, `--auth-key` in `/root/.ssh/authorized_keys` |
@@ -63,7 +63,7 @@ debian --help` lists every option with its default.
 - **No sysvinit leftovers**: no `/etc/inittab`, `mknod` of ttys (LXC makes
   them), `/selinux`, `update-rc.d` disables, `.profile` `mesg` fix (Debian
   ships it fixed). Of `configure_debian_systemd` only what still matters on
-  systemd under LXC 5 is kept (see [`systemd`]).
+  systemd under LXC 5 is kept (see [`lxc_tmpl_deb::systemd`]).
 - **`-I/--interpreter-path`** is checked as an ELF without a program
   interpreter (static-pie counts, which `file | grep "statically linked"`
   refused) registered as the `qemu-<cpu>` binfmt_misc handler; it is copied
@@ -77,12 +77,12 @@ debian --help` lists every option with its default.
 
 mod plan;
 mod release;
-pub mod systemd;
 
 use lxc_tmpl_deb::{
     family::DebFamily,
     flow::setup_root_access,
     options::{self, DistroTexts, UserOptions},
+    systemd::tty_count,
 };
 use lxc_tmpl_plugin_api::{ConfigEntry, HookContext, Host, Manifest, OptionSpec, PluginError};
 
@@ -188,14 +188,9 @@ impl DebFamily for Debian {
         Ok(())
     }
 
-    fn configure_distro(&self, _plan: &Plan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let ttys = plan::tty_count(host);
-        systemd::container_units(host, ttys)
-    }
-
     /// As lxc-debian: the ttys of the base config (or 4) and 1024 ptys.
     fn config_entries(&self, _plan: &Plan, _ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let ttys = plan::tty_count(host);
+        let ttys = tty_count(host);
         host.config(ConfigEntry::new("lxc.tty.max", &ttys.to_string()))?;
         host.config(ConfigEntry::new("lxc.pty.max", "1024"))
     }

@@ -27,12 +27,14 @@ pub const VARIANT: &str = "minbase";
 /// The first word of the cache key; bump it when what the download puts
 /// into the cache changes.
 pub const CACHE_FORMAT: &str = "debian-v1";
-/// The tty count when the base config does not set `lxc.tty.max` (as lxc-debian).
-pub const DEFAULT_TTYS: u32 = 4;
 
 /// lxc-debian's include list on top of minbase: an init, ifupdown with a
-/// DHCP client, locales, ssh. (`apt-transport-https` is gone: apt has
-/// spoken https itself since 1.5, older than any release built here.)
+/// DHCP client, locales, ssh; and dbus, which lxc-debian lacked: systemd's
+/// `hostnamectl`, `localectl` and `timedatectl` talk to their daemons over
+/// the system bus and fail with "Failed to connect to bus" without it
+/// (every release built here, 10 and later, boots systemd). (`apt-transport-https`
+/// is gone: apt has spoken https itself since 1.5, older than any release
+/// built here.)
 pub const BASE_PACKAGES: &[&str] = &[
     "init",
     "ifupdown",
@@ -44,6 +46,7 @@ pub const BASE_PACKAGES: &[&str] = &[
     "net-tools",
     "iproute2",
     "openssh-server",
+    "dbus",
 ];
 
 /// A Debian create, resolved.
@@ -99,17 +102,5 @@ impl Plan {
         let mut deb = DebPlan::new(ctx, archive, release, boot, defaults, today)?;
         deb.cached = !ctx.flag(CLEAN);
         Ok(Plan { deb, ports, alias })
-    }
-}
-
-/// The number of ttys: `lxc.tty.max` of the base config, else
-/// [`DEFAULT_TTYS`] (as lxc-debian's `num_tty`).
-pub fn tty_count(host: &mut Host<'_>) -> u32 {
-    match host.config_value("lxc.tty.max") {
-        Some(value) => value.trim().parse().unwrap_or_else(|_| {
-            host.debug(&format!("lxc.tty.max = {value} of the base config is not a number: using {DEFAULT_TTYS}"));
-            DEFAULT_TTYS
-        }),
-        None => DEFAULT_TTYS,
     }
 }

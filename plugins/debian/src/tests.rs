@@ -7,6 +7,7 @@ use lxc_tmpl_deb::{
         with_host,
     },
     plan::DebPlan,
+    systemd::{GETTY_DROP_IN_PATH, GETTY_WANTS},
 };
 use lxc_tmpl_plugin_api::{Distro, ErrorKind, HookContext, RunPlace};
 
@@ -14,16 +15,19 @@ use crate::{
     Debian,
     plan::{KEYRING, PORTS_KEYRING, Plan},
     release,
-    systemd::{GETTY_DROP_IN_PATH, GETTY_WANTS},
 };
 
 const MIRROR: &str = "http://127.0.0.1:8000/debian";
 
 /// A Debian host (debootstrap with the bookworm and sid scripts, the Debian
-/// keyring); the rootfs debootstrap "makes" has systemd's getty@.service.
+/// keyring); the rootfs debootstrap "makes" has systemd's getty@.service
+/// and the locales package (its SUPPORTED list and locale-gen).
 fn debian_host() -> FakeHost {
     let mut fake = FakeHost::debootstrap_host(&["bookworm", "sid"], "debian", &KEYRING);
     fake.put("lib/systemd/system/getty@.service", "[Unit]\nConditionPathExists=/dev/tty0\n");
+    fake.put("usr/share/i18n/SUPPORTED", "en_IN UTF-8\nen_US.UTF-8 UTF-8\nen_US ISO-8859-1\n");
+    fake.put("etc/locale.gen", "# en_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
+    fake.put_program("usr/sbin/locale-gen");
     fake
 }
 
@@ -95,7 +99,7 @@ fn full_create_from_a_local_mirror() {
             "--arch=amd64",
             "--components=main",
             "--include=init,ifupdown,locales,ca-certificates,dialog,isc-dhcp-client,netbase,net-tools,iproute2,\
-             openssh-server",
+             openssh-server,dbus",
             "--keyring=/fixture.gpg",
             "--force-check-gpg",
             "bookworm",
@@ -121,6 +125,7 @@ fn full_create_from_a_local_mirror() {
     assert!(fake.text("etc/hosts").contains("127.0.1.1\td1\n"));
     assert!(fake.text("etc/network/interfaces").contains("auto eth0\niface eth0 inet dhcp\n"));
     assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
+    assert_eq!(fake.text("etc/locale.gen"), "# en_IN UTF-8\nen_US.UTF-8 UTF-8\n");
     assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n");
     assert_eq!(fake.text("etc/ssh/ssh_host_ed25519_key.pub"), "ssh-ed25519 NEWKEY root@d1\n");
 
@@ -262,4 +267,19 @@ fn debian_suites_ports_interpreters_and_keyrings_are_checked_in_validate() {
         (&[("arch", &["m68k"])], ErrorKind::UNSUPPORTED, "apt-get install debian-ports-archive-keyring"),
     ];
     assert_refused(&Debian, &mut fake, "debian", missing);
+}
+
+/// `/etc/hostname`, `/etc/hosts` and `lxc.uts.name` follow the host name
+/// (RFC 1123, maybe dotted), messages the container name.
+#[test]
+fn hostname_is_the_host_name_not_the_container_name() {
+    let mut fake = debian_host();
+    let mut ctx = context("debian", "db_1", &bookworm(&[]));
+    ctx.hostname = "db.example.org".into();
+    let (_, message) = run_hooks(&Debian, &mut fake, &ctx).unwrap();
+    assert_eq!(fake.text("etc/hostname"), "db\n");
+    assert!(fake.text("etc/hosts").contains("127.0.0.1\tlocalhost\n127.0.1.1\tdb.example.org db\n"));
+    assert_eq!(fake.config_values("lxc.uts.name"), ["db"]);
+    let message = message.unwrap();
+    assert!(message.contains("'db_1'") && message.contains("lxc-attach -n db_1"), "{message}");
 }

@@ -170,12 +170,10 @@ impl Distro for Sshd {
                  owned by nobody: create it as root without an id map, or use a distro container with openssh-server",
             ));
         }
-        if !ctx.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(PluginError::invalid_input(format!(
-                "container name '{}': the sshd container needs a name of letters, digits, '-', '_' and '.'",
-                ctx.name
-            )));
-        }
+        // No check of the name's characters here: the host accepts only
+        // container names of letters, digits, '-', '_' and '.' (so the name
+        // stays one word in `lxc.init.cmd`), and what goes into the rootfs
+        // and `lxc.uts.name` is the host name, RFC 1123 by construction.
         authorized_keys(ctx, host, true)?;
         if host.host_file_kind(COMMON_CONF)? != Some(FileKind::File) {
             return Err(PluginError::unsupported(format!(
@@ -247,7 +245,10 @@ impl Distro for Sshd {
         host.set_mode("etc/shadow", 0o600)?;
         host.write_file("etc/nsswitch.conf", NSSWITCH.as_bytes(), 0o644)?;
 
-        let who = json!({ "name": name });
+        // The host name, not the container name (`web_01` is a fine
+        // container name but no host name): the short one in /etc/hostname,
+        // both on the 127.0.1.1 line of /etc/hosts.
+        let who = json!({ "hostname": ctx.short_hostname(), "fqdn": ctx.fqdn() });
         host.write_template("etc/hostname", HOSTNAME_J2, &who, 0o644)?;
         host.write_template("etc/hosts", HOSTS_J2, &who, 0o644)?;
         // As on the host (Debian's /etc/os-release is this very link).
@@ -272,7 +273,7 @@ impl Distro for Sshd {
         }
 
         host.progress("generating ssh host keys");
-        let host_keys = generate_host_keys(host, name)?;
+        let host_keys = generate_host_keys(host, ctx.short_hostname())?;
 
         let version = sshd_version(host, &setup.sshd)?;
         // The keyword's name since OpenSSH 8.7; older ones know only the old name.
@@ -308,7 +309,7 @@ impl Distro for Sshd {
     fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
         let setup = probe(ctx, host)?;
         let alternatives = host.host_file_kind("/etc/alternatives")? == Some(FileKind::Dir);
-        for entry in config_entries(&ctx.name, &setup.layout, setup.init_lxc, alternatives) {
+        for entry in config_entries(&ctx.name, ctx.short_hostname(), &setup.layout, setup.init_lxc, alternatives) {
             host.config(entry)?;
         }
         Ok(())
@@ -647,10 +648,11 @@ fn parse_openssh_version(text: &str) -> Option<(u32, u32, String)> {
     Some((major, minor, word))
 }
 
-/// Makes the container's host keys with the host's `ssh-keygen` in a private
-/// temporary dir, copies them into `etc/ssh` and removes the dir again.
+/// Makes the container's host keys (commented `root@<hostname>`) with the
+/// host's `ssh-keygen` in a private temporary dir, copies them into
+/// `etc/ssh` and removes the dir again.
 /// Returns the in-container paths of the private keys.
-fn generate_host_keys(host: &mut Host<'_>, name: &str) -> Result<Vec<String>, PluginError> {
+fn generate_host_keys(host: &mut Host<'_>, hostname: &str) -> Result<Vec<String>, PluginError> {
     let keygen = keygen(host)?;
     let made = host.run_on_host(&["mktemp", "-d", "-t", "lxc-tmpl-sshd.XXXXXXXX"])?;
     let tmp = made.stdout_text().trim_end_matches('\n').to_owned();
@@ -658,15 +660,15 @@ fn generate_host_keys(host: &mut Host<'_>, name: &str) -> Result<Vec<String>, Pl
     if !is_plain_path(&tmp) || !tmp.contains("/lxc-tmpl-sshd.") {
         return Err(PluginError::failed(format!("mktemp -d printed {tmp:?}, not a temporary dir")));
     }
-    let result = copy_new_keys(host, &keygen, &tmp, name);
+    let result = copy_new_keys(host, &keygen, &tmp, hostname);
     let removed = host.run_on_host(&["rm", "-rf", "--", tmp.as_str()]);
     let paths = result?;
     removed?;
     Ok(paths)
 }
 
-fn copy_new_keys(host: &mut Host<'_>, keygen: &str, tmp: &str, name: &str) -> Result<Vec<String>, PluginError> {
-    let comment = format!("root@{name}");
+fn copy_new_keys(host: &mut Host<'_>, keygen: &str, tmp: &str, hostname: &str) -> Result<Vec<String>, PluginError> {
+    let comment = format!("root@{hostname}");
     let mut paths = Vec::new();
     for (kind, extra) in HOST_KEYS {
         let file = format!("ssh_host_{kind}_key");
@@ -707,12 +709,19 @@ fn host_key_fingerprints(host: &mut Host<'_>) -> Result<Vec<String>, PluginError
 
 /// The LXC config entries of an sshd container (LXC 2.1+ keys), in order.
 ///
-/// Deliberately no `lxc.net.*` (the user's base config owns the network)
-/// and no `lxc.apparmor.*`.
-fn config_entries(name: &str, layout: &Layout, init_lxc: Option<&str>, alternatives: bool) -> Vec<ConfigEntry> {
+/// `name` is the container name (init.lxc's `--name`), `uts_name` the
+/// short host name. Deliberately no `lxc.net.*` (the user's base config
+/// owns the network) and no `lxc.apparmor.*`.
+fn config_entries(
+    name: &str,
+    uts_name: &str,
+    layout: &Layout,
+    init_lxc: Option<&str>,
+    alternatives: bool,
+) -> Vec<ConfigEntry> {
     let mut entries = vec![
         ConfigEntry::new("lxc.include", COMMON_CONF),
-        ConfigEntry::new("lxc.uts.name", name),
+        ConfigEntry::new("lxc.uts.name", uts_name),
         ConfigEntry::new("lxc.autodev", "1"),
         // No getty runs: no ttys (common.conf sets 4); ptys for ssh sessions.
         ConfigEntry::new("lxc.tty.max", "0"),

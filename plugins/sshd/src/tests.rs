@@ -502,7 +502,7 @@ fn config_hook_needs_no_rootfs() {
 #[test]
 fn config_entries_follow_the_layout() {
     let layout: Layout = vec![("usr", HostDir::Bind), ("bin", HostDir::Link("usr/bin".into())), ("lib", HostDir::Bind)];
-    let entries = config_entries("c", &layout, None, false);
+    let entries = config_entries("c", "c", &layout, None, false);
     let pairs: Vec<(String, String)> = entries.iter().map(|e| (e.key.to_string(), e.value.to_string())).collect();
     let mounts: Vec<&str> = pairs.iter().filter(|(k, _)| k == "lxc.mount.entry").map(|(_, v)| v.as_str()).collect();
     assert_eq!(
@@ -537,4 +537,32 @@ fn openssh_versions_are_parsed() {
     assert_eq!(parse_openssh_version("x\nOpenSSH_8.2p1 Ubuntu-4"), Some((8, 2, "OpenSSH_8.2p1".into())));
     assert_eq!(parse_openssh_version("OpenSSH_10.0p2"), Some((10, 0, "OpenSSH_10.0p2".into())));
     assert_eq!(parse_openssh_version("sshd: illegal option"), None);
+}
+
+/// The host name (RFC 1123, maybe dotted; `web_01` is a container name but
+/// no host name) goes into `/etc/hostname`, `/etc/hosts`, `lxc.uts.name` and
+/// the host key comments; init.lxc's `--name` and the message keep the
+/// container name.
+#[test]
+fn hostname_is_the_host_name_not_the_container_name() {
+    for (hostname, short, hosts_line) in
+        [("web-01", "web-01", "127.0.1.1\tweb-01\n"), ("web.example.com", "web", "127.0.1.1\tweb.example.com web\n")]
+    {
+        let mut fake = debian_host();
+        let mut ctx = context("web_01", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
+        ctx.hostname = hostname.into();
+        let message = create(&mut fake, &ctx).unwrap().unwrap();
+        assert_eq!(fake.text("etc/hostname"), format!("{short}\n"));
+        let hosts = fake.text("etc/hosts");
+        assert!(hosts.starts_with(&format!("127.0.0.1\tlocalhost\n{hosts_line}")), "{hosts}");
+        assert_eq!(fake.config_values("lxc.uts.name"), [short]);
+        assert_eq!(fake.config_values("lxc.init.cmd"), ["/usr/sbin/init.lxc --name web_01 -- /etc/start-sshd"]);
+        let comment = format!("root@{short}");
+        let keygens: Vec<_> = fake.commands.iter().filter(|c| c.argv.iter().any(|a| a == "-N")).collect();
+        assert!(!keygens.is_empty());
+        for keygen in keygens {
+            assert!(keygen.argv.windows(2).any(|w| w[0] == "-C" && w[1] == comment), "{:?}", keygen.argv);
+        }
+        assert!(message.contains("lxc-start -n web_01"), "{message}");
+    }
 }

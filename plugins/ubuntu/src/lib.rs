@@ -26,7 +26,7 @@ the script did. A release is named by codename or version (`jammy`, `22.04`).
 | `cache_key` | release, arch, variant, mirrors, components, include list, keyring path and content |
 | `download` | debootstrap into the cache staging dir with signature checks, the keyring into `trusted.gpg.d`, sources.list, `apt-get update --error-on=any`, `dist-upgrade`, `clean` (in the host's namespaced runner with `policy-rc.d`), then removes ssh host keys, the machine id, the host's hostname and resolv.conf |
 | `sources_list` | native or multiarch (`deb [arch=...]`) sources with `-updates` and `-security`; `70proxy` for a proxy |
-| `configure` | hostname, hosts, netplan or ifupdown (by release, falling back on what is installed), locale, time zone, fresh ssh host keys |
+| `configure` | hostname, hosts (the RFC 1123 host name), netplan or ifupdown (by release, falling back on what is installed), locale (checked against the rootfs's `SUPPORTED`), time zone, fresh ssh host keys, a getty on each LXC tty |
 | `config` | `ubuntu.common.conf` (and `ubuntu.<release>.conf` when LXC ships one), `lxc.uts.name`, `lxc.arch`, the bindhome mount |
 | `trim` | upstart releases with `--trim`: the seed's trim; systemd releases: mask units that cannot work in a container (`--trim` masks more) |
 | `post_process` | multiarch for a foreign architecture, `--packages`, the `/dev/shm` link of 12.04 |
@@ -79,6 +79,16 @@ the script did. A release is named by codename or version (`jammy`, `22.04`).
 - **systemd releases are trimmed** by masking units that cannot work in a
   container (the old script had no systemd handling at all); the seed's
   upstart trim is kept for upstart releases with `--trim`.
+- **systemd releases get dbus** (`hostnamectl`, `localectl`, `timedatectl`
+  need the system bus) and **a login on each LXC tty**: a drop-in lets
+  `getty@ttyN` start without the `/dev/tty0` LXC does not make (shared
+  with debian, [`lxc_tmpl_deb::systemd`]), so `lxc-console` shows a prompt.
+- **`--variant minbase` boots**: `init` (`upstart` before 15.04) is added
+  to minbase, which has none.
+- **The locale must exist**: `--locale`/`LANG` is looked up in the rootfs's
+  `/usr/share/i18n/SUPPORTED` (its charset comes from there: `en_IN` is
+  `en_IN UTF-8`); a locale it does not list is refused, and `locales` is in
+  the base set. LANG is set to the listed name (`LANG=en_IN`).
 - The sudo `admin` group of sudo < 1.8.3 (before 12.04) is not created.
 - Every rootfs write goes through the host's symlink-safe file operations;
   every command inside the rootfs runs in the host's namespaced runner.

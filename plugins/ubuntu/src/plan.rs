@@ -13,7 +13,7 @@ use lxc_tmpl_deb::{
 };
 use lxc_tmpl_plugin_api::{HookContext, Host, PluginError};
 
-use crate::release::{self, ARCHES, Traits};
+use crate::release::{self, ARCHES, Init, Traits};
 
 /// The keyring debootstrap checks Ubuntu archives with by default.
 pub const KEYRING: Keyring =
@@ -29,8 +29,11 @@ pub const SOURCES_COMPONENTS: &[&str] = &["main", "restricted", "universe", "mul
 pub const CACHE_FORMAT: &str = "ubuntu-v2";
 
 /// The packages every cached Ubuntu rootfs gets on top of debootstrap's
-/// choice (lxc-ubuntu's `packages_template`, plus sudo for the user's group).
-pub const BASE_PACKAGES: &[&str] = &["ssh", "vim", "sudo", "language-pack-en"];
+/// choice (lxc-ubuntu's `packages_template`, plus sudo for the user's group
+/// and locales, whose `locale-gen` and `SUPPORTED` list the `configure`
+/// hook needs to make the container's locale: a LANG naming a locale that
+/// was never generated makes every perl and apt run warn).
+pub const BASE_PACKAGES: &[&str] = &["ssh", "vim", "sudo", "language-pack-en", "locales"];
 
 /// A create, resolved.
 #[derive(Debug, Clone)]
@@ -93,13 +96,34 @@ impl Plan {
     }
 }
 
-/// The packages installed into the cached rootfs (debootstrap `--include`).
+/// The packages installed into the cached rootfs (debootstrap `--include`):
+/// [`BASE_PACKAGES`], and by release and variant:
+///
+/// - systemd releases: `dbus` (systemd's `hostnamectl`, `localectl` and
+///   `timedatectl` fail with "Failed to connect to bus" without the system
+///   bus) and, for minbase, `init` (minbase is debootstrap's `required`
+///   priority only, which has no init: the container would not boot; as
+///   lxc-debian adds `init` to its minbase);
+/// - upstart releases with minbase: `upstart`, for the same reason;
+/// - apt before 1.5: `apt-transport-https`;
+/// - ifupdown releases with minbase: `ifupdown` and `isc-dhcp-client`.
 pub fn include(traits: &Traits, variant: Option<&str>) -> Vec<String> {
+    let minbase = variant == Some("minbase");
     let mut include: Vec<String> = BASE_PACKAGES.iter().map(|p| (*p).to_owned()).collect();
+    match traits.init {
+        Init::Systemd => {
+            if minbase {
+                include.push("init".into());
+            }
+            include.push("dbus".into());
+        }
+        Init::Upstart if minbase => include.push("upstart".into()),
+        Init::Upstart => {}
+    }
     if traits.needs_apt_transport_https {
         include.push("apt-transport-https".into());
     }
-    if variant == Some("minbase") && traits.network == NetworkStyle::Ifupdown {
+    if minbase && traits.network == NetworkStyle::Ifupdown {
         // minbase has no network tool; ifupdown releases need these to boot with DHCP.
         include.extend(["ifupdown".into(), "isc-dhcp-client".into()]);
     }
@@ -132,7 +156,7 @@ mod tests {
         );
         assert!(!deb.locale.is_empty());
         assert!(!deb.foreign());
-        assert_eq!(deb.archive.include, ["ssh", "vim", "sudo", "language-pack-en"]);
+        assert_eq!(deb.archive.include, ["ssh", "vim", "sudo", "language-pack-en", "locales", "dbus"]);
         let signature = with_host(&mut fake, |h| deb.signature(h)).unwrap();
         assert_eq!(signature, SignatureCheck::Keyring(KEYRING.path.into()));
         assert_eq!(deb.keyring_to_install(&signature), None);
@@ -156,13 +180,35 @@ mod tests {
     }
 
     #[test]
-    fn old_release_with_minbase_gets_its_network_tools() {
+    fn old_release_with_minbase_gets_its_init_and_network_tools() {
         let (deb, plan, _) = resolve(&[("release", &["xenial"]), ("variant", &["minbase"])]);
         assert_eq!(
             deb.archive.include,
-            ["ssh", "vim", "sudo", "language-pack-en", "apt-transport-https", "ifupdown", "isc-dhcp-client"]
+            [
+                "ssh",
+                "vim",
+                "sudo",
+                "language-pack-en",
+                "locales",
+                "init",
+                "dbus",
+                "apt-transport-https",
+                "ifupdown",
+                "isc-dhcp-client"
+            ]
         );
         assert_eq!(deb.archive.network, plan.traits.network);
+        let (deb, _, _) = resolve(&[("release", &["trusty"]), ("variant", &["minbase"])]);
+        assert!(deb.archive.include.contains(&"upstart".to_owned()), "{:?}", deb.archive.include);
+        assert!(!deb.archive.include.contains(&"dbus".to_owned()), "upstart releases: {:?}", deb.archive.include);
+    }
+
+    #[test]
+    fn minbase_of_a_systemd_release_boots() {
+        let (deb, _, _) = resolve(&[("release", &["jammy"]), ("variant", &["minbase"])]);
+        assert_eq!(deb.archive.include, ["ssh", "vim", "sudo", "language-pack-en", "locales", "init", "dbus"]);
+        let (deb, _, _) = resolve(&[("release", &["jammy"])]);
+        assert!(!deb.archive.include.contains(&"init".to_owned()), "the default variant has an init");
     }
 
     #[test]
@@ -183,7 +229,7 @@ mod tests {
         };
         let base = key(&[("release", &["jammy"])], "a");
         assert!(base.starts_with("ubuntu-v2 release=jammy arch=amd64 variant=default mirror=http://archive"), "{base}");
-        assert!(base.contains("include=ssh,vim,sudo,language-pack-en"), "{base}");
+        assert!(base.contains("include=ssh,vim,sudo,language-pack-en,locales,dbus"), "{base}");
         assert!(base.contains(&format!("keyring={}@", KEYRING.path)), "{base}");
         let differs = [
             key(&[("release", &["noble"])], "a"),

@@ -7,12 +7,19 @@ use lxc_tmpl_deb::fake::{
 };
 use lxc_tmpl_plugin_api::{Distro, ErrorKind, HookContext, PluginError, RunPlace, abi_stable::std_types::RSome};
 
+use lxc_tmpl_deb::systemd::{GETTY_DROP_IN_PATH, GETTY_WANTS};
+
 use crate::{Ubuntu, plan::KEYRING};
 
 /// A host with debootstrap and the jammy/gutsy scripts, the Ubuntu
-/// keyring, the fixture keyring and a key file.
+/// keyring, the fixture keyring and a key file; the rootfs debootstrap
+/// "makes" has systemd's getty@.service and the locales package.
 fn ubuntu_host() -> FakeHost {
-    FakeHost::debootstrap_host(&["jammy", "gutsy"], "ubuntu", &KEYRING)
+    let mut fake = FakeHost::debootstrap_host(&["jammy", "gutsy"], "ubuntu", &KEYRING);
+    fake.put("usr/lib/systemd/system/getty@.service", "[Unit]\nConditionPathExists=/dev/tty0\n");
+    fake.put("usr/share/i18n/SUPPORTED", "en_IN UTF-8\nen_US.UTF-8 UTF-8\n");
+    fake.put_program("usr/sbin/locale-gen");
+    fake
 }
 
 /// The debootstrap argv, which must have run on the host.
@@ -84,7 +91,7 @@ fn full_create_from_a_local_mirror() {
             "/usr/sbin/debootstrap",
             "--arch=amd64",
             "--components=main,universe",
-            "--include=ssh,vim,sudo,language-pack-en",
+            "--include=ssh,vim,sudo,language-pack-en,locales,dbus",
             "--keyring=/fixture.gpg",
             "--force-check-gpg",
             "jammy",
@@ -118,6 +125,14 @@ fn full_create_from_a_local_mirror() {
     assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n");
     assert_eq!(fake.text("etc/ssh/ssh_host_ed25519_key.pub"), "ssh-ed25519 NEWKEY root@u1\n");
     assert!(!fake.text("etc/resolv.conf").contains("10.1.1.1"), "the host's resolver is not kept");
+    assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
+    assert!(lines.contains(&"locale-gen en_US.UTF-8".to_owned()), "{lines:?}");
+    // A getty on each of LXC's 4 ttys, as for Debian: without the drop-in
+    // getty@.service wants a /dev/tty0 that LXC does not make.
+    assert!(fake.text(GETTY_DROP_IN_PATH).contains("ConditionPathExists=/dev/%I"));
+    for tty in 1..=4 {
+        assert!(fake.exists(&format!("{GETTY_WANTS}/getty@tty{tty}.service")), "getty@tty{tty}");
+    }
     // config.
     assert_eq!(fake.config[0], ("lxc.include".into(), "/usr/share/lxc/config/ubuntu.common.conf".into()));
     assert_eq!(fake.config_values("lxc.uts.name"), ["u1"]);
@@ -234,4 +249,25 @@ fn foreign_arch_with_binfmt_gets_multiarch_sources() {
     assert!(sources.contains("deb [arch=amd64] http://security.ubuntu.com/ubuntu jammy-security main"), "{sources}");
     assert!(fake.lines().contains(&"dpkg --add-architecture amd64".to_owned()));
     assert_eq!(fake.config_values("lxc.arch"), ["arm64"]);
+}
+
+/// The host name is the host's (RFC 1123, maybe dotted), not the container
+/// name: `/etc/hostname` and `lxc.uts.name` get the short name, `/etc/hosts`
+/// both; messages keep the container name for `lxc-attach -n`.
+#[test]
+fn hostname_is_the_host_name_not_the_container_name() {
+    for (hostname, short, hosts_line) in
+        [("web-01", "web-01", "127.0.1.1\tweb-01\n"), ("web.example.com", "web", "127.0.1.1\tweb.example.com web\n")]
+    {
+        let mut fake = ubuntu_host();
+        let mut ctx = context("ubuntu", "web_01", &local(&[]));
+        ctx.hostname = hostname.into();
+        let (message, _) = create(&mut fake, &ctx).unwrap();
+        assert_eq!(fake.text("etc/hostname"), format!("{short}\n"));
+        assert!(fake.text("etc/hosts").contains(hosts_line), "{}", fake.text("etc/hosts"));
+        assert_eq!(fake.config_values("lxc.uts.name"), [short]);
+        assert_eq!(fake.text("etc/ssh/ssh_host_ed25519_key.pub"), format!("ssh-ed25519 NEWKEY root@{short}\n"));
+        let message = message.unwrap();
+        assert!(message.contains("lxc-attach -n web_01") && message.contains("'web_01'"), "{message}");
+    }
 }
