@@ -71,6 +71,12 @@ impl TestCommand {
         self
     }
 
+    /// The underlying command, for harness modules that start it
+    /// themselves ([`Running`](crate::running::Running)).
+    pub fn std_command(&mut self) -> &mut Command {
+        &mut self.cmd
+    }
+
     /// The command line, for messages.
     pub fn display(&self) -> String {
         let mut line = self.cmd.get_program().to_string_lossy().into_owned();

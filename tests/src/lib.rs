@@ -37,16 +37,28 @@ can never delete files through a bind mount) and only then removes it.
 - [`config`] reads LXC config text.
 - [`rootfs`] reads files, modes and ssh host keys of a rootfs and lists
   the entries of a rootfs cache.
+- [`running`] starts a command in the background, to watch its stderr and
+  signal it part way through; [`procs`] finds the processes it left.
+- [`leftovers`] looks at what an interrupted create left: `partial`, cache
+  staging, a fingerprint of the cache.
+- [`slowtool`] slows down a host tool lxc-tmpl runs by name, so that a test
+  can catch a create while it runs; [`tmpfs`] mounts a small tmpfs to run a
+  create out of space.
 */
 
 pub mod command;
 pub mod config;
 pub mod container;
 pub mod dir;
+pub mod leftovers;
 pub mod mirror;
 pub mod paths;
+pub mod procs;
 pub mod rootfs;
+pub mod running;
+pub mod slowtool;
 pub mod snapshot;
+pub mod tmpfs;
 
 use std::{os::unix::fs::MetadataExt, process::Command};
 
