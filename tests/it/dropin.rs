@@ -180,3 +180,39 @@ fn as_default_keeps_the_old_script_and_uninstall_restores_it() {
     assert!(!templates.join("lxc-tmpl-busybox").exists(), "uninstall left lxc-tmpl-busybox");
     assert!(!templates.join("lxc-busybox.lxc-tmpl-orig").exists(), "uninstall left the backup");
 }
+
+/// `lxc-create -t lxc-tmpl-<distro> -- --help` (and `-h`) prints the
+/// distro's help and fails, so lxc-create removes what it made: no
+/// container directory is left and the name stays free, for every plugin.
+#[test]
+fn template_help_through_lxc_create_leaves_nothing() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    let dir = TestDir::new("dropin-help-clean");
+    let templates = install(&dir, &[]);
+    // A distro option each help must show, besides the template convention.
+    let plugins =
+        [("busybox", "--busybox-path"), ("sshd", "--auth-key"), ("ubuntu", "--release"), ("debian", "--release")];
+    for (distro, option) in plugins {
+        for flag in ["--help", "-h"] {
+            let name = format!("help-{distro}");
+            let _ct = dir.container(&name);
+            let outcome =
+                lxc_create(&dir, &name, &templates.join(format!("lxc-tmpl-{distro}"))).args(["--", flag]).run();
+            let text = format!("{}{}", outcome.stdout, outcome.stderr);
+            assert_ne!(outcome.code(), Some(0), "lxc-create -t lxc-tmpl-{distro} -- {flag} succeeded:\n{outcome}");
+            assert_mentions(&text, &[option, "--mapped-uid"]);
+            let left = lxc_tmpl_tests::snapshot::listing(&dir.lxcpath());
+            assert!(
+                left.is_empty(),
+                "lxc-create -t lxc-tmpl-{distro} -- {flag} left {left:?} in the lxcpath:\n{outcome}"
+            );
+            let listed = TestCommand::new("lxc-ls").arg("-P").arg(dir.lxcpath()).stdout();
+            assert!(!listed.contains(&name), "lxc-ls still lists {name}: {listed}");
+        }
+    }
+    // The name is free: a real create of it works.
+    let _ct = dir.container("help-busybox");
+    lxc_create(&dir, "help-busybox", &templates.join("lxc-tmpl-busybox")).stdout();
+    assert!(dir.lxcpath().join("help-busybox/config").is_file());
+}
