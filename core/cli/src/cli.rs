@@ -34,6 +34,19 @@ pub enum Commands {
     /// Manage the rootfs cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Remove what an interrupted create left of container NAME (a complete
+    /// container is handed to lxc-destroy).
+    Destroy(DestroyArgs),
+}
+
+/// `lxc-tmpl destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Container name.
+    pub name: String,
+    /// Directory holding containers [default: lxc.lxcpath, usually /var/lib/lxc].
+    #[arg(short = 'P', long, value_name = "LXCPATH")]
+    pub lxcpath: Option<PathBuf>,
 }
 
 /// `lxc-tmpl cache`.

@@ -20,7 +20,9 @@ use std::{ffi::OsString, process::ExitCode};
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches};
 use lxc_tmpl_host::{
-    facts,
+    container::{self, Destroyed},
+    facts, interrupt,
+    names::validate_container_name,
     plugin::{PluginSet, default_plugin_dirs},
 };
 
@@ -41,16 +43,46 @@ impl std::error::Error for UsageError {}
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == lxc_tmpl_host::runner::HELPER_SUBCOMMAND) {
-        let status = lxc_tmpl_host::runner::helper_main(&args[2..]);
+        let status = lxc_tmpl_host::runner::helper_main();
         return ExitCode::from(u8::try_from(status).unwrap_or(1));
     }
-    match run(args) {
-        Ok(code) => code,
-        Err(err) => {
+    // Before any thread exists: signals must be blocked in every thread but the one that
+    // handles them (see lxc_tmpl_host::interrupt).
+    if handles_signals(&args)
+        && let Err(e) = interrupt::install()
+    {
+        eprintln!("error: cannot set up signal handling: {e}");
+        return ExitCode::from(1);
+    }
+    let result = run(args);
+    // A signal that no step noticed (it came too late, or the command checks none) still
+    // decides the exit status, as if the signal had ended the process.
+    let signal = interrupt::interrupted();
+    match (result, signal) {
+        (Ok(_), Some(signal)) => {
+            eprintln!("error: {signal}");
+            ExitCode::from(signal.exit_status())
+        }
+        (Ok(code), None) => code,
+        (Err(err), signal) => {
             eprintln!("error: {}", error_text(&err));
-            if err.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+            match signal {
+                Some(signal) => ExitCode::from(signal.exit_status()),
+                None if err.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
+                None => ExitCode::from(1),
+            }
         }
     }
+}
+
+/// Whether this invocation rolls back on SIGINT, SIGTERM and SIGHUP: the commands that change
+/// the disk for a while (create, template mode, cache purge, destroy). The others keep the
+/// signals' default action, which ends them at once.
+fn handles_signals(args: &[OsString]) -> bool {
+    if args.first().is_some_and(|a| commands::template::distro_from_argv0(a).is_some()) {
+        return true;
+    }
+    matches!(args.get(1).and_then(|a| a.to_str()), Some("create" | "template" | "cache" | "destroy"))
 }
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
@@ -138,8 +170,31 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             &plugins,
         )?,
         Commands::Info(info) => commands::list::info(info, &plugins)?,
+        Commands::Destroy(destroy) => return destroy_container(destroy),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lxc-tmpl destroy NAME`: the remains of an interrupted create go; a
+/// complete container goes to `lxc-destroy`, which knows its storage.
+fn destroy_container(args: &cli::DestroyArgs) -> Result<ExitCode> {
+    validate_container_name(&args.name)?;
+    let lxcpath = args.lxcpath.clone().unwrap_or_else(facts::default_lxcpath);
+    match container::destroy(&args.name, &lxcpath.join(&args.name))? {
+        Destroyed::Remains(recovered) => {
+            println!("{recovered}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Destroyed::Complete => {
+            let status = std::process::Command::new("lxc-destroy")
+                .arg("-P")
+                .arg(&lxcpath)
+                .args(["-n", &args.name])
+                .status()
+                .map_err(|e| anyhow::anyhow!("cannot run lxc-destroy ({e}): install lxc"))?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
 }
 
 /// The error and its causes, `what: why: deeper why`, leaving out a cause

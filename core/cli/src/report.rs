@@ -33,20 +33,25 @@ impl StderrReporter {
     }
 }
 
+/// Writes one line to stderr, ignoring failure: after SIGHUP the terminal may be gone, and a
+/// create must still roll back rather than panic on a lost progress line.
+fn line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 impl Reporter for StderrReporter {
     fn step(&self, step: &str) {
         if self.verbosity >= Verbosity::Normal {
-            eprintln!("==> {step}");
+            line(format_args!("==> {step}"));
         }
     }
 
     fn log(&self, level: LogLevel, message: &str) {
         match level {
-            LogLevel::Warn => eprintln!("warning: {message}"),
-            LogLevel::Info if self.verbosity >= Verbosity::Normal => eprintln!("{message}"),
-            LogLevel::Debug if self.verbosity >= Verbosity::Verbose => {
-                eprintln!("debug: {message}")
-            }
+            LogLevel::Warn => line(format_args!("warning: {message}")),
+            LogLevel::Info if self.verbosity >= Verbosity::Normal => line(format_args!("{message}")),
+            LogLevel::Debug if self.verbosity >= Verbosity::Verbose => line(format_args!("debug: {message}")),
             _ => {}
         }
     }

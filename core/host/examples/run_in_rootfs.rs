@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // Must come first, before any thread is started: the helper forks.
     if args.get(1).is_some_and(|a| a == runner::HELPER_SUBCOMMAND) {
-        std::process::exit(runner::helper_main(&args[2..]));
+        std::process::exit(runner::helper_main());
     }
 
     let usage = "usage: run_in_rootfs ROOTFS [--hostname H] [--resolv] [--stdin TEXT] -- PROGRAM [ARGS...]";

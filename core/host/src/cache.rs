@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! <distro>/<hash>.lock      flock: exclusive to build/flush, shared to copy out
-//! <distro>/<hash>/key       the full key text, for people and for collision checks
+//! <distro>/<hash>/key       the full key text, for people
 //! <distro>/<hash>/rootfs/   the finished rootfs; exists only when complete
 //! <distro>/<hash>/rootfs.tar the same, as a tar with numeric owners, for unprivileged lxc-create
 //! <distro>/<hash>/staging.* a build in progress (or a killed one, removed by the next builder)
@@ -18,16 +18,24 @@
 //!
 //! A killed build leaves only a `staging.*` directory, which nothing mistakes
 //! for a cache: completeness is the `rootfs` name, given by one `rename(2)`.
+//!
+//! The copy tools (cp, tar) run through a [`ToolRunner`]: the host's
+//! [`Runner`] in production, which gives each its own PID namespace that dies
+//! with lxc-tmpl. The process that copies out of an entry holds the entry's
+//! shared lock itself (the lock's descriptor is inherited by it), so a flush
+//! or purge can never remove a cache that a copy, even an orphaned one, still
+//! reads.
 
 use std::{
     fs, io,
+    os::fd::{AsFd, BorrowedFd},
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use thiserror::Error;
 
 use crate::lock::{FileLock, LockError, LockMode};
+use crate::runner::{HostCommand, RunOutput, Runner};
 
 /// A cache operation failed.
 #[derive(Debug, Error)]
@@ -74,6 +82,21 @@ pub enum CacheError {
 
 type Result<T> = std::result::Result<T, CacheError>;
 
+/// Runs the copy tools (`cp`, `tar`) of the cache.
+pub trait ToolRunner {
+    /// Runs `argv` on the host; every process of the run keeps `hold` open until it exits.
+    ///
+    /// # Errors
+    /// When the tool could not be run at all (a tool that runs and fails is an `Ok` output).
+    fn run_tool(&self, argv: &[String], hold: Option<BorrowedFd<'_>>) -> io::Result<RunOutput>;
+}
+
+impl ToolRunner for Runner {
+    fn run_tool(&self, argv: &[String], hold: Option<BorrowedFd<'_>>) -> io::Result<RunOutput> {
+        self.run_on_host(&HostCommand { argv, env: &[], stdin: b"", hold }).map_err(io::Error::other)
+    }
+}
+
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
     move |source| CacheError::Io { what, path: path.to_owned(), source }
 }
@@ -95,7 +118,14 @@ pub struct ReadyCache {
     pub rootfs: PathBuf,
     /// Whether this call built it (false: it was already there).
     pub built: bool,
-    _lock: FileLock,
+    lock: FileLock,
+}
+
+impl ReadyCache {
+    /// The descriptor of the shared lock, for a copy process to hold.
+    pub fn lock_fd(&self) -> BorrowedFd<'_> {
+        self.lock.as_fd()
+    }
 }
 
 impl CacheEntry {
@@ -107,8 +137,13 @@ impl CacheEntry {
             dir: distro_dir.join(&hash),
             lock_path: distro_dir.join(format!("{hash}.lock")),
             key: key.to_owned(),
-            label: format!("{distro} {key}"),
+            label: label(distro, key, &hash),
         }
+    }
+
+    /// `debian bookworm amd64`: how messages name the entry.
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// The entry's directory.
@@ -127,6 +162,7 @@ impl CacheEntry {
     /// who holds the lock whenever this call has to wait.
     pub fn ensure<E: From<CacheError>>(
         &self,
+        tools: &dyn ToolRunner,
         flush: bool,
         can_build: bool,
         mut on_wait: impl FnMut(&str),
@@ -135,12 +171,12 @@ impl CacheEntry {
         let parent = self.dir.parent().expect("cache entry has a parent");
         fs::create_dir_all(parent).map_err(io_err("cannot create cache directory", parent))?;
         let lock_err = |e: LockError| E::from(CacheError::Lock(e));
-        let building = format!("building cache {}", self.label);
+        let building = format!("building the {} cache", self.label);
         if !flush {
-            let lock =
-                FileLock::acquire(&self.lock_path, LockMode::Shared, "copying", &mut on_wait).map_err(lock_err)?;
+            let lock = FileLock::acquire(&self.lock_path, LockMode::Shared, "copying from it", &mut on_wait)
+                .map_err(lock_err)?;
             if self.rootfs().is_dir() {
-                return Ok(ReadyCache { rootfs: self.rootfs(), built: false, _lock: lock });
+                return Ok(ReadyCache { rootfs: self.rootfs(), built: false, lock });
             }
         }
         if !can_build {
@@ -155,15 +191,16 @@ impl CacheEntry {
         let built = if self.rootfs().is_dir() {
             false
         } else {
-            self.build_into_place(build)?;
+            self.build_into_place(tools, build)?;
             true
         };
-        lock.set_mode(LockMode::Shared, "copying").map_err(lock_err)?;
-        Ok(ReadyCache { rootfs: self.rootfs(), built, _lock: lock })
+        lock.set_mode(LockMode::Shared, "copying from it").map_err(lock_err)?;
+        Ok(ReadyCache { rootfs: self.rootfs(), built, lock })
     }
 
     fn build_into_place<E: From<CacheError>>(
         &self,
+        tools: &dyn ToolRunner,
         build: impl FnOnce(&Path) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         fs::create_dir_all(&self.dir).map_err(io_err("cannot create cache entry", &self.dir))?;
@@ -178,9 +215,16 @@ impl CacheEntry {
             let _ = fs::remove_dir(&self.dir);
             return Err(e);
         }
-        fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
-        pack_rootfs(&staging, &self.dir.join("rootfs.tar"))?;
-        fs::rename(&staging, self.rootfs()).map_err(io_err("cannot move into place", &staging))?;
+        let finish = || -> Result<()> {
+            fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
+            pack_rootfs(tools, &staging, &self.dir.join("rootfs.tar"))?;
+            fs::rename(&staging, self.rootfs()).map_err(io_err("cannot move into place", &staging))
+        };
+        // An interrupted or failed pack leaves no staging dir or half tar behind.
+        finish().inspect_err(|_| {
+            let _ = remove_if_present(&staging);
+            let _ = fs::remove_file(self.dir.join("rootfs.tar.partial"));
+        })?;
         Ok(())
     }
 
@@ -218,7 +262,7 @@ pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str
         };
         let dir = distro_dir.join(hash);
         let _lock =
-            FileLock::acquire(&lock_path, LockMode::Exclusive, &format!("purging cache {distro}"), &mut on_wait)?;
+            FileLock::acquire(&lock_path, LockMode::Exclusive, &format!("purging the {distro} cache"), &mut on_wait)?;
         if dir.exists() {
             remove_if_present(&dir)?;
             removed.push(dir);
@@ -229,38 +273,72 @@ pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str
 
 /// Copies a cached rootfs into an empty container rootfs, keeping owners,
 /// modes, hard links, xattrs and device nodes, with reflinks where the
-/// filesystem offers them (`cp -a --reflink=auto`).
-pub fn copy_rootfs(from: &Path, to: &Path) -> Result<()> {
-    let mut cp = Command::new("cp");
-    cp.args(["-a", "--reflink=auto", "--"]).arg(from.join(".")).arg(to);
-    run_copy_tool(cp, from, to)
+/// filesystem offers them (`cp -a --reflink=auto`). `cp` itself holds the
+/// entry's shared lock until it exits.
+pub fn copy_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
+    let argv = vec![
+        "cp".to_owned(),
+        "-a".to_owned(),
+        "--reflink=auto".to_owned(),
+        "--".to_owned(),
+        path_arg(&cache.rootfs.join("."))?,
+        path_arg(to)?,
+    ];
+    run_copy_tool(tools, &argv, Some(cache.lock_fd()), &cache.rootfs, to)
+}
+
+/// A path as a command-line argument; the copy tools are given UTF-8 paths only.
+fn path_arg(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| CacheError::Copy {
+        from: path.to_owned(),
+        to: path.to_owned(),
+        detail: "the path is not UTF-8: choose a cache dir and lxcpath with UTF-8 names".into(),
+    })
 }
 
 /// Runs a tool that copies `from` to `to`; its stderr explains a failure.
-fn run_copy_tool(mut tool: Command, from: &Path, to: &Path) -> Result<()> {
-    let output = tool.output().map_err(io_err("cannot run the copy tool for", from))?;
-    if output.status.success() {
+fn run_copy_tool(
+    tools: &dyn ToolRunner,
+    argv: &[String],
+    hold: Option<BorrowedFd<'_>>,
+    from: &Path,
+    to: &Path,
+) -> Result<()> {
+    let output = tools.run_tool(argv, hold).map_err(io_err("cannot run the copy tool for", from))?;
+    if output.status == 0 {
         Ok(())
     } else {
-        Err(CacheError::Copy {
-            from: from.to_owned(),
-            to: to.to_owned(),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
+        Err(CacheError::Copy { from: from.to_owned(), to: to.to_owned(), detail: first_complaint(&output.stderr) })
+    }
+}
+
+/// The first line of a copy tool's stderr, where `cp` and `tar` name the file
+/// and the cause (`No space left on device`); a full disk makes them repeat it
+/// for every later file, which would bury the one line that matters.
+fn first_complaint(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    match (lines.next(), lines.count()) {
+        (None, _) => "the tool failed without saying why".into(),
+        (Some(first), 0) => first.to_owned(),
+        (Some(first), more) => format!("{first} (and {more} more lines)"),
     }
 }
 
 /// Writes `tar` of the rootfs at `from`, with numeric owners, atomically.
-fn pack_rootfs(from: &Path, tar: &Path) -> Result<()> {
+fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
     let partial = tar.with_extension("tar.partial");
-    run_tar(&["--numeric-owner", "-C"], from, &["-cpf"], &partial, &["."], from, tar)?;
+    let argv = ["tar", "--numeric-owner", "-C", &path_arg(from)?, "-cpf", &path_arg(&partial)?, "."].map(str::to_owned);
+    run_copy_tool(tools, &argv, None, from, tar)?;
     fs::rename(&partial, tar).map_err(io_err("cannot move into place", &partial))
 }
 
 /// Unpacks a cache entry's `rootfs.tar` into an empty container rootfs,
 /// inside a user namespace: owners come from the tar (numeric), device
 /// nodes are left out as an unprivileged container cannot create them.
-pub fn unpack_rootfs(entry: &Path, to: &Path) -> Result<()> {
+/// `tar` holds the entry's shared lock until it exits.
+pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
+    let entry = cache.rootfs.parent().expect("the cached rootfs is inside its entry");
     let tar = entry.join("rootfs.tar");
     if !tar.is_file() {
         return Err(CacheError::Copy {
@@ -271,20 +349,27 @@ pub fn unpack_rootfs(entry: &Path, to: &Path) -> Result<()> {
                 .into(),
         });
     }
-    run_tar(&["--numeric-owner", "--exclude=./dev/*", "-C"], to, &["-xpf"], &tar, &[], &tar, to)
-}
-
-/// Runs `tar <pre> <dir> <mode> <file> <post>`; errors name `from` and `to`.
-fn run_tar(pre: &[&str], dir: &Path, mode: &[&str], file: &Path, post: &[&str], from: &Path, to: &Path) -> Result<()> {
-    let mut tar = Command::new("tar");
-    tar.args(pre).arg(dir).args(mode).arg(file).args(post);
-    run_copy_tool(tar, from, to)
+    let argv = ["tar", "--numeric-owner", "--exclude=./dev/*", "-C", &path_arg(to)?, "-xpf", &path_arg(&tar)?]
+        .map(str::to_owned);
+    run_copy_tool(tools, &argv, Some(cache.lock_fd()), &tar, to)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("cannot remove", path)(e)),
         _ => Ok(()),
+    }
+}
+
+/// `<distro> <release> <arch>` from the `release=` and `arch=` words of a
+/// key, as the plugins in this repository write them; `<distro> cache <hash>`
+/// for a key without them.
+fn label(distro: &str, key: &str, hash: &str) -> String {
+    let word = |name: &str| key.split_whitespace().find_map(|w| w.strip_prefix(name)).filter(|v| !v.is_empty());
+    match (word("release="), word("arch=")) {
+        (Some(release), Some(arch)) => format!("{distro} {release} {arch}"),
+        (Some(release), None) => format!("{distro} {release}"),
+        _ => format!("{distro} cache {hash}"),
     }
 }
 
@@ -312,12 +397,23 @@ mod tests {
     }
     type TestResult = std::result::Result<(), TestError>;
 
+    /// Runs the copy tools directly: unit tests have no lxc-tmpl binary to be the runner's
+    /// helper (the runner's own tests and tests/it cover that path).
+    struct DirectTools;
+    impl ToolRunner for DirectTools {
+        fn run_tool(&self, argv: &[String], _hold: Option<BorrowedFd<'_>>) -> io::Result<RunOutput> {
+            let out = std::process::Command::new(&argv[0]).args(&argv[1..]).output()?;
+            Ok(RunOutput { status: out.status.code().unwrap_or(128), stdout: out.stdout, stderr: out.stderr })
+        }
+    }
+
     #[test]
     fn builds_once_then_reuses() {
         let cache = tempfile::tempdir().unwrap();
         let entry = CacheEntry::new(cache.path(), "demo", "release=x arch=y");
         let ready = entry
             .ensure(
+                &DirectTools,
                 false,
                 true,
                 |_| {},
@@ -330,7 +426,8 @@ mod tests {
         assert!(ready.built);
         assert_eq!(fs::read_to_string(ready.rootfs.join("marker")).unwrap(), "1");
         drop(ready);
-        let again = entry.ensure(false, true, |_| {}, |_| -> TestResult { panic!("must not rebuild") }).unwrap();
+        let again =
+            entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { panic!("must not rebuild") }).unwrap();
         assert!(!again.built);
     }
 
@@ -339,6 +436,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let entry = CacheEntry::new(cache.path(), "demo", "k");
         let err = entry.ensure(
+            &DirectTools,
             false,
             true,
             |_| {},
@@ -351,7 +449,7 @@ mod tests {
         assert!(!entry.dir().exists(), "a failed first build leaves no entry directory");
         // A killed build leaves a staging dir; the next build clears it.
         fs::create_dir_all(entry.dir().join("staging.99999/etc")).unwrap();
-        let ready = entry.ensure(false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();
+        let ready = entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();
         assert!(ready.built);
         assert!(!entry.dir().join("staging.99999").exists());
     }
@@ -360,8 +458,10 @@ mod tests {
     fn flush_rebuilds() {
         let cache = tempfile::tempdir().unwrap();
         let entry = CacheEntry::new(cache.path(), "demo", "k");
-        drop(entry.ensure(false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
-        let ready = entry.ensure(true, true, |_| {}, |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) }).unwrap();
+        drop(entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
+        let ready = entry
+            .ensure(&DirectTools, true, true, |_| {}, |s| -> TestResult { Ok(fs::write(s.join("new"), "")?) })
+            .unwrap();
         assert!(ready.built && ready.rootfs.join("new").exists());
     }
 
@@ -369,10 +469,13 @@ mod tests {
     fn entry_is_packed_for_user_namespaces_and_not_built_where_it_cannot_be() {
         let cache = tempfile::tempdir().unwrap();
         let entry = CacheEntry::new(cache.path(), "demo", "k");
-        let err = entry.ensure(false, false, |_| {}, |_| -> TestResult { panic!("must not build") }).unwrap_err();
+        let err = entry
+            .ensure(&DirectTools, false, false, |_| {}, |_| -> TestResult { panic!("must not build") })
+            .unwrap_err();
         assert!(err.0.contains("cannot be built inside the user namespace"), "{err:?}");
         let ready = entry
             .ensure(
+                &DirectTools,
                 false,
                 true,
                 |_| {},
@@ -382,13 +485,18 @@ mod tests {
                 },
             )
             .unwrap();
-        drop(ready);
         let to = cache.path().join("container");
         fs::create_dir(&to).unwrap();
-        unpack_rootfs(entry.dir(), &to).unwrap();
+        unpack_rootfs(&DirectTools, &ready, &to).unwrap();
         assert_eq!(fs::read_to_string(to.join("etc/hostname")).unwrap(), "x\n");
+        drop(ready);
         // Built now: a caller that cannot build gets it.
-        assert!(!entry.ensure(false, false, |_| {}, |_| -> TestResult { panic!("must not build") }).unwrap().built);
+        assert!(
+            !entry
+                .ensure(&DirectTools, false, false, |_| {}, |_| -> TestResult { panic!("must not build") })
+                .unwrap()
+                .built
+        );
     }
 
     #[test]
@@ -396,7 +504,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         for (distro, key) in [("debian", "bookworm"), ("debian", "trixie"), ("ubuntu", "jammy")] {
             let entry = CacheEntry::new(cache.path(), distro, key);
-            drop(entry.ensure(false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
+            drop(entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
         }
         let removed = purge_distro(cache.path(), "debian", |_| {}).unwrap();
         assert_eq!(removed.len(), 2);
@@ -404,6 +512,23 @@ mod tests {
         assert!(CacheEntry::new(cache.path(), "ubuntu", "jammy").dir().join("rootfs").is_dir(), "ubuntu untouched");
         assert!(purge_distro(cache.path(), "alpine", |_| {}).unwrap().is_empty());
         assert!(matches!(purge_distro(cache.path(), "../x", |_| {}), Err(CacheError::BadDistro(_))));
+    }
+
+    #[test]
+    fn labels_name_distro_release_and_arch() {
+        let entry = CacheEntry::new(Path::new("/c"), "debian", "debian-v1 release=bookworm arch=amd64 mirror=http://x");
+        assert_eq!(entry.label(), "debian bookworm amd64");
+        assert!(CacheEntry::new(Path::new("/c"), "x", "opaque").label().starts_with("x cache "));
+    }
+
+    #[test]
+    fn copy_errors_keep_the_first_complaint() {
+        let stderr = b"cp: error writing '/l/c1/rootfs/usr/a': No space left on device\ncp: error writing '/l/c1/rootfs/usr/b': No space left on device\n";
+        assert_eq!(
+            first_complaint(stderr),
+            "cp: error writing '/l/c1/rootfs/usr/a': No space left on device (and 1 more lines)"
+        );
+        assert_eq!(first_complaint(b"\n"), "the tool failed without saying why");
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! means a create died and the container is destroyed. Using the same
 //! protocol makes a half-made `lxc-tmpl create` look to LXC exactly like a
 //! half-made `lxc-create`, and makes two creates of one name exclude each other.
+//!
+//! LXC only looks at the lock, never at the file's content, so lxc-tmpl writes
+//! a small JSON record into it ([`PartialRecord`]): who is creating, and what
+//! that create made (the directory? the rootfs?). A create killed by `SIGKILL`
+//! or a power loss leaves the file unlocked; the next claim of that name (or
+//! `lxc-tmpl destroy NAME`) reads the record and removes exactly what the dead
+//! create made, never a directory or file the user had before.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -15,7 +22,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nix::fcntl::{FcntlArg, fcntl};
+use std::io::{Read, Write};
+
+use nix::{
+    errno::Errno,
+    fcntl::{FcntlArg, fcntl},
+};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Why a container directory could not be claimed or kept.
@@ -30,14 +43,35 @@ pub enum ContainerError {
         lxcpath: PathBuf,
     },
     /// Another create holds the `partial` file.
-    #[error(
-        "container '{name}' is being created by another process ({partial} exists); wait for it, or remove {partial} if no create is running"
-    )]
+    #[error("container '{name}' is being created by {holder} ({partial} is locked): wait for it to finish")]
     Busy {
         /// Container name.
         name: String,
         /// The partial file.
         partial: PathBuf,
+        /// `process 4242`, or `another process` when the file names none.
+        holder: String,
+    },
+    /// An abandoned create whose partial file records nothing lxc-tmpl made.
+    #[error(
+        "container '{name}' was left half-made by an interrupted lxc-create ({partial} is unlocked and records \
+         nothing lxc-tmpl made): check {dir} and remove it (rm -rf {dir}), then create again"
+    )]
+    Abandoned {
+        /// Container name.
+        name: String,
+        /// The partial file.
+        partial: PathBuf,
+        /// The container directory.
+        dir: PathBuf,
+    },
+    /// `destroy` found nothing to destroy.
+    #[error("there is no container '{name}' at {dir}: nothing to remove (check the name and -P LXCPATH)")]
+    NotFound {
+        /// Container name.
+        name: String,
+        /// Where it was looked for.
+        dir: PathBuf,
     },
     /// A user-supplied rootfs is not empty.
     #[error("rootfs {0} is not empty: pass an empty directory or leave out --rootfs")]
@@ -71,6 +105,55 @@ pub struct ContainerDir {
     created_rootfs: bool,
     partial: Option<File>,
     keep: bool,
+    recovered: Option<Recovered>,
+}
+
+/// What lxc-tmpl writes into `partial`: enough for a later run to remove
+/// exactly what an interrupted create made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialRecord {
+    /// Always `lxc-tmpl`: an empty or foreign partial file (lxc-create's) is not ours to judge.
+    pub tool: String,
+    /// The creating process.
+    pub pid: u32,
+    /// Whether the create made the container directory (else it existed, and only what the
+    /// create put into it is removed).
+    pub dir_created: bool,
+    /// The rootfs directory.
+    pub rootfs: PathBuf,
+    /// Whether the create made the rootfs directory (else it was the user's empty `--rootfs`,
+    /// which is emptied but kept).
+    pub rootfs_created: bool,
+}
+
+const RECORD_TOOL: &str = "lxc-tmpl";
+
+/// The remains of an interrupted create that a claim or [`destroy`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// The process that made them, as its record says (none for a bare partial file).
+    pub pid: Option<u32>,
+    /// The container directory.
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Display for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "removed the remains of an interrupted create")?;
+        if let Some(pid) = self.pid {
+            write!(f, " (pid {pid})")?;
+        }
+        write!(f, " in {}", self.dir.display())
+    }
+}
+
+/// What [`destroy`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destroyed {
+    /// An abandoned create's remains were removed.
+    Remains(Recovered),
+    /// The container is complete: it is LXC's to destroy (`lxc-destroy`).
+    Complete,
 }
 
 impl ContainerDir {
@@ -78,7 +161,16 @@ impl ContainerDir {
     /// creates the directory (0770, as lxc-create), the locked `partial`
     /// file and the rootfs directory (`dir/rootfs` unless `rootfs` is given,
     /// which must then be empty or absent).
+    ///
+    /// A `partial` file nobody holds marks a create that was killed: when its
+    /// record says lxc-tmpl made it, what it made is removed first and
+    /// [`recovered`](Self::recovered) says so; otherwise the claim fails with
+    /// [`ContainerError::Abandoned`].
     pub fn claim(name: &str, dir: &Path, rootfs: Option<&Path>) -> Result<Self> {
+        let recovered = match recover_abandoned(name, dir)? {
+            Some(Destroyed::Remains(recovered)) => Some(recovered),
+            _ => None,
+        };
         if dir.join("config").exists() {
             return Err(ContainerError::AlreadyExists {
                 name: name.to_owned(),
@@ -111,6 +203,7 @@ impl ContainerDir {
                 let _ = fs::remove_dir(dir);
             }
         })?;
+        let rootfs_created = !rootfs_path.exists();
         let mut claimed = ContainerDir {
             dir: dir.to_owned(),
             rootfs: rootfs_path,
@@ -118,7 +211,18 @@ impl ContainerDir {
             created_rootfs: false,
             partial: Some(partial),
             keep: false,
+            recovered,
         };
+        // Recorded before the rootfs is made: after a kill, a later run must know that an
+        // existing rootfs is this create's to remove.
+        let record = PartialRecord {
+            tool: RECORD_TOOL.to_owned(),
+            pid: std::process::id(),
+            dir_created: created_dir,
+            rootfs: claimed.rootfs.clone(),
+            rootfs_created,
+        };
+        claimed.write_record(&record)?;
         match fs::DirBuilder::new().mode(0o755).create(&claimed.rootfs) {
             Ok(()) => claimed.created_rootfs = true,
             // A user-supplied empty rootfs; checked above.
@@ -126,6 +230,25 @@ impl ContainerDir {
             Err(e) => return Err(io_err("cannot create rootfs", &claimed.rootfs)(e)),
         }
         Ok(claimed)
+    }
+
+    /// The remains of an interrupted create this claim removed first, if any.
+    pub fn recovered(&self) -> Option<&Recovered> {
+        self.recovered.as_ref()
+    }
+
+    /// Writes `record` into the held partial file, durably (it must survive a power loss that
+    /// the files it describes survive).
+    fn write_record(&mut self, record: &PartialRecord) -> Result<()> {
+        let path = self.dir.join("partial");
+        let file = self.partial.as_mut().expect("the partial file is held while claiming");
+        let text = serde_json::to_vec(record).expect("a record of plain fields serialises");
+        file.write_all(&text).and_then(|()| file.sync_all()).map_err(io_err("cannot write", &path))?;
+        // The directory entries (the container dir, partial) must be durable too.
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
     }
 
     /// The container directory.
@@ -165,22 +288,10 @@ impl ContainerDir {
     }
 
     fn remove_created(&mut self) -> io::Result<()> {
-        // remove_dir_all never follows symlinks, so a rootfs holding
-        // `etc -> /` only loses the link.
-        if self.created_rootfs {
-            remove_if_present(&self.rootfs)?;
-        } else {
-            // A user-supplied rootfs that was empty: empty it again.
-            for entry in fs::read_dir(&self.rootfs)? {
-                let path = entry?.path();
-                if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path)? } else { fs::remove_file(&path)? }
-            }
-        }
+        remove_made(&self.dir, &self.rootfs, self.created_dir, self.created_rootfs)?;
         let _ = self.release_partial();
         if self.created_dir {
             remove_if_present(&self.dir)?;
-        } else {
-            let _ = fs::remove_file(self.dir.join("config"));
         }
         Ok(())
     }
@@ -198,30 +309,122 @@ impl Drop for ContainerDir {
     }
 }
 
-/// Creates `dir/partial` exclusively and takes an OFD write lock on it, as
-/// lxc-create does; LXC tools read a held lock as "creation in progress".
-fn lock_partial(name: &str, dir: &Path) -> Result<File> {
-    let path = dir.join("partial");
-    let file = OpenOptions::new().write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            ContainerError::Busy { name: name.to_owned(), partial: path.clone() }
-        } else {
-            io_err("cannot create", &path)(e)
+/// Removes what a create made inside `dir` (not `dir` itself): the rootfs it
+/// created, or the contents of a user's `--rootfs` it filled, and the config.
+///
+/// `remove_dir_all` never follows symlinks, so a rootfs holding `etc -> /`
+/// only loses the link.
+fn remove_made(dir: &Path, rootfs: &Path, dir_created: bool, rootfs_created: bool) -> io::Result<()> {
+    if rootfs_created {
+        remove_if_present(rootfs)?;
+    } else if rootfs.is_dir() {
+        // A user-supplied rootfs that was empty: empty it again.
+        for entry in fs::read_dir(rootfs)? {
+            let path = entry?.path();
+            if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path)? } else { fs::remove_file(&path)? }
         }
-    })?;
-    let lock = nix::libc::flock {
+    }
+    if !dir_created {
+        // The config is the create's: a directory holding one is refused before anything is made.
+        match fs::remove_file(dir.join("config")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The OFD write lock lxc-create takes on `partial`, over the whole file.
+fn write_lock() -> nix::libc::flock {
+    nix::libc::flock {
         l_type: nix::libc::F_WRLCK as i16,
         l_whence: nix::libc::SEEK_SET as i16,
         l_start: 0,
         l_len: 0,
         l_pid: 0,
-    };
-    if let Err(e) = fcntl(&file, FcntlArg::F_OFD_SETLK(&lock)) {
+    }
+}
+
+/// Creates `dir/partial` exclusively and takes an OFD write lock on it, as
+/// lxc-create does; LXC tools read a held lock as "creation in progress".
+fn lock_partial(name: &str, dir: &Path) -> Result<File> {
+    let path = dir.join("partial");
+    let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            // Another create claimed it between our check and now.
+            ContainerError::Busy { name: name.to_owned(), partial: path.clone(), holder: "another process".into() }
+        } else {
+            io_err("cannot create", &path)(e)
+        }
+    })?;
+    if let Err(e) = fcntl(&file, FcntlArg::F_OFD_SETLK(&write_lock())) {
         // The file is ours (create_new): leave no stray partial behind.
         let _ = fs::remove_file(&path);
         return Err(io_err("cannot lock", &path)(io::Error::from_raw_os_error(e as i32)));
     }
     Ok(file)
+}
+
+/// Looks at `dir/partial`, if there is one. A locked one is a create in progress
+/// ([`ContainerError::Busy`]). An unlocked one whose record is lxc-tmpl's is an
+/// abandoned create: what it made is removed, under the lock, and returned as
+/// [`Destroyed::Remains`]. An unlocked one with no record is removed only when
+/// it is alone in `dir` (a create killed right after making it); otherwise the
+/// directory is the user's to judge ([`ContainerError::Abandoned`]).
+///
+/// `Ok(None)`: there is no partial file.
+fn recover_abandoned(name: &str, dir: &Path) -> Result<Option<Destroyed>> {
+    let path = dir.join("partial");
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("cannot open", &path)(e)),
+    };
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let record: Option<PartialRecord> =
+        serde_json::from_str(&text).ok().filter(|r: &PartialRecord| r.tool == RECORD_TOOL);
+    match fcntl(&file, FcntlArg::F_OFD_SETLK(&write_lock())) {
+        Ok(_) => {}
+        Err(Errno::EAGAIN | Errno::EACCES) => {
+            let holder = record.map_or_else(|| "another process".to_owned(), |r| format!("process {}", r.pid));
+            return Err(ContainerError::Busy { name: name.to_owned(), partial: path, holder });
+        }
+        Err(e) => return Err(io_err("cannot lock", &path)(io::Error::from_raw_os_error(e as i32))),
+    }
+    // Ours now: no other create can take it while we clean up.
+    let Some(record) = record else {
+        let alone = fs::read_dir(dir).map_err(io_err("cannot read", dir))?.count() == 1;
+        if !alone {
+            return Err(ContainerError::Abandoned { name: name.to_owned(), partial: path, dir: dir.to_owned() });
+        }
+        fs::remove_file(&path).map_err(io_err("cannot remove", &path))?;
+        return Ok(Some(Destroyed::Remains(Recovered { pid: None, dir: dir.to_owned() })));
+    };
+    remove_made(dir, &record.rootfs, record.dir_created, record.rootfs_created)
+        .map_err(io_err("cannot remove the remains of an interrupted create in", dir))?;
+    fs::remove_file(&path).map_err(io_err("cannot remove", &path))?;
+    if record.dir_created {
+        remove_if_present(dir).map_err(io_err("cannot remove", dir))?;
+    }
+    Ok(Some(Destroyed::Remains(Recovered { pid: Some(record.pid), dir: dir.to_owned() })))
+}
+
+/// `lxc-tmpl destroy NAME`: removes the remains of an interrupted create of
+/// `name` in `dir`, or says that the container is complete (LXC's to destroy).
+///
+/// # Errors
+/// [`ContainerError::Busy`] while a create holds the name,
+/// [`ContainerError::Abandoned`] for remains lxc-tmpl did not record,
+/// [`ContainerError::NotFound`] when there is no container.
+pub fn destroy(name: &str, dir: &Path) -> Result<Destroyed> {
+    if let Some(done) = recover_abandoned(name, dir)? {
+        return Ok(done);
+    }
+    if dir.join("config").exists() {
+        return Ok(Destroyed::Complete);
+    }
+    Err(ContainerError::NotFound { name: name.to_owned(), dir: dir.to_owned() })
 }
 
 fn is_empty_or_absent(path: &Path) -> Result<bool> {
@@ -287,9 +490,87 @@ mod tests {
         fs::write(dir.join("partial"), "").unwrap();
         fs::write(dir.join("rootfs/etc/keep"), "mine").unwrap();
         let err = ContainerDir::claim("busy", &dir, None).unwrap_err();
-        assert!(matches!(err, ContainerError::Busy { .. }), "{err}");
+        // Unlocked and recording nothing of ours: an interrupted lxc-create's, for the user to judge.
+        assert!(matches!(err, ContainerError::Abandoned { .. }), "{err}");
+        assert!(err.to_string().contains("rm -rf"), "{err}");
         assert_eq!(fs::read_to_string(dir.join("rootfs/etc/keep")).unwrap(), "mine");
         assert!(dir.join("partial").exists());
+        assert!(matches!(destroy("busy", &dir), Err(ContainerError::Abandoned { .. })));
+        assert!(dir.join("rootfs/etc/keep").exists());
+    }
+
+    /// A claim whose process "died": the partial stays (unlocked once the fd closes) with its
+    /// record, as after SIGKILL.
+    fn abandon(claim: ContainerDir) {
+        let mut claim = claim;
+        claim.partial.take(); // closing the fd drops the OFD lock, the file stays
+        claim.keep = true;
+        std::mem::forget(claim);
+    }
+
+    #[test]
+    fn a_killed_creates_remains_are_removed_by_the_next_claim() {
+        let lxcpath = tempfile::tempdir().unwrap();
+        let dir = lxcpath.path().join("c1");
+        let claim = ContainerDir::claim("c1", &dir, None).unwrap();
+        fs::write(claim.rootfs().join("half"), "x").unwrap();
+        fs::write(claim.config_path(), "lxc.uts.name = c1\n").unwrap();
+        abandon(claim);
+        let record: PartialRecord = serde_json::from_str(&fs::read_to_string(dir.join("partial")).unwrap()).unwrap();
+        assert_eq!(record.pid, std::process::id());
+        assert!(record.dir_created && record.rootfs_created);
+
+        let again = ContainerDir::claim("c1", &dir, None).unwrap();
+        let recovered = again.recovered().expect("the remains were removed");
+        assert_eq!(recovered.pid, Some(std::process::id()));
+        assert!(recovered.to_string().starts_with("removed the remains of an interrupted create"), "{recovered}");
+        assert!(!again.rootfs().join("half").exists());
+        assert!(!dir.join("config").exists());
+    }
+
+    #[test]
+    fn recovery_keeps_the_users_directories() {
+        let lxcpath = tempfile::tempdir().unwrap();
+        let dir = lxcpath.path().join("c1");
+        let rootfs = lxcpath.path().join("my-rootfs");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("notes"), "mine").unwrap();
+        fs::create_dir(&rootfs).unwrap();
+        let claim = ContainerDir::claim("c1", &dir, Some(&rootfs)).unwrap();
+        fs::write(claim.rootfs().join("half"), "x").unwrap();
+        abandon(claim);
+        match destroy("c1", &dir).unwrap() {
+            Destroyed::Remains(r) => assert_eq!(r.dir, dir),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(fs::read_to_string(dir.join("notes")).unwrap(), "mine", "the user's directory was touched");
+        assert!(rootfs.is_dir() && fs::read_dir(&rootfs).unwrap().next().is_none(), "the user's rootfs is kept, empty");
+        assert!(!dir.join("partial").exists());
+        assert!(matches!(destroy("c1", &dir), Err(ContainerError::NotFound { .. })));
+    }
+
+    #[test]
+    fn destroy_refuses_a_create_in_progress_and_leaves_complete_ones_to_lxc() {
+        let lxcpath = tempfile::tempdir().unwrap();
+        let dir = lxcpath.path().join("c1");
+        let claim = ContainerDir::claim("c1", &dir, None).unwrap();
+        let err = destroy("c1", &dir).unwrap_err();
+        assert!(err.to_string().contains(&format!("being created by process {}", std::process::id())), "{err}");
+        fs::write(claim.config_path(), "").unwrap();
+        claim.commit().unwrap();
+        assert_eq!(destroy("c1", &dir).unwrap(), Destroyed::Complete);
+        assert!(dir.join("rootfs").is_dir());
+    }
+
+    #[test]
+    fn a_bare_partial_alone_is_cleared() {
+        // A create killed between making `partial` and writing its record.
+        let lxcpath = tempfile::tempdir().unwrap();
+        let dir = lxcpath.path().join("c1");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("partial"), "").unwrap();
+        let claim = ContainerDir::claim("c1", &dir, None).unwrap();
+        assert_eq!(claim.recovered().map(|r| r.pid), Some(None));
     }
 
     #[test]

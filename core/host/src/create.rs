@@ -9,7 +9,11 @@
 //!   -> write config -> unlock partial -> LXC reload check -> commit -> message
 //! ```
 //!
-//! Any failure drops the claim, which removes everything the create made.
+//! Any failure drops the claim, which removes everything the create made. So
+//! does a signal (SIGINT, SIGTERM, SIGHUP; see [`crate::interrupt`]): it kills
+//! the running command, the step fails, and [`CreateError::Interrupted`] says
+//! which step was cut short. Before it says ready, a create checks that the
+//! container can boot: the init its config names exists in the rootfs.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +27,7 @@ use crate::{
     cache::{CacheEntry, CacheError, copy_rootfs, unpack_rootfs},
     container::{ContainerDir, ContainerError},
     idmap::{IdMap, IdMapError},
+    interrupt::{self, Interrupted},
     lxcconf::{BaseConfig, ConfigDocument, Dialect, LxcConfError, random_hwaddr},
     plugin::{
         LoadedPlugin,
@@ -68,6 +73,27 @@ pub enum CreateError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A signal interrupted the create; everything it made has been removed.
+    #[error("{signal} during {step}: the create was rolled back")]
+    Interrupted {
+        /// The signal.
+        signal: Interrupted,
+        /// The step that was running.
+        step: &'static str,
+    },
+    /// The container's init is missing from the rootfs, so `lxc-start` would fail.
+    #[error(
+        "the container cannot boot: its init {init} is missing from {rootfs} or not executable; \
+         the {distro} plugin made a rootfs without one (choose another variant, or set lxc.init.cmd)"
+    )]
+    NoInit {
+        /// The init command's path (`lxc.init.cmd`, or `/sbin/init`).
+        init: String,
+        /// The rootfs.
+        rootfs: PathBuf,
+        /// The distro.
+        distro: String,
     },
     /// LXC refused the config that was written.
     #[error("LXC {version} cannot load the generated config {path}: {detail}")]
@@ -206,6 +232,8 @@ pub struct Creator<'a> {
     pub runner: &'a Runner,
     /// Progress and logs.
     pub reporter: &'a dyn Reporter,
+    /// The step running now, for the message of an interrupted create.
+    step: std::cell::Cell<&'static str>,
 }
 
 impl std::fmt::Debug for Creator<'_> {
@@ -214,7 +242,30 @@ impl std::fmt::Debug for Creator<'_> {
     }
 }
 
-impl Creator<'_> {
+impl<'a> Creator<'a> {
+    /// A creator for `plugin`.
+    pub fn new(plugin: &'a LoadedPlugin, runner: &'a Runner, reporter: &'a dyn Reporter) -> Creator<'a> {
+        Creator { plugin, runner, reporter, step: std::cell::Cell::new("validate") }
+    }
+
+    /// Starts step `name`: says so, and stops here if a signal has arrived.
+    fn step(&self, name: &'static str) -> Result<(), CreateError> {
+        self.step.set(name);
+        self.reporter.step(name);
+        interrupt::check().map_err(|signal| CreateError::Interrupted { signal, step: name })
+    }
+
+    /// `err`, or [`CreateError::Interrupted`] when a signal is why the step failed (the
+    /// command it ran was killed).
+    fn interrupted_or(&self, err: CreateError) -> CreateError {
+        match interrupt::interrupted() {
+            Some(signal) if !matches!(err, CreateError::Interrupted { .. }) => {
+                CreateError::Interrupted { signal, step: self.step.get() }
+            }
+            _ => err,
+        }
+    }
+
     fn distro(&self) -> &str {
         &self.plugin.manifest.name
     }
@@ -252,6 +303,7 @@ impl Creator<'_> {
         hook: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<T, PluginError>,
     ) -> Result<T, CreateError> {
         self.reporter.log(LogLevel::Debug, &format!("hook {name}"));
+        interrupt::check().map_err(|signal| CreateError::Interrupted { signal, step: self.step.get() })?;
         let api: HostApiMut<'_> = HostApi_TO::from_ptr(bridge, TD_Opaque);
         hook(ctx, api).into_result().map_err(|error| CreateError::Hook {
             distro: self.distro().to_owned(),
@@ -310,7 +362,7 @@ impl Creator<'_> {
         let cache = match key {
             Some(key) => Some(self.download_via_cache(req, ctx, &key, rootfs)?),
             None => {
-                self.reporter.step("download");
+                self.step("download")?;
                 let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), UnitHook::Download.needs_dns());
                 self.call_unit(UnitHook::Download, ctx, &mut bridge)?;
                 None
@@ -318,7 +370,7 @@ impl Creator<'_> {
         };
         let mut entries = Vec::new();
         for &hook in ROOTFS_HOOKS {
-            self.reporter.step(hook.name());
+            self.step(hook.name())?;
             let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), hook.needs_dns());
             self.call_unit(hook, ctx, &mut bridge)?;
             entries.append(&mut bridge.entries);
@@ -378,25 +430,38 @@ impl Creator<'_> {
     }
 
     /// Creates the container.
+    ///
+    /// # Errors
+    /// [`CreateError`]; whatever the create made is removed first (unless
+    /// `keep_on_failure`).
     pub fn create(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
+        self.create_claimed(req).map_err(|e| self.interrupted_or(e))
+    }
+
+    fn create_claimed(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
         let planned_rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &planned_rootfs);
-        self.reporter.step("validate");
+        self.step("validate")?;
         self.call_unit(UnitHook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
 
         let mut claim = ContainerDir::claim(&req.name, &req.container_dir, req.rootfs.as_deref())?;
+        if let Some(recovered) = claim.recovered() {
+            self.reporter.log(LogLevel::Warn, &recovered.to_string());
+        }
         if req.keep_on_failure {
             claim.keep_on_failure();
         }
         let (entries, cache) = self.populate(req, &ctx, key, claim.rootfs())?;
         // Built by real root; an unprivileged container owns it through its id map.
         if let Some(map) = IdMap::from_config(&req.base)? {
-            self.reporter.step("shift ids");
+            self.step("shift ids")?;
             map.shift_tree(claim.rootfs())?;
             // As lxc-create: the container's root must reach its rootfs.
             map.give_to_container_root(claim.dir())?;
         }
+        self.step("check init")?;
+        check_init(claim.rootfs(), &entries, &req.base, self.distro())?;
         let config = self.render_config(req, dir_rootfs(claim.rootfs()), &entries, true)?;
         let config_path = claim.config_path();
         std::fs::write(&config_path, &config)
@@ -404,7 +469,7 @@ impl Creator<'_> {
         // LXC refuses to open a container whose partial file is locked.
         claim.release_partial()?;
         if req.check_config {
-            self.reporter.step("check config");
+            self.step("check config")?;
             check_config_loads(&config_path, &req.name)?;
         }
         let message = self.message(req, &ctx, claim.rootfs())?;
@@ -418,13 +483,22 @@ impl Creator<'_> {
     /// rewrite the config with the distro's entries, keeping lxc-create's
     /// rootfs line; lxc-create adds the header, reloads the config and
     /// destroys the container if we fail.
+    ///
+    /// # Errors
+    /// [`CreateError`]; lxc-create then destroys the container.
     pub fn fill_template(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
+        self.fill_template_inner(req).map_err(|e| self.interrupted_or(e))
+    }
+
+    fn fill_template_inner(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
         let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
-        self.reporter.step("validate");
+        self.step("validate")?;
         self.call_unit(UnitHook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
         let (entries, cache) = self.populate(req, &ctx, key, &rootfs)?;
+        self.step("check init")?;
+        check_init(&rootfs, &entries, &req.base, self.distro())?;
         let rootfs_value = req
             .base
             .value("lxc.rootfs.path")
@@ -452,14 +526,14 @@ impl Creator<'_> {
         // bootstrapped: use the entry root built, or say how to build it.
         let in_user_namespace = req.facts.in_user_namespace;
         let ready = entry.ensure(
+            self.runner,
             req.flush_cache,
             !in_user_namespace,
             |holder| {
-                reporter
-                    .log(LogLevel::Warn, &format!("waiting for cache lock {}: held by {holder}", entry.dir().display()))
+                reporter.log(LogLevel::Warn, &format!("waiting for the {} cache: {holder} holds it", entry.label()))
             },
             |staging| -> Result<(), CreateError> {
-                reporter.step("download");
+                self.step("download")?;
                 let mut bridge = self.bridge(req, Some(Rootfs::open(staging)?), UnitHook::Download.needs_dns());
                 self.call_unit(UnitHook::Download, ctx, &mut bridge)
             },
@@ -467,13 +541,33 @@ impl Creator<'_> {
         if !ready.built {
             reporter.log(LogLevel::Info, &format!("using cached rootfs {}", ready.rootfs.display()));
         }
-        reporter.step("copy rootfs");
+        self.step("copy rootfs")?;
         if in_user_namespace {
-            unpack_rootfs(entry.dir(), rootfs)?;
+            unpack_rootfs(self.runner, &ready, rootfs)?;
         } else {
-            copy_rootfs(&ready.rootfs, rootfs)?;
+            copy_rootfs(self.runner, &ready, rootfs)?;
         }
         Ok(CacheUse { dir: entry.dir().to_owned(), built: ready.built })
+    }
+}
+
+/// Fails unless the init the container will run exists in `rootfs` and is
+/// executable: `lxc.init.cmd` (or the legacy `lxc.init_cmd`) from the
+/// plugin's entries or the base config, else `/sbin/init`, LXC's default
+/// (lxc.container.conf(5)).
+fn check_init(rootfs: &Path, entries: &[ConfigEntry], base: &BaseConfig, distro: &str) -> Result<(), CreateError> {
+    let from_entries = entries
+        .iter()
+        .rev()
+        .find(|e| e.key.as_str() == "lxc.init.cmd" || e.key.as_str() == "lxc.init_cmd")
+        .map(|e| e.value.to_string());
+    let configured =
+        from_entries.or_else(|| base.value("lxc.init.cmd").or_else(|| base.value("lxc.init_cmd")).map(str::to_owned));
+    let init = configured.as_deref().and_then(|cmd| cmd.split_whitespace().next()).unwrap_or("/sbin/init").to_owned();
+    if Rootfs::open(rootfs)?.is_executable(&init)? {
+        Ok(())
+    } else {
+        Err(CreateError::NoInit { init, rootfs: rootfs.to_owned(), distro: distro.to_owned() })
     }
 }
 
@@ -488,8 +582,16 @@ fn dir_rootfs(rootfs: &Path) -> String {
 fn check_config_loads(config_path: &Path, name: &str) -> Result<(), CreateError> {
     let dir = config_path.parent().expect("config is in the container dir");
     let lxcpath = dir.parent().unwrap_or(Path::new("/"));
-    let output =
-        std::process::Command::new("lxc-info").arg("-P").arg(lxcpath).args(["-n", name, "-c", "lxc.uts.name"]).output();
+    let mut lxc_info = std::process::Command::new("lxc-info");
+    lxc_info.arg("-P").arg(lxcpath).args(["-n", name, "-c", "lxc.uts.name"]);
+    lxc_info
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // Registered, so that a signal kills it too.
+    let output = interrupt::spawn(&mut lxc_info)
+        .map_err(std::io::Error::other)
+        .and_then(|(child, _registered)| child.wait_with_output());
     let version = crate::facts::installed_lxc_version().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let rejected =
         |detail: String| CreateError::ConfigRejected { path: config_path.to_owned(), version: version.clone(), detail };

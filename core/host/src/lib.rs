@@ -11,8 +11,10 @@ writes into a rootfs:
 - [`container`]: the container directory, claimed with lxc-create's `partial`
   protocol and removed if the create fails;
 - [`rootfs`]: symlink-safe file operations inside a rootfs;
-- [`runner`] and [`sys`]: commands run inside a rootfs in fresh namespaces,
-  leaving no process or mount behind;
+- [`runner`] and [`sys`]: commands run inside a rootfs, and host tools, in
+  fresh namespaces, leaving no process or mount behind;
+- [`interrupt`]: SIGINT, SIGTERM and SIGHUP kill every child tree and roll the
+  create back like a failure;
 - [`cache`] and [`lock`]: the rootfs cache and its locks;
 - [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
 - [`render`]: minijinja templates given as source text;
@@ -31,6 +33,7 @@ pub mod container;
 pub mod create;
 pub mod facts;
 pub mod idmap;
+pub mod interrupt;
 pub mod lock;
 pub mod lxcconf;
 pub mod names;

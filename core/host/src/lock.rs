@@ -3,13 +3,23 @@
 //! One lock per cache entry: exclusive while the entry is built or flushed,
 //! shared while containers copy from it, so creates from a warm cache run in
 //! parallel and none ever sees a half-built rootfs. An exclusive holder writes
-//! its pid and purpose into the lock file so that a waiter can say what it is
-//! waiting for instead of hanging silently.
+//! its purpose into the lock file, and a waiter finds the holders' PIDs in
+//! `/proc/locks` (proc(5)), so that it can say what it is waiting for instead of
+//! hanging silently.
+//!
+//! Waiting polls (`try_lock` every 100 ms) rather than blocking in `flock(2)`,
+//! so that SIGINT, SIGTERM and SIGHUP (see [`crate::interrupt`]) end a wait at
+//! once.
 
 use std::{
     fs::{File, OpenOptions},
     io::{self, Read, Seek, Write},
+    os::{
+        fd::{AsFd, BorrowedFd},
+        unix::fs::MetadataExt,
+    },
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use thiserror::Error;
@@ -58,11 +68,7 @@ impl FileLock {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 on_wait(&holder_of(&mut file));
-                match mode {
-                    LockMode::Shared => file.lock_shared(),
-                    LockMode::Exclusive => file.lock(),
-                }
-                .map_err(err)?;
+                wait_for_lock(&file, mode).map_err(err)?;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
         }
@@ -97,21 +103,95 @@ impl FileLock {
     fn record_holder(&mut self, purpose: &str) -> io::Result<()> {
         self.file.set_len(0)?;
         self.file.rewind()?;
-        writeln!(self.file, "pid {}: {purpose}", std::process::id())
+        writeln!(self.file, "{purpose}")
     }
 }
 
+impl AsFd for FileLock {
+    /// The locked file: a process that inherits it holds the lock too, until the last
+    /// descriptor of it is closed (flock(2)).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Polls until `file` can be locked in `mode`, giving up when a signal interrupts lxc-tmpl.
+fn wait_for_lock(file: &File, mode: LockMode) -> io::Result<()> {
+    loop {
+        let attempt = match mode {
+            LockMode::Shared => file.try_lock_shared(),
+            LockMode::Exclusive => file.try_lock(),
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        crate::interrupt::check().map_err(io::Error::other)?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Who holds the lock on `file`: `pid 4242 (building the debian bookworm amd64 cache)` for an
+/// exclusive holder, `pids 17, 18` for shared holders.
 fn holder_of(file: &mut File) -> String {
-    let mut text = String::new();
-    let _ = file.rewind().and_then(|_| file.read_to_string(&mut text));
-    let text = text.trim();
-    if text.is_empty() { "another lxc-tmpl process".to_owned() } else { text.to_owned() }
+    let mut purpose = String::new();
+    let _ = file.rewind().and_then(|_| file.read_to_string(&mut purpose));
+    let (pids, exclusive) = file.metadata().map(|m| lock_holders(&m)).unwrap_or_default();
+    let purpose = purpose.trim();
+    let who = match pids.as_slice() {
+        [] => "another lxc-tmpl process".to_owned(),
+        [pid] => format!("pid {pid}"),
+        many => format!("pids {}", many.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    if exclusive && !purpose.is_empty() { format!("{who} ({purpose})") } else { who }
+}
+
+/// The PIDs holding flock(2) locks on the file `meta` describes, from `/proc/locks`, and
+/// whether one of them holds it exclusively.
+fn lock_holders(meta: &std::fs::Metadata) -> (Vec<u32>, bool) {
+    let text = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let (major, minor) = (nix::sys::stat::major(meta.dev()), nix::sys::stat::minor(meta.dev()));
+    let inode = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    parse_proc_locks(&text, &inode)
+}
+
+/// The `FLOCK` lines of `/proc/locks` text for `inode` (`MAJ:MIN:INO`, hex device numbers).
+/// A line: `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF`; waiters are marked `->` and skipped.
+fn parse_proc_locks(text: &str, inode: &str) -> (Vec<u32>, bool) {
+    let mut pids = Vec::new();
+    let mut exclusive = false;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.get(1) != Some(&"FLOCK") || words.get(5) != Some(&inode) {
+            continue;
+        }
+        if let Some(pid) = words.get(4).and_then(|p| p.parse().ok()) {
+            exclusive |= words.get(3) == Some(&"WRITE");
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    (pids, exclusive)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{sync::mpsc, thread, time::Duration};
+    use std::{sync::mpsc, thread};
+
+    #[test]
+    fn proc_locks_lines_name_the_holders() {
+        let text = "1: FLOCK  ADVISORY  READ  17 fd:01:99 0 EOF\n\
+                    2: FLOCK  ADVISORY  READ  18 fd:01:99 0 EOF\n\
+                    2: -> FLOCK  ADVISORY  WRITE 19 fd:01:99 0 EOF\n\
+                    3: POSIX  ADVISORY  WRITE 20 fd:01:99 0 EOF\n\
+                    4: FLOCK  ADVISORY  WRITE 21 fd:01:100 0 EOF\n";
+        assert_eq!(parse_proc_locks(text, "fd:01:99"), (vec![17, 18], false));
+        assert_eq!(parse_proc_locks(text, "fd:01:100"), (vec![21], true));
+        assert_eq!(parse_proc_locks(text, "fd:01:101"), (vec![], false));
+    }
 
     #[test]
     fn shared_locks_coexist() {
@@ -135,7 +215,7 @@ mod tests {
             .unwrap();
         });
         let holder = rx.recv_timeout(Duration::from_secs(10)).expect("waiter should report the holder");
-        assert!(holder.contains("building cache test"), "{holder}");
+        assert!(holder.contains("(building cache test)"), "{holder}");
         assert!(holder.contains(&std::process::id().to_string()), "{holder}");
         drop(held);
         waiter.join().unwrap();

@@ -514,6 +514,20 @@ impl Rootfs {
         Ok(st.st_mode & 0o7777)
     }
 
+    /// Whether `path` is an executable regular file, symlinks followed inside the root (as the
+    /// container's `execve` would see it: `/sbin/init -> /lib/systemd/systemd`). A missing
+    /// file, or a dangling link, is `false`.
+    pub fn is_executable(&self, path: &str) -> Result<bool, RootfsError> {
+        const OP: &str = "inspect";
+        let handle = match self.root.resolve(relative(path)) {
+            Ok(handle) => handle,
+            Err(e) if pathrs_errno(&e) == Some(libc_enoent()) => return Ok(false),
+            Err(e) => return Err(self.resolve_err(OP, path, e)),
+        };
+        let st = fstat(handle.as_fd()).map_err(|e| self.io_err(OP, path, e))?;
+        Ok(kind_of(&st) == FileKind::File && st.st_mode & 0o111 != 0)
+    }
+
     /// Copy the bytes of the host file `host_path` to `path` inside the root, with the same
     /// replace-never-follow semantics as [`Rootfs::write_file`].
     pub fn copy_from_host(&self, host_path: &Path, path: &str, mode: u32) -> Result<(), RootfsError> {

@@ -5,7 +5,7 @@
 //! tested with [`RecordingSyscall`] without privileges. [`LinuxSyscall`] is the real thing.
 //!
 //! The few process-level operations that need `unsafe` (fork, claiming an inherited fd,
-//! resetting signal dispositions, `_exit`, passing an fd to a spawned child) also live here,
+//! resetting signal dispositions, `_exit`, passing fds to a spawned child, pidfds) also live here,
 //! each behind a safe function that checks or documents its precondition, so that no other
 //! module of the crate needs `unsafe`.
 
@@ -249,46 +249,75 @@ pub fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Arrange for `fd` to appear as `target` (without close-on-exec) in the child `cmd` spawns.
-/// The caller keeps `fd` open until the child has been spawned.
-pub fn pass_fd_to_child(cmd: &mut Command, fd: BorrowedFd<'_>, target: RawFd) {
-    let raw = fd.as_raw_fd();
-    // SAFETY: the closure runs between fork and exec in the child and only calls dup2 and
-    // fcntl, which are async-signal-safe; it touches no memory shared with other threads.
+/// Arrange for each `(fd, target)` pair: `fd` appears as `target` (without close-on-exec) in
+/// the child `cmd` spawns. The caller keeps the fds open until the child has been spawned.
+///
+/// The sources are first duplicated above every target, so that one pair's `dup2` cannot
+/// overwrite another pair's source (status fd 4 onto 3 while the request fd is 3, say).
+pub fn pass_fds_to_child(cmd: &mut Command, fds: &[(BorrowedFd<'_>, RawFd)]) {
+    let pairs: Vec<(RawFd, RawFd)> = fds.iter().map(|(fd, target)| (fd.as_raw_fd(), *target)).collect();
+    let above = pairs.iter().map(|(_, target)| *target).max().unwrap_or(2) + 1;
+    // SAFETY: the closure runs between fork and exec in the child and only calls fcntl and dup2,
+    // which are async-signal-safe; it reads the captured Vec (allocated before the fork) and
+    // writes only a fixed-size array on the stack.
     #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(move || {
-            if raw == target {
-                // dup2 onto itself would keep FD_CLOEXEC set; clear it instead.
-                if nix::libc::fcntl(raw, nix::libc::F_SETFD, 0) == -1 {
+            let mut temps = [-1 as RawFd; 8];
+            if pairs.len() > temps.len() {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::EMFILE));
+            }
+            for (i, (source, _)) in pairs.iter().enumerate() {
+                // Close-on-exec: the copies above the targets must not reach the command.
+                let temp = nix::libc::fcntl(*source, nix::libc::F_DUPFD_CLOEXEC, above);
+                if temp == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
-            } else if nix::libc::dup2(raw, target) == -1 {
-                return Err(std::io::Error::last_os_error());
+                temps[i] = temp;
+            }
+            for (i, (_, target)) in pairs.iter().enumerate() {
+                // dup2 onto a different fd clears close-on-exec on the target.
+                if nix::libc::dup2(temps[i], *target) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
 }
 
-/// Makes the child `cmd` spawns run in a private mount namespace (mounts
-/// made there, such as debootstrap's `proc` and `sys` inside its target,
-/// never reach the host and vanish with the command) and die with SIGKILL if
-/// this process dies first, so a killed lxc-tmpl leaves no host tool running.
-pub fn isolate_host_command(cmd: &mut Command) {
-    // SAFETY: the closure runs between fork and exec in the child and only
-    // makes the prctl, unshare and mount system calls, which do not allocate
-    // or touch memory shared with other threads.
+/// `pidfd_open(2)`: a descriptor that names process `pid` for good, even after it is reaped and
+/// its PID reused (Linux 5.3).
+pub fn pidfd_open(pid: u32) -> nix::Result<OwnedFd> {
+    let pid = nix::libc::pid_t::try_from(pid).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is passed.
     #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(|| {
-            let fail = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(fail)?;
-            nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(fail)?;
-            nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-                .map_err(fail)
-        });
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
     }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    #[allow(unsafe_code)]
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)` with `SIGKILL`: kills exactly the process `pidfd` names; `ESRCH` if it
+/// has exited.
+pub fn pidfd_kill(pidfd: &impl AsFd) -> nix::Result<()> {
+    let fd = pidfd.as_fd().as_raw_fd();
+    // SAFETY: the fd is valid for the duration of the call (borrowed); the info pointer is NULL,
+    // which the kernel reads as "as if by kill(2)".
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            fd,
+            nix::libc::SIGKILL,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
 /// Prepare a forked child for `execve`: default dispositions for the signals the Rust runtime

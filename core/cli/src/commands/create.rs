@@ -1,6 +1,11 @@
 //! `lxc-tmpl create`: turns the command line into a [`CreateRequest`] and
 //! hands it to the host's [`Creator`].
 
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+};
+
 use anyhow::{Context, Result, bail};
 use clap::ArgMatches;
 use lxc_tmpl_host::{
@@ -30,6 +35,39 @@ pub fn unknown_distro(distro: &str, plugins: &PluginSet) -> String {
     } else {
         format!("unknown distro '{distro}': choose one of {} (see lxc-tmpl list)", known.join(", "))
     }
+}
+
+/// The lxcpath and container directory. LXC finds a container only at
+/// `LXCPATH/NAME`, so `--path DIR` must end in the name, and its parent is the
+/// lxcpath (which `-P`, if also given, must agree with). Checked before
+/// anything is built, so a mismatch costs nothing.
+fn container_location(args: &CreateArgs) -> Result<(PathBuf, PathBuf)> {
+    let Some(path) = &args.path else {
+        let lxcpath = args.lxcpath.clone().unwrap_or_else(facts::default_lxcpath);
+        let dir = lxcpath.join(&args.name);
+        return Ok((lxcpath, dir));
+    };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if path.file_name() != Some(OsStr::new(&args.name)) {
+        bail!(crate::UsageError(format!(
+            "--path {} does not end in the container name '{}': LXC looks for a container at LXCPATH/NAME, so use --path {} (or -P {})",
+            path.display(),
+            args.name,
+            parent.join(&args.name).display(),
+            parent.display()
+        )));
+    }
+    let normal = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if let Some(lxcpath) = &args.lxcpath
+        && normal(lxcpath) != normal(parent)
+    {
+        bail!(crate::UsageError(format!(
+            "--path {} is not inside -P {}: LXC looks for a container at LXCPATH/NAME; give one of the two",
+            path.display(),
+            lxcpath.display()
+        )));
+    }
+    Ok((args.lxcpath.clone().unwrap_or_else(|| parent.to_owned()), path.clone()))
 }
 
 /// `lxc-tmpl create`.
@@ -71,8 +109,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         ));
     }
 
-    let lxcpath = args.lxcpath.clone().unwrap_or_else(facts::default_lxcpath);
-    let container_dir = args.path.clone().unwrap_or_else(|| lxcpath.join(&args.name));
+    let (lxcpath, container_dir) = container_location(args)?;
     let base = match &args.config {
         Some(path) => BaseConfig::load(path)?,
         None => BaseConfig::host_default()?,
@@ -101,7 +138,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         ),
     };
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
-    let creator = Creator { plugin, runner: &runner, reporter: &reporter };
+    let creator = Creator::new(plugin, &runner, &reporter);
 
     if args.dry_run {
         let outcome = creator.dry_run(&request)?;

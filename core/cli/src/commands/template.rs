@@ -148,7 +148,7 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
         reporter.warn(warning);
     }
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
-    let outcome = Creator { plugin, runner: &runner, reporter: &reporter }.fill_template(&request)?;
+    let outcome = Creator::new(plugin, &runner, &reporter).fill_template(&request)?;
     if let Some(message) = outcome.message {
         println!("{message}");
     }

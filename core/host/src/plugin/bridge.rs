@@ -9,11 +9,7 @@
 // Paths here are rootfs paths: every write goes through `Rootfs` (clippy.toml).
 #![deny(clippy::disallowed_methods)]
 
-use std::{
-    io::Write,
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::path::Path;
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use lxc_tmpl_plugin_api::{
@@ -24,7 +20,7 @@ use crate::{
     lxcconf::BaseConfig,
     render::render_template,
     rootfs::Rootfs,
-    runner::{RunRequest, Runner},
+    runner::{HostCommand, RunRequest, Runner},
 };
 
 /// Where the host reports progress and log lines; the CLI decides how they
@@ -111,7 +107,13 @@ impl Bridge<'_> {
                     })?;
                 (output.status, output.stdout, output.stderr)
             }
-            RunPlace::Host => run_on_host(&argv, &env, &spec.stdin)?,
+            RunPlace::Host => {
+                let output = self
+                    .runner
+                    .run_on_host(&HostCommand { argv: &argv, env: &env, stdin: &spec.stdin, hold: None })
+                    .map_err(|e| host_error(format!("cannot run {program} on the host: {}", error_chain(&e))))?;
+                (output.status, output.stdout, output.stderr)
+            }
         };
         if spec.check && status != 0 {
             return Err(PluginError::failed(command_failure(&argv, spec.place, status, &stdout, &stderr)));
@@ -141,40 +143,6 @@ fn place_name(place: RunPlace) -> &'static str {
         RunPlace::Rootfs => "in rootfs",
         RunPlace::Host => "on host",
     }
-}
-
-fn run_on_host(
-    argv: &[String],
-    env: &[(String, String)],
-    stdin: &[u8],
-) -> Result<(i32, Vec<u8>, Vec<u8>), PluginError> {
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    crate::sys::isolate_host_command(&mut command);
-    let mut child = command.spawn().map_err(|e| host_error(format!("cannot run {} on the host: {e}", argv[0])))?;
-    // Fed from a thread: a command that writes a lot before reading all of
-    // its input would otherwise block on a full pipe while we block on its stdin.
-    let feeder = child.stdin.take().map(|mut input| {
-        let data = stdin.to_vec();
-        std::thread::spawn(move || {
-            // A command that exits without reading its input is not an error.
-            let _ = input.write_all(&data);
-        })
-    });
-    let output = child.wait_with_output().map_err(|e| host_error(format!("waiting for {}: {e}", argv[0])))?;
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
-    }
-    let status = output.status.code().unwrap_or_else(|| {
-        use std::os::unix::process::ExitStatusExt;
-        128 + output.status.signal().unwrap_or(0)
-    });
-    Ok((status, output.stdout, output.stderr))
 }
 
 /// `command 'x y' failed on host with exit status 3: <tail>`.
