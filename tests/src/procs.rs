@@ -117,22 +117,38 @@ pub fn related(dir: &Path, pgid: Option<u32>) -> Vec<Proc> {
 /// gone: the ones in `known` (what it had running before it was signalled)
 /// and the ones [`related`] finds, except those in `preexisting` (found
 /// before the command started, such as a test container's monitor).
-/// Returns the ones still there after `grace`.
+/// Returns the ones still there after `grace`, as they are now.
+///
+/// Zombies are not counted: a zombie runs nothing, and one whose parent
+/// died waits for the machine's init to reap it, which is outside the
+/// command's control. [`zombies`] lists them.
 pub fn survivors(dir: &Path, pgid: u32, known: &[Proc], preexisting: &[Proc], grace: Duration) -> Vec<Proc> {
     let deadline = Instant::now() + grace;
     loop {
-        let mut left: Vec<Proc> = known.iter().filter(|p| alive(p)).cloned().collect();
-        for p in related(dir, Some(pgid)) {
-            let old = preexisting.iter().any(|q| q.pid == p.pid && q.start == p.start);
-            if !old && !left.iter().any(|q| q.pid == p.pid) {
-                left.push(p);
-            }
-        }
+        let left: Vec<Proc> =
+            remaining(dir, pgid, known, preexisting).into_iter().filter(|p| !matches!(p.state, 'Z' | 'X')).collect();
         if left.is_empty() || Instant::now() > deadline {
             return left;
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The zombies among what a command left (see [`survivors`]).
+pub fn zombies(dir: &Path, pgid: u32, known: &[Proc], preexisting: &[Proc]) -> Vec<Proc> {
+    remaining(dir, pgid, known, preexisting).into_iter().filter(|p| matches!(p.state, 'Z' | 'X')).collect()
+}
+
+/// What is left of a command now, re-read from `/proc`.
+fn remaining(dir: &Path, pgid: u32, known: &[Proc], preexisting: &[Proc]) -> Vec<Proc> {
+    let mut left: Vec<Proc> = known.iter().filter_map(|p| read(p.pid).filter(|now| now.start == p.start)).collect();
+    for p in related(dir, Some(pgid)) {
+        let old = preexisting.iter().any(|q| q.pid == p.pid && q.start == p.start);
+        if !old && !left.iter().any(|q| q.pid == p.pid) {
+            left.push(p);
+        }
+    }
+    left
 }
 
 /// SIGKILLs processes a test started (its survivors), each by its pid and
