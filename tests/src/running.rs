@@ -40,6 +40,10 @@ use crate::command::{Outcome, TestCommand};
 /// How often conditions on processes are polled.
 const POLL: Duration = Duration::from_millis(5);
 
+/// How long [`Running::wait`] reads output after the process exited: a
+/// process it leaves behind may hold the pipes open.
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// A command running in the background; see the module docs.
 #[derive(Debug)]
 pub struct Running {
@@ -48,7 +52,7 @@ pub struct Running {
     started: Instant,
     lines: Receiver<String>,
     stderr_seen: Vec<String>,
-    stdout: Option<JoinHandle<String>>,
+    stdout: Receiver<String>,
     stderr: Option<JoinHandle<()>>,
 }
 
@@ -66,10 +70,11 @@ impl Running {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
         let mut out = child.stdout.take().expect("stdout is piped");
-        let stdout = thread::spawn(move || {
+        let (out_tx, stdout) = mpsc::channel();
+        thread::spawn(move || {
             let mut bytes = Vec::new();
             let _ = out.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
+            let _ = out_tx.send(String::from_utf8_lossy(&bytes).into_owned());
         });
         let err = child.stderr.take().expect("stderr is piped");
         let (tx, lines) = mpsc::channel();
@@ -87,7 +92,7 @@ impl Running {
             started: Instant::now(),
             lines,
             stderr_seen: Vec::new(),
-            stdout: Some(stdout),
+            stdout,
             stderr: Some(stderr),
         }
     }
@@ -183,7 +188,9 @@ impl Running {
     }
 
     /// Waits for the process to exit (killing it by its pid after `timeout`,
-    /// and failing the test then) and returns how it ended.
+    /// and failing the test then) and returns how it ended. Output is read
+    /// for at most a few seconds after the exit: what a process left behind
+    /// writes later (or holding the pipes open) is not waited for.
     pub fn wait(mut self, timeout: Duration) -> Outcome {
         let mut child = self.child.take().expect("waited for once");
         let deadline = Instant::now() + timeout;
@@ -199,11 +206,14 @@ impl Running {
                 Err(e) => panic!("cannot wait for {}: {e}", self.command),
             }
         };
-        let stdout = self.stdout.take().map(|t| t.join().expect("stdout reader panicked")).unwrap_or_default();
-        if let Some(reader) = self.stderr.take() {
+        let drain_until = Instant::now() + DRAIN;
+        let stdout = self.stdout.recv_timeout(DRAIN).unwrap_or_default();
+        while let Ok(line) = self.lines.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
+            self.stderr_seen.push(line);
+        }
+        if let Some(reader) = self.stderr.take().filter(|r| r.is_finished()) {
             reader.join().expect("stderr reader panicked");
         }
-        self.stderr_lines();
         let mut stderr = self.stderr_seen.join("\n");
         if !stderr.is_empty() {
             stderr.push('\n');
