@@ -126,11 +126,12 @@ fn create_as_non_root_is_refused() {
 }
 
 #[test]
-fn container_being_created_elsewhere_is_left_alone() {
+fn container_left_by_an_interrupted_lxc_create_is_left_alone() {
     require_root();
     let dir = TestDir::new("partial");
-    // What another create that is still running has made so far
-    // (lxc-create's `partial` protocol).
+    // What an lxc-create that died left (lxc-create's `partial` protocol): an
+    // unlocked, empty partial file. It records nothing lxc-tmpl made, so the
+    // files are the user's to judge (tests/it/interrupt.rs covers lxc-tmpl's own).
     dir.write("lxcpath/busy/partial", "");
     dir.write("lxcpath/busy/rootfs/etc/keep", "made by the other create\n");
     assert_refused(&dir, &mut dir.create("busybox", "busy"), &["busy", "partial"]);
@@ -168,4 +169,31 @@ fn missing_base_config_is_refused() {
     cmd.args(["create", "--distro", "busybox", "--name", "c1", "-P"]).arg(dir.lxcpath());
     cmd.arg("-f").arg(&missing).arg("--cache-dir").arg(dir.cache());
     assert_refused(&dir, &mut cmd, &[&missing.display().to_string()]);
+}
+
+#[test]
+fn path_that_does_not_end_in_the_name_is_refused_before_anything_is_built() {
+    require_root();
+    let dir = TestDir::new("path-name");
+    let before = dir.snapshot();
+    let elsewhere = dir.lxcpath().join("other");
+    let outcome = dir.create("busybox", "c1").arg("--path").arg(&elsewhere).assert_exit(2).clone();
+    let line = error_line(&outcome.stderr);
+    assert_mentions(&line, &["--path", "c1", &dir.lxcpath().join("c1").display().to_string()]);
+    assert!(!outcome.stderr.contains("==> validate"), "a step ran before the check:\n{outcome}");
+    assert_same_text!(before, dir.snapshot(), "a refused --path left something behind");
+}
+
+#[test]
+fn container_without_its_init_is_refused_before_it_is_ready() {
+    require_root();
+    let dir = TestDir::new("no-init");
+    let base = dir.path().join("no-init.conf");
+    let safe = std::fs::read_to_string(dir.safe_conf()).unwrap();
+    std::fs::write(&base, format!("{safe}lxc.init.cmd = /sbin/no-such-init\n")).unwrap();
+    let mut cmd = dir.command();
+    cmd.args(["create", "--distro", "busybox", "--name", "c1", "-P"]).arg(dir.lxcpath());
+    cmd.arg("-f").arg(&base).arg("--cache-dir").arg(dir.cache());
+    let outcome = assert_refused(&dir, &mut cmd, &["cannot boot", "/sbin/no-such-init"]);
+    assert!(!outcome.stdout.contains("ready"), "a create that cannot boot said ready:\n{outcome}");
 }

@@ -128,6 +128,11 @@ pub struct PartialRecord {
 
 const RECORD_TOOL: &str = "lxc-tmpl";
 
+/// The scratch lxcpath inside a container directory where the create checks a
+/// copy of the config (LXC will not open a container whose `partial` is
+/// locked); part of what a create makes, and removed with it.
+pub const CHECK_DIR: &str = ".lxc-tmpl-check";
+
 /// The remains of an interrupted create that a claim or [`destroy`] removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
@@ -198,12 +203,20 @@ impl ContainerDir {
         // Until `partial` is ours, nothing in the directory is: a Busy
         // partial belongs to a concurrent create, whose files must survive.
         // Only the directory, if this call made it and it is still empty, goes.
-        let partial = lock_partial(name, dir).inspect_err(|_| {
+        // Recorded before the rootfs is made: after a kill, a later run must know that an
+        // existing rootfs is this create's to remove.
+        let record = PartialRecord {
+            tool: RECORD_TOOL.to_owned(),
+            pid: std::process::id(),
+            dir_created: created_dir,
+            rootfs: rootfs_path.clone(),
+            rootfs_created: !rootfs_path.exists(),
+        };
+        let partial = lock_partial(name, dir, &record).inspect_err(|_| {
             if created_dir {
                 let _ = fs::remove_dir(dir);
             }
         })?;
-        let rootfs_created = !rootfs_path.exists();
         let mut claimed = ContainerDir {
             dir: dir.to_owned(),
             rootfs: rootfs_path,
@@ -213,16 +226,6 @@ impl ContainerDir {
             keep: false,
             recovered,
         };
-        // Recorded before the rootfs is made: after a kill, a later run must know that an
-        // existing rootfs is this create's to remove.
-        let record = PartialRecord {
-            tool: RECORD_TOOL.to_owned(),
-            pid: std::process::id(),
-            dir_created: created_dir,
-            rootfs: claimed.rootfs.clone(),
-            rootfs_created,
-        };
-        claimed.write_record(&record)?;
         match fs::DirBuilder::new().mode(0o755).create(&claimed.rootfs) {
             Ok(()) => claimed.created_rootfs = true,
             // A user-supplied empty rootfs; checked above.
@@ -237,20 +240,6 @@ impl ContainerDir {
         self.recovered.as_ref()
     }
 
-    /// Writes `record` into the held partial file, durably (it must survive a power loss that
-    /// the files it describes survive).
-    fn write_record(&mut self, record: &PartialRecord) -> Result<()> {
-        let path = self.dir.join("partial");
-        let file = self.partial.as_mut().expect("the partial file is held while claiming");
-        let text = serde_json::to_vec(record).expect("a record of plain fields serialises");
-        file.write_all(&text).and_then(|()| file.sync_all()).map_err(io_err("cannot write", &path))?;
-        // The directory entries (the container dir, partial) must be durable too.
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    }
-
     /// The container directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -259,6 +248,13 @@ impl ContainerDir {
     /// The rootfs directory.
     pub fn rootfs(&self) -> &Path {
         &self.rootfs
+    }
+
+    /// A scratch directory inside the container directory, removed with the
+    /// claim, where a copy of the config can be checked as a container of its
+    /// own (see [`CHECK_DIR`]).
+    pub fn check_dir(&self) -> PathBuf {
+        self.dir.join(CHECK_DIR)
     }
 
     /// The path of the container's config file.
@@ -279,7 +275,7 @@ impl ContainerDir {
 
     /// Unlinks `partial` (LXC refuses to open a container whose partial file is
     /// locked) while keeping the claim: dropping it still removes everything.
-    pub fn release_partial(&mut self) -> Result<()> {
+    fn release_partial(&mut self) -> Result<()> {
         if self.partial.take().is_some() {
             let path = self.dir.join("partial");
             fs::remove_file(&path).map_err(io_err("cannot remove", &path))?;
@@ -330,6 +326,7 @@ fn remove_made(dir: &Path, rootfs: &Path, dir_created: bool, rootfs_created: boo
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
+        remove_if_present(&dir.join(CHECK_DIR))?;
     }
     Ok(())
 }
@@ -345,24 +342,77 @@ fn write_lock() -> nix::libc::flock {
     }
 }
 
-/// Creates `dir/partial` exclusively and takes an OFD write lock on it, as
-/// lxc-create does; LXC tools read a held lock as "creation in progress".
-fn lock_partial(name: &str, dir: &Path) -> Result<File> {
+/// Makes `dir/partial` holding `record`, under an OFD write lock, as
+/// lxc-create makes its (LXC tools read a held lock as "creation in
+/// progress"). The file is written and locked while it is still unnamed
+/// (`O_TMPFILE`) and then linked into place, so nobody ever sees a `partial`
+/// without its lock or its record; on a filesystem without `O_TMPFILE` it is
+/// created exclusively, then locked and written.
+fn lock_partial(name: &str, dir: &Path, record: &PartialRecord) -> Result<File> {
     let path = dir.join("partial");
-    let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            // Another create claimed it between our check and now.
-            ContainerError::Busy { name: name.to_owned(), partial: path.clone(), holder: "another process".into() }
-        } else {
-            io_err("cannot create", &path)(e)
+    let text = serde_json::to_vec(record).expect("a record of plain fields serialises");
+    let lock_and_write = |file: &mut File| -> io::Result<()> {
+        fcntl(&*file, FcntlArg::F_OFD_SETLK(&write_lock())).map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+        file.write_all(&text)?;
+        file.sync_all()
+    };
+    let busy = || {
+        // Taken between our look and now: name the winner if its record says who it is.
+        let holder = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<PartialRecord>(&t).ok())
+            .map_or_else(|| "another process".to_owned(), |r| format!("process {}", r.pid));
+        ContainerError::Busy { name: name.to_owned(), partial: path.clone(), holder }
+    };
+    let file = match OpenOptions::new().read(true).write(true).mode(0o000).custom_flags(nix::libc::O_TMPFILE).open(dir)
+    {
+        Ok(mut file) => {
+            lock_and_write(&mut file).map_err(io_err("cannot prepare", &path))?;
+            match link_fd(&file, &path) {
+                Ok(()) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(busy()),
+                Err(e) => return Err(io_err("cannot create", &path)(e)),
+            }
         }
-    })?;
-    if let Err(e) = fcntl(&file, FcntlArg::F_OFD_SETLK(&write_lock())) {
-        // The file is ours (create_new): leave no stray partial behind.
-        let _ = fs::remove_file(&path);
-        return Err(io_err("cannot lock", &path)(io::Error::from_raw_os_error(e as i32)));
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EOPNOTSUPP | nix::libc::EISDIR | nix::libc::EINVAL)) => {
+            let mut file =
+                OpenOptions::new().read(true).write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
+                    if e.kind() == io::ErrorKind::AlreadyExists { busy() } else { io_err("cannot create", &path)(e) }
+                })?;
+            if let Err(e) = lock_and_write(&mut file) {
+                // The file is ours (create_new): leave no stray partial behind.
+                let _ = fs::remove_file(&path);
+                return Err(io_err("cannot lock", &path)(e));
+            }
+            file
+        }
+        Err(e) => return Err(io_err("cannot create", &path)(e)),
+    };
+    // The directory entry must be as durable as the files it describes.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
     }
     Ok(file)
+}
+
+/// Gives the unnamed (`O_TMPFILE`) `file` the name `path` (linkat(2) through
+/// `/proc/self/fd`, which needs no capability); `AlreadyExists` if taken.
+fn link_fd(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::{fd::AsRawFd, unix::ffi::OsStrExt};
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let to = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        nix::libc::linkat(
+            nix::libc::AT_FDCWD,
+            from.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            nix::libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Looks at `dir/partial`, if there is one. A locked one is a create in progress

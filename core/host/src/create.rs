@@ -34,7 +34,7 @@ use crate::{
         bridge::{Bridge, Reporter},
     },
     rootfs::{Rootfs, RootfsError},
-    runner::Runner,
+    runner::{HostCommand, Runner},
 };
 
 /// Why a create failed.
@@ -466,11 +466,9 @@ impl<'a> Creator<'a> {
         let config_path = claim.config_path();
         std::fs::write(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
-        // LXC refuses to open a container whose partial file is locked.
-        claim.release_partial()?;
         if req.check_config {
             self.step("check config")?;
-            check_config_loads(&config_path, &req.name)?;
+            check_config_loads(self.runner, &config_path, &claim.check_dir(), &req.name)?;
         }
         let message = self.message(req, &ctx, claim.rootfs())?;
         claim.commit()?;
@@ -551,24 +549,51 @@ impl<'a> Creator<'a> {
     }
 }
 
-/// Fails unless the init the container will run exists in `rootfs` and is
-/// executable: `lxc.init.cmd` (or the legacy `lxc.init_cmd`) from the
-/// plugin's entries or the base config, else `/sbin/init`, LXC's default
-/// (lxc.container.conf(5)).
+/// Fails unless the init the container will run exists and is executable:
+/// `lxc.init.cmd` (or the legacy `lxc.init_cmd`) from the plugin's entries or
+/// the base config, else `/sbin/init`, LXC's default (lxc.container.conf(5)).
+/// It is looked up in the rootfs, or on the host when a bind `lxc.mount.entry`
+/// covers it (sshd's `/usr/sbin/init.lxc` comes from the host's `/usr`).
 fn check_init(rootfs: &Path, entries: &[ConfigEntry], base: &BaseConfig, distro: &str) -> Result<(), CreateError> {
-    let from_entries = entries
-        .iter()
-        .rev()
-        .find(|e| e.key.as_str() == "lxc.init.cmd" || e.key.as_str() == "lxc.init_cmd")
-        .map(|e| e.value.to_string());
-    let configured =
-        from_entries.or_else(|| base.value("lxc.init.cmd").or_else(|| base.value("lxc.init_cmd")).map(str::to_owned));
+    let entry_values = |key: &str| -> Vec<String> {
+        entries.iter().filter(|e| e.key.as_str() == key).map(|e| e.value.to_string()).collect()
+    };
+    let configured = entry_values("lxc.init.cmd")
+        .into_iter()
+        .chain(entry_values("lxc.init_cmd"))
+        .next_back()
+        .or_else(|| base.value("lxc.init.cmd").or_else(|| base.value("lxc.init_cmd")).map(str::to_owned));
     let init = configured.as_deref().and_then(|cmd| cmd.split_whitespace().next()).unwrap_or("/sbin/init").to_owned();
-    if Rootfs::open(rootfs)?.is_executable(&init)? {
-        Ok(())
-    } else {
-        Err(CreateError::NoInit { init, rootfs: rootfs.to_owned(), distro: distro.to_owned() })
-    }
+    let mounts: Vec<String> =
+        base.values("lxc.mount.entry").into_iter().map(str::to_owned).chain(entry_values("lxc.mount.entry")).collect();
+    let found = match host_path_of(&init, &mounts) {
+        Some(host) => std::fs::metadata(&host)
+            .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0),
+        None => Rootfs::open(rootfs)?.is_executable(&init)?,
+    };
+    if found { Ok(()) } else { Err(CreateError::NoInit { init, rootfs: rootfs.to_owned(), distro: distro.to_owned() }) }
+}
+
+/// Where `path` (absolute, inside the container) comes from when a bind mount
+/// entry (`SRC DST none bind... 0 0`, DST relative to the rootfs) covers it:
+/// `SRC` plus the rest of the path, for the longest such DST.
+fn host_path_of(path: &str, mount_entries: &[String]) -> Option<PathBuf> {
+    let inside = path.trim_start_matches('/');
+    mount_entries
+        .iter()
+        .filter_map(|entry| {
+            let fields: Vec<&str> = entry.split_whitespace().collect();
+            let (source, target, options) = (fields.first()?, fields.get(1)?, fields.get(3)?);
+            if !options.split(',').any(|o| o == "bind" || o == "rbind") || !source.starts_with('/') {
+                return None;
+            }
+            let target = target.trim_start_matches('/').trim_end_matches('/');
+            let rest = inside.strip_prefix(target)?;
+            (rest.is_empty() || rest.starts_with('/'))
+                .then(|| (target.len(), Path::new(source).join(rest.trim_start_matches('/'))))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, host)| host)
 }
 
 /// `lxc.rootfs.path` for a directory rootfs.
@@ -579,29 +604,48 @@ fn dir_rootfs(rootfs: &Path) -> String {
 /// Asks the installed LXC to load the container's config, as lxc-create
 /// reloads it after running a template: a key LXC rejects means the
 /// container could not be started or managed.
-fn check_config_loads(config_path: &Path, name: &str) -> Result<(), CreateError> {
-    let dir = config_path.parent().expect("config is in the container dir");
-    let lxcpath = dir.parent().unwrap_or(Path::new("/"));
-    let mut lxc_info = std::process::Command::new("lxc-info");
-    lxc_info.arg("-P").arg(lxcpath).args(["-n", name, "-c", "lxc.uts.name"]);
-    lxc_info
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    // Registered, so that a signal kills it too.
-    let output = interrupt::spawn(&mut lxc_info)
-        .map_err(std::io::Error::other)
-        .and_then(|(child, _registered)| child.wait_with_output());
+///
+/// LXC refuses to open a container whose `partial` file is locked, and the
+/// claim keeps it locked until the create commits (so that a create killed
+/// now is still recognised as unfinished). So LXC loads a copy of the config,
+/// as container `name` of a scratch lxcpath `check_dir` inside the container
+/// directory; `lxc-info` runs through the runner, so it dies with lxc-tmpl.
+fn check_config_loads(runner: &Runner, config_path: &Path, check_dir: &Path, name: &str) -> Result<(), CreateError> {
     let version = crate::facts::installed_lxc_version().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let rejected =
         |detail: String| CreateError::ConfigRejected { path: config_path.to_owned(), version: version.clone(), detail };
+    let copy = check_dir.join(name);
+    std::fs::create_dir_all(&copy)
+        .and_then(|()| std::fs::copy(config_path, copy.join("config")).map(drop))
+        .map_err(|source| CreateError::Write { path: copy.join("config"), source })?;
+    let argv =
+        ["lxc-info", "-P", &check_dir.display().to_string(), "-n", name, "-c", "lxc.uts.name"].map(str::to_owned);
+    let output = runner.run_on_host(&HostCommand { argv: &argv, env: &[], stdin: b"", hold: None });
+    let _ = std::fs::remove_dir_all(check_dir);
     match output {
-        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) if o.status == 0 => Ok(()),
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stderr);
             let detail = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("lxc-info failed").trim();
             Err(rejected(detail.to_owned()))
         }
         Err(e) => Err(rejected(format!("cannot run lxc-info ({e}); install lxc"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn init_under_a_bind_mount_is_looked_up_on_the_host() {
+        let mounts = vec![
+            "/usr usr none ro,bind,create=dir 0 0".to_owned(),
+            "/opt/x usr/sbin none bind 0 0".to_owned(),
+            "tmpfs run tmpfs rw 0 0".to_owned(),
+        ];
+        assert_eq!(super::host_path_of("/usr/lib/x", &mounts), Some("/usr/lib/x".into()));
+        assert_eq!(super::host_path_of("/usr/sbin/init.lxc", &mounts), Some("/opt/x/init.lxc".into()));
+        assert_eq!(super::host_path_of("/sbin/init", &mounts), None);
+        assert_eq!(super::host_path_of("/run/init", &mounts), None, "not a bind mount");
+        assert_eq!(super::host_path_of("/usrx/init", &mounts), None, "a prefix is not a parent directory");
     }
 }

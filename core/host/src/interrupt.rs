@@ -22,6 +22,11 @@
 //! A pidfd names one process for good, so a child that was reaped meanwhile is never confused
 //! with a new process that got its PID.
 //!
+//! [`install`] also makes lxc-tmpl a child subreaper (`PR_SET_CHILD_SUBREAPER`): when a killed
+//! helper leaves its PID 1 behind (dying of its `PDEATHSIG`), that PID 1 becomes our child, and
+//! [`reap_orphans`] waits for it, so that no process of the create, not even a zombie, outlives
+//! lxc-tmpl.
+//!
 //! `SIGKILL` cannot be caught; what it leaves (an unlocked `partial` file, a `staging.*`
 //! directory) is recognised and removed by the next run (see [`crate::container`] and
 //! [`crate::cache`]), and the child trees die with lxc-tmpl through `PR_SET_PDEATHSIG`.
@@ -29,7 +34,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 use nix::sys::signal::{SigSet, Signal};
@@ -42,6 +47,9 @@ pub const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHU
 
 /// The first signal received, as its number; 0 while none has arrived.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// Whether [`install`] made this process a subreaper whose orphans [`reap_orphans`] collects.
+static REAPING: AtomicBool = AtomicBool::new(false);
 
 /// Children that die when a signal arrives, by registration id.
 static CHILDREN: Mutex<Vec<(u64, OwnedFd)>> = Mutex::new(Vec::new());
@@ -92,6 +100,8 @@ fn start_signal_thread() -> io::Result<()> {
         set.add(signal);
     }
     set.thread_block().map_err(io::Error::from)?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    REAPING.store(true, Ordering::SeqCst);
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         loop {
             if let Ok(signal) = set.wait() {
@@ -139,6 +149,24 @@ pub fn interrupted() -> Option<Interrupted> {
 /// [`Interrupted`] with the signal.
 pub fn check() -> Result<(), Interrupted> {
     interrupted().map_or(Ok(()), Err)
+}
+
+/// Waits for every child this process has that nobody else waits for: the PID 1s of killed runs,
+/// reparented to us as a subreaper. Does nothing unless [`install`] ran.
+///
+/// Call it only when no other child of this process is running (the runner does, right after it
+/// has reaped its helper; lxc-tmpl starts one child at a time): it waits until there are none.
+pub fn reap_orphans() {
+    if !REAPING.load(Ordering::SeqCst) {
+        return;
+    }
+    loop {
+        match nix::sys::wait::waitpid(None::<nix::unistd::Pid>, None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            // ECHILD: none left.
+            Err(_) => return,
+        }
+    }
 }
 
 /// Keeps a spawned child registered for killing until dropped (after the child is reaped).

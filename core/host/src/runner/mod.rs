@@ -355,6 +355,8 @@ impl Runner {
             output.and_then(|o| fed.map(|()| o))
         })
         .map_err(io_err)?;
+        // A helper killed by a signal leaves its PID 1 to us (dying of its PDEATHSIG).
+        interrupt::reap_orphans();
 
         let mut report = Vec::new();
         File::from(status_read).read_to_end(&mut report).map_err(io_err)?;
