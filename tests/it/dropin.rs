@@ -1,10 +1,17 @@
 //! lxc-tmpl as a drop-in LXC template: `install-templates` makes the links,
 //! the real `lxc-create -t <link>` runs them, and LXC starts the result.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use lxc_tmpl_tests::{
-    LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, paths, require_root, require_tools,
+    LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, leftovers, paths, procs, require_root,
+    require_tools,
+    running::{Running, Signal},
+    snapshot,
 };
 
 /// `lxc-create -P <lxcpath> -f <safe.conf> -n <name> -t <template>`, with the
@@ -106,6 +113,67 @@ fn lxc_create_runs_the_debian_template_from_the_local_mirror() {
     assert!(config.contains("# Parameters passed to the template: -r bookworm"), "{config}");
     assert!(config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf"), "{config}");
     start_and_check_name(&dir, "dropd1");
+}
+
+/// Ctrl-C on `lxc-create -t lxc-tmpl-debian` during debootstrap (SIGINT to the
+/// process group, as a terminal sends it), and SIGTERM to lxc-create alone
+/// (which does not pass it on: the template follows its parent's death):
+/// either way the template rolls back, lxc-create fails and removes the
+/// container, and no process of the create is left.
+#[test]
+fn interrupted_template_rolls_back_under_lxc_create() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    require_tools(&["debootstrap"]);
+    let fixture = apt_fixture();
+    let server = MirrorServer::start();
+    let mirror = server.url("debian");
+    let dir = TestDir::new("dropin-interrupt");
+    let templates = install(&dir, &[]);
+    for (name, whole_group) in [("dropi1", true), ("dropi2", false)] {
+        let _ct = dir.container(name);
+        let mut cmd = lxc_create(&dir, name, &templates.join("lxc-tmpl-debian"));
+        cmd.args(["--", "-r", "bookworm", "--mirror", &mirror, "--security-mirror", &mirror]);
+        cmd.arg("--keyring").arg(&fixture.keyring).env("HTTP_PROXY", "none");
+        let mut run = Running::spawn(&mut cmd);
+        let pid = run.pid();
+        // Signalled once debootstrap runs: the step line, then its process.
+        run.wait_for_line("the download step", Duration::from_secs(120), |l| l == "==> download").unwrap();
+        run.wait_until("debootstrap", Duration::from_secs(60), |_| {
+            procs::descendants(pid).iter().any(|p| p.cmdline.contains("debootstrap")).then_some(())
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        let known = procs::descendants(pid);
+        if whole_group {
+            run.signal_group(Signal::SIGINT);
+        } else {
+            run.signal(Signal::SIGTERM);
+        }
+        let outcome = run.wait(Duration::from_secs(120));
+        assert_ne!(outcome.code(), Some(0), "lxc-create succeeded although its template was interrupted:\n{outcome}");
+        // lxc-create itself may die of the signal before it can report; the template's line,
+        // when lxc-create survives to show it, names the interruption.
+        if whole_group {
+            assert_mentions(&outcome.stderr, &["interrupted by SIGINT during download"]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut left: Vec<_> = known.iter().filter(|p| procs::alive(p)).collect();
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            left.retain(|p| procs::alive(p));
+        }
+        assert!(left.is_empty(), "processes of the interrupted template are still running: {left:#?}");
+        // Without lxc-create's own cleanup (it was killed) the rollback leaves at most the
+        // directory lxc-create made, with its unlocked partial, which LXC destroys on sight.
+        let rootfs = dir.lxcpath().join(name).join("rootfs");
+        assert!(
+            !rootfs.exists() || snapshot::listing(&rootfs).is_empty(),
+            "the interrupted template left a rootfs: {:?}",
+            snapshot::listing(&rootfs)
+        );
+        assert!(leftovers::staging_dirs(&dir.cache()).is_empty(), "cache staging left");
+    }
 }
 
 #[test]

@@ -151,6 +151,16 @@ pub fn check() -> Result<(), Interrupted> {
     interrupted().map_or(Ok(()), Err)
 }
 
+/// Asks for SIGTERM when the parent dies (`PR_SET_PDEATHSIG`), so that a template killed out from
+/// under it (lxc-create stopped by SIGTERM, which does not pass it on) rolls back as if it had
+/// been signalled itself. Call it after [`install`], from the thread that lives for the whole run.
+///
+/// # Errors
+/// When the `prctl` fails.
+pub fn follow_parent() -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)
+}
+
 /// Waits for every child this process has that nobody else waits for: the PID 1s of killed runs,
 /// reparented to us as a subreaper. Does nothing unless [`install`] ran.
 ///

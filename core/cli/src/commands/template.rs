@@ -123,6 +123,8 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
         }
         Err(err) => return Err(crate::UsageError(crate::one_line(&err)).into()),
     };
+    // lxc-create does not pass on a SIGTERM it gets; its death must still roll us back.
+    lxc_tmpl_host::interrupt::follow_parent().context("cannot follow lxc-create's lifetime")?;
     let required = |id: &str| {
         matches.get_one::<String>(id).cloned().with_context(|| {
             format!("--{id} is missing: {program} is a template for lxc-create (lxc-create -n NAME -t {program})")
