@@ -1,7 +1,9 @@
 //! Creates running at the same time: N creates from one cold cache build it
 //! once and all succeed, saying what they wait for; `cache purge` waits
 //! for the creates copying from the cache; two creates of one name end with
-//! exactly one container, intact, and one clear refusal.
+//! exactly one container, intact, and one clear refusal. (A second create
+//! of a name whose create is in progress, held with SIGSTOP, is refused in
+//! tests/it/interrupt.rs, together with `destroy`.)
 //!
 //! Timings are printed (`--nocapture`); nothing asserts on them.
 
@@ -16,8 +18,7 @@ use lxc_tmpl_tests::{
     procs::{self, Proc},
     require_root, require_tools,
     rootfs::{cache_entries, read, ssh_host_keys},
-    running::{Running, Signal},
-    snapshot,
+    running::Running,
 };
 
 /// How long a cold debian create may take here (debootstrap from the local mirror).
@@ -26,9 +27,7 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `lxc-tmpl create --distro debian` from the local mirror.
 fn debian_create(dir: &TestDir, mirror: &str, fixture: &AptFixture, name: &str) -> TestCommand {
     let mut cmd = dir.create("debian", name);
-    cmd.args(["--release", "bookworm", "--mirror", mirror, "--security-mirror", mirror]);
-    cmd.arg("--keyring").arg(&fixture.keyring);
-    cmd.env("HTTP_PROXY", "none").env("LANG", "C.UTF-8");
+    fixture.from_mirror(&mut cmd, mirror, "bookworm");
     cmd
 }
 
@@ -231,27 +230,4 @@ fn two_creates_of_one_name_exactly_one_wins() {
         }
     }
     eprintln!("the losers said:\n{}", seen.join("\n"));
-}
-
-/// A create that finds its name claimed by a create in progress (stopped
-/// while it holds `partial`) refuses with one line naming that create's
-/// pid; the first create, continued, completes.
-#[test]
-fn a_create_in_progress_refuses_a_second_create_of_its_name() {
-    require_root();
-    require_tools(LXC_TOOLS);
-    let dir = TestDir::new("concurrent-busy");
-    let ct = dir.container("held");
-    let mut first = Running::spawn(&mut dir.create("busybox", "held"));
-    first.wait_for_line("the download step", Duration::from_secs(60), |l| l == "==> download").unwrap();
-    first.signal(Signal::SIGSTOP);
-    let before = snapshot::tree(&ct.dir());
-    let second = dir.create("busybox", "held").run();
-    assert_lost(&second, "held", first.pid());
-    assert_mentions(&error_line(&second.stderr), &["being created"]);
-    assert_eq!(before, snapshot::tree(&ct.dir()), "the refused create touched the first one's directory");
-    first.signal(Signal::SIGCONT);
-    first.wait(CREATE_TIMEOUT).assert_success();
-    assert_eq!(read(ct.rootfs().join("etc/hostname")).trim(), "held");
-    assert_eq!(ct.lxc_config_item("lxc.uts.name"), "lxc.uts.name = held");
 }

@@ -29,11 +29,7 @@ const HOST_TRUSTED: &str = "/etc/apt/trusted.gpg.d";
 /// local mirror with its keyring, into the test dir's lxcpath and cache.
 fn create(dir: &TestDir, server: &MirrorServer, fixture: &AptFixture, name: &str, release: &str) -> TestCommand {
     let mut cmd = dir.create("debian", name);
-    let mirror = server.url("debian");
-    cmd.args(["--release", release, "--mirror", &mirror, "--security-mirror", &mirror]);
-    cmd.arg("--keyring").arg(&fixture.keyring);
-    // Deterministic whatever the caller's environment says.
-    cmd.env("HTTP_PROXY", "none").env("LANG", "C.UTF-8");
+    fixture.from_mirror(&mut cmd, &server.url("debian"), release);
     cmd
 }
 

@@ -8,8 +8,8 @@ use std::{
 };
 
 use lxc_tmpl_tests::{
-    LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, leftovers, paths, procs, require_root,
-    require_tools,
+    AptFixture, LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, leftovers, paths, procs,
+    require_root, require_tools,
     running::{Running, Signal},
     snapshot,
 };
@@ -20,6 +20,15 @@ fn lxc_create(dir: &TestDir, name: &str, template: &Path) -> TestCommand {
     let mut cmd = TestCommand::new("lxc-create");
     cmd.arg("-P").arg(dir.lxcpath()).arg("-f").arg(dir.safe_conf()).args(["-n", name]).arg("-t").arg(template);
     cmd.env("LXC_TMPL_PLUGIN_PATH", dir.plugins()).env("LXC_CACHE_PATH", dir.cache());
+    cmd
+}
+
+/// `lxc-create -t lxc-tmpl-debian` from the local mirror, with the old
+/// lxc-debian short flag `-r` after `--`, as lxc-create users type it.
+fn debian_template(dir: &TestDir, name: &str, templates: &Path, mirror: &str, fixture: &AptFixture) -> TestCommand {
+    let mut cmd = lxc_create(dir, name, &templates.join("lxc-tmpl-debian"));
+    cmd.args(["--", "-r", "bookworm", "--mirror", mirror, "--security-mirror", mirror]);
+    cmd.arg("--keyring").arg(&fixture.keyring).env("HTTP_PROXY", "none");
     cmd
 }
 
@@ -103,12 +112,7 @@ fn lxc_create_runs_the_debian_template_from_the_local_mirror() {
     let dir = TestDir::new("dropin-debian");
     let templates = install(&dir, &[]);
     let _ct = dir.container("dropd1");
-    lxc_create(&dir, "dropd1", &templates.join("lxc-tmpl-debian"))
-        .args(["--", "-r", "bookworm", "--mirror", &mirror, "--security-mirror", &mirror])
-        .arg("--keyring")
-        .arg(&fixture.keyring)
-        .env("HTTP_PROXY", "none")
-        .stdout();
+    debian_template(&dir, "dropd1", &templates, &mirror, &fixture).stdout();
     let config = fs::read_to_string(dir.lxcpath().join("dropd1/config")).unwrap();
     assert!(config.contains("# Parameters passed to the template: -r bookworm"), "{config}");
     assert!(config.contains("lxc.include = /usr/share/lxc/config/debian.common.conf"), "{config}");
@@ -132,10 +136,7 @@ fn interrupted_template_rolls_back_under_lxc_create() {
     let templates = install(&dir, &[]);
     for (name, whole_group) in [("dropi1", true), ("dropi2", false)] {
         let _ct = dir.container(name);
-        let mut cmd = lxc_create(&dir, name, &templates.join("lxc-tmpl-debian"));
-        cmd.args(["--", "-r", "bookworm", "--mirror", &mirror, "--security-mirror", &mirror]);
-        cmd.arg("--keyring").arg(&fixture.keyring).env("HTTP_PROXY", "none");
-        let mut run = Running::spawn(&mut cmd);
+        let mut run = Running::spawn(&mut debian_template(&dir, name, &templates, &mirror, &fixture));
         let pid = run.pid();
         // Signalled once debootstrap runs: the step line, then its process.
         run.wait_for_line("the download step", Duration::from_secs(120), |l| l == "==> download").unwrap();

@@ -24,9 +24,7 @@ fn debian_create(dir: &TestDir, mirror: &str, fixture: &AptFixture, lxcpath: &Pa
     let mut cmd = dir.command();
     cmd.arg("create").args(["--distro", "debian", "--name", name, "-P"]).arg(lxcpath);
     cmd.arg("-f").arg(dir.safe_conf()).arg("--cache-dir").arg(dir.cache());
-    cmd.args(["--release", "bookworm", "--mirror", mirror, "--security-mirror", mirror]);
-    cmd.arg("--keyring").arg(&fixture.keyring);
-    cmd.env("HTTP_PROXY", "none").env("LANG", "C.UTF-8");
+    fixture.from_mirror(&mut cmd, mirror, "bookworm");
     cmd
 }
 

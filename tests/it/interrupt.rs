@@ -519,9 +519,7 @@ fn describe_status(outcome: &Outcome) -> String {
 /// `lxc-tmpl create --distro debian` from the local mirror.
 fn debian_create(dir: &TestDir, mirror: &str, fixture: &AptFixture, name: &str) -> TestCommand {
     let mut cmd = dir.create("debian", name);
-    cmd.args(["--release", "bookworm", "--mirror", mirror, "--security-mirror", mirror]);
-    cmd.arg("--keyring").arg(&fixture.keyring);
-    cmd.env("HTTP_PROXY", "none").env("LANG", "C.UTF-8");
+    fixture.from_mirror(&mut cmd, mirror, "bookworm");
     cmd
 }
 

@@ -55,7 +55,7 @@ use std::{
     time::Duration,
 };
 
-use crate::paths;
+use crate::{TestCommand, paths};
 
 /// Overrides where the fixture is built (read by `build.sh` too).
 pub const FIXTURE_ENV: &str = "LXC_TMPL_APT_FIXTURE";
@@ -89,6 +89,16 @@ pub struct AptFixture {
 }
 
 impl AptFixture {
+    /// Adds the options of a debian or ubuntu create from the local mirror
+    /// at `mirror` (`server.url(distro)`) to `cmd`: `--release`, `--mirror`
+    /// and `--security-mirror`, this fixture's keyring; and an environment
+    /// that does not depend on the caller's (no proxy, `LANG=C.UTF-8`).
+    pub fn from_mirror<'c>(&self, cmd: &'c mut TestCommand, mirror: &str, release: &str) -> &'c mut TestCommand {
+        cmd.args(["--release", release, "--mirror", mirror, "--security-mirror", mirror]);
+        cmd.arg("--keyring").arg(&self.keyring);
+        cmd.env("HTTP_PROXY", "none").env("LANG", "C.UTF-8")
+    }
+
     /// The names of the packages in the mirror (one .deb each), sorted.
     pub fn packages(&self) -> Vec<String> {
         let list = self.dir.join("packages.txt");
