@@ -239,6 +239,10 @@ fn keep_on_failure_keeps_what_was_made() {
         dir.create("faulty", "kept").args(["--fail-in", "configure", "--keep-on-failure"]).assert_exit(1).clone();
     assert_mentions(&error_line(&outcome.stderr), &["deliberate failure in configure"]);
     assert!(ct.rootfs().join("bin/busybox").is_file(), "--keep-on-failure removed the rootfs:\n{outcome}");
+    // What was kept does not take the name: the next create removes it and goes on.
+    let again = dir.create("faulty", "kept").run();
+    again.assert_success();
+    assert_mentions(&again.stderr, &["removed the remains of an interrupted create"]);
 }
 
 #[test]

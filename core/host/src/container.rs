@@ -262,7 +262,10 @@ impl ContainerDir {
         self.dir.join("config")
     }
 
-    /// Keeps whatever was made if the create fails (`--keep-on-failure`).
+    /// Keeps whatever was made if the create fails (`--keep-on-failure`), for
+    /// debugging. The `partial` file stays too, unlocked, with its record: the
+    /// remains are then those of an interrupted create, which the next create
+    /// of the name or `lxc-tmpl destroy` removes.
     pub fn keep_on_failure(&mut self) {
         self.keep = true;
     }
@@ -296,7 +299,9 @@ impl ContainerDir {
 impl Drop for ContainerDir {
     fn drop(&mut self) {
         if self.keep {
-            let _ = self.release_partial();
+            // Committed: partial is gone already. Failed with --keep-on-failure: closing it
+            // unlocks it and leaves the record for `destroy` and the next create.
+            self.partial.take();
             return;
         }
         if let Err(e) = self.remove_created() {
@@ -610,6 +615,20 @@ mod tests {
         claim.commit().unwrap();
         assert_eq!(destroy("c1", &dir).unwrap(), Destroyed::Complete);
         assert!(dir.join("rootfs").is_dir());
+    }
+
+    #[test]
+    fn kept_failures_stay_recoverable() {
+        let lxcpath = tempfile::tempdir().unwrap();
+        let dir = lxcpath.path().join("c1");
+        {
+            let mut claim = ContainerDir::claim("c1", &dir, None).unwrap();
+            claim.keep_on_failure();
+            fs::write(claim.rootfs().join("half"), "x").unwrap();
+        }
+        assert!(dir.join("rootfs/half").exists(), "--keep-on-failure kept nothing");
+        assert!(matches!(destroy("c1", &dir).unwrap(), Destroyed::Remains(_)));
+        assert!(!dir.exists());
     }
 
     #[test]
