@@ -18,6 +18,7 @@
 
 use std::{
     fs,
+    io::Write,
     path::Path,
     thread,
     time::{Duration, Instant},
@@ -602,7 +603,9 @@ fn fault_injection_leaves_no_orphans_mounts_or_stuck_names() {
     }
 
     let tally = &injector.tally;
-    eprintln!("{} ({} shots in {:.1?})", tally.summary(), injector.shots, started.elapsed());
+    // Straight to stderr, past the test harness's capture (which takes only the print macros),
+    // so the summary is in every run's log, CI's included.
+    let _ = writeln!(std::io::stderr(), "{} ({} shots in {:.1?})", tally.summary(), injector.shots, started.elapsed());
     assert!(
         tally.problems.is_empty(),
         "{}; {} problems:\n\n{}",
