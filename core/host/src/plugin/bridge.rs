@@ -42,7 +42,7 @@ pub struct Bridge<'a> {
     pub root: Option<Rootfs>,
     /// The namespaced runner.
     pub runner: &'a Runner,
-    /// Hostname for commands run in the rootfs (the container name).
+    /// Hostname for commands run in the rootfs (the short host name of the container).
     pub hostname: &'a str,
     /// Bind the host's resolv.conf into the rootfs for commands (downloads).
     pub bind_resolv_conf: bool,
