@@ -286,7 +286,7 @@ impl<'a> Creator<'a> {
         Bridge {
             root,
             runner: self.runner,
-            hostname: req.hostname.split('.').next().unwrap_or(&req.hostname),
+            hostname: lxc_tmpl_plugin_api::short_hostname(&req.hostname),
             bind_resolv_conf,
             base: &req.base,
             entries: Vec::new(),

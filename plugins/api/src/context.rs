@@ -38,7 +38,7 @@ impl HookContext {
     /// The first label of [`hostname`](Self::hostname): what `/etc/hostname`
     /// and `lxc.uts.name` hold (`web` for `web.example.com`).
     pub fn short_hostname(&self) -> &str {
-        self.hostname.split('.').next().unwrap_or(&self.hostname)
+        short_hostname(&self.hostname)
     }
 
     /// The fully qualified name when [`hostname`](Self::hostname) is dotted.
@@ -60,6 +60,12 @@ impl HookContext {
     pub fn flag(&self, long: &str) -> bool {
         self.options.iter().any(|o| o.long == long)
     }
+}
+
+/// The first label of a host name: `web` for `web.example.com`, what
+/// `/etc/hostname` holds (hostname(5): the name without the domain).
+pub fn short_hostname(hostname: &str) -> &str {
+    hostname.split('.').next().unwrap_or(hostname)
 }
 
 /// The values of one option. A flag has no values.

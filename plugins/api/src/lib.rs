@@ -128,7 +128,7 @@ mod module;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use context::{HookContext, HostFacts, OptionValue};
+pub use context::{HookContext, HostFacts, OptionValue, short_hostname};
 pub use distro::Distro;
 pub use error::{ErrorKind, PluginError};
 pub use host::{

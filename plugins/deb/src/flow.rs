@@ -14,7 +14,7 @@
 //!
 //! [`family`](crate::family) strings them together into whole hooks.
 
-use lxc_tmpl_plugin_api::{ConfigEntry, FileKind, HookContext, Host, PluginError};
+use lxc_tmpl_plugin_api::{ConfigEntry, FileKind, HookContext, Host, PluginError, short_hostname};
 
 use crate::{
     apt::Apt,
@@ -24,8 +24,7 @@ use crate::{
     sources::write_sources_list,
     system::{
         LocaleGen, NetworkStyle, any_exists, choose_network_style, configure_locale, configure_timezone,
-        install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, short_hostname, write_hostname, write_hosts,
-        write_network,
+        install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, write_hostname, write_hosts, write_network,
     },
     users::{
         PasswdEntry, Password, add_to_group, create_user, import_host_user, install_authorized_keys, rootfs_user,

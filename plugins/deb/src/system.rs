@@ -3,7 +3,7 @@
 //! keyring, and the scrubbing that keeps host and per-machine state out of
 //! a cached rootfs.
 
-use lxc_tmpl_plugin_api::{CommandSpec, FileKind, Host, PluginError, serde_json::json};
+use lxc_tmpl_plugin_api::{CommandSpec, FileKind, Host, PluginError, serde_json::json, short_hostname};
 
 use crate::templates;
 
@@ -46,11 +46,6 @@ pub fn write_hosts(host: &mut Host<'_>, hostname: &str) -> Result<(), PluginErro
     let context = json!({ "hostname": short_hostname(hostname), "fqdn": hostname.contains('.').then_some(hostname) });
     let text = host.render("etc/hosts", templates::HOSTS, &context)?;
     write_text(host, "etc/hosts", &text, 0o644)
-}
-
-/// The first label of a host name (`web` for `web.example.com`).
-pub fn short_hostname(hostname: &str) -> &str {
-    hostname.split('.').next().unwrap_or(hostname)
 }
 
 /// How the container's network is configured.
