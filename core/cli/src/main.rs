@@ -55,13 +55,13 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = run(args);
-    // A signal that no step noticed (it came too late, or the command checks none) still
-    // decides the exit status, as if the signal had ended the process.
     let signal = interrupt::interrupted();
     match (result, signal) {
-        (Ok(_), Some(signal)) => {
-            eprintln!("error: {signal}");
-            ExitCode::from(signal.exit_status())
+        // Every step checks for a signal, so one that arrives after the last check comes too
+        // late to stop anything: the work is complete and stays, and saying so is the truth.
+        (Ok(code), Some(signal)) => {
+            eprintln!("warning: {signal} after the work was complete: nothing was rolled back");
+            code
         }
         (Ok(code), None) => code,
         (Err(err), signal) => {
@@ -186,12 +186,12 @@ fn destroy_container(args: &cli::DestroyArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Destroyed::Complete => {
-            let status = std::process::Command::new("lxc-destroy")
-                .arg("-P")
-                .arg(&lxcpath)
-                .args(["-n", &args.name])
-                .status()
+            let mut lxc_destroy = std::process::Command::new("lxc-destroy");
+            lxc_destroy.arg("-P").arg(&lxcpath).args(["-n", &args.name]);
+            // Registered, so that a signal to lxc-tmpl stops it too.
+            let (mut child, _registered) = interrupt::spawn(&mut lxc_destroy)
                 .map_err(|e| anyhow::anyhow!("cannot run lxc-destroy ({e}): install lxc"))?;
+            let status = child.wait()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
