@@ -325,10 +325,20 @@ fn first_complaint(stderr: &[u8]) -> String {
     }
 }
 
-/// Writes `tar` of the rootfs at `from`, with numeric owners, atomically.
+/// What GNU tar keeps besides owners and modes: every xattr (file capabilities in
+/// `security.capability` among them) and POSIX ACLs. tar(1) restores only `user.*` xattrs
+/// unless told otherwise, so the same pattern goes on both sides.
+const TAR_METADATA: [&str; 3] = ["--xattrs", "--xattrs-include=*", "--acls"];
+
+/// Writes `tar` of the rootfs at `from`, with numeric owners, xattrs and ACLs, atomically.
 fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
     let partial = tar.with_extension("tar.partial");
-    let argv = ["tar", "--numeric-owner", "-C", &path_arg(from)?, "-cpf", &path_arg(&partial)?, "."].map(str::to_owned);
+    let argv: Vec<String> = ["tar", "--numeric-owner"]
+        .into_iter()
+        .chain(TAR_METADATA)
+        .chain(["-C", &path_arg(from)?, "-cpf", &path_arg(&partial)?, "."])
+        .map(str::to_owned)
+        .collect();
     run_copy_tool(tools, &argv, None, from, tar)?;
     fs::rename(&partial, tar).map_err(io_err("cannot move into place", &partial))
 }
@@ -336,6 +346,9 @@ fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
 /// Unpacks a cache entry's `rootfs.tar` into an empty container rootfs,
 /// inside a user namespace: owners come from the tar (numeric), device
 /// nodes are left out as an unprivileged container cannot create them.
+/// xattrs and ACLs are restored; the kernel stores a file capability set
+/// there as a revision-3 capability of the namespace's root (capabilities(7),
+/// "Namespaced file capabilities").
 /// `tar` holds the entry's shared lock until it exits.
 pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
     let entry = cache.rootfs.parent().expect("the cached rootfs is inside its entry");
@@ -349,8 +362,12 @@ pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> R
                 .into(),
         });
     }
-    let argv = ["tar", "--numeric-owner", "--exclude=./dev/*", "-C", &path_arg(to)?, "-xpf", &path_arg(&tar)?]
-        .map(str::to_owned);
+    let argv: Vec<String> = ["tar", "--numeric-owner"]
+        .into_iter()
+        .chain(TAR_METADATA)
+        .chain(["--exclude=./dev/*", "-C", &path_arg(to)?, "-xpf", &path_arg(&tar)?])
+        .map(str::to_owned)
+        .collect();
     run_copy_tool(tools, &argv, Some(cache.lock_fd()), &tar, to)
 }
 
