@@ -304,6 +304,35 @@ fn failed_download_never_fills_the_cache() {
     assert!(outcome.status.success(), "download ran although the cache entry k1 exists:\n{outcome}");
 }
 
+/// An entry is used only when its stored key is the wanted key: the
+/// directory name (the key's SHA-256) alone proves nothing, as anyone who can
+/// write the cache dir can plant a rootfs under it.
+#[test]
+fn forged_cache_entry_is_refused() {
+    require_root();
+    let dir = TestDir::new("forged-cache");
+    dir.add_plugin(Fixture::Faulty);
+    let _guards: Vec<_> = ["forged1", "forged2", "forged3"].iter().map(|n| dir.container(n)).collect();
+    dir.create("faulty", "forged1").args(["--cache-key", "k1"]).stdout();
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir.cache().join("faulty"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("rootfs").is_dir())
+        .collect();
+    let [entry] = &entries[..] else { panic!("expected one cache entry: {entries:?}") };
+    let name = entry.file_name().unwrap().to_string_lossy();
+    assert!(name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()), "not a SHA-256 name: {name}");
+    std::fs::write(entry.join("key"), "k2\n").unwrap();
+
+    let before = snapshot::tree(&dir.lxcpath());
+    let outcome = dir.create("faulty", "forged2").args(["--cache-key", "k1"]).assert_exit(1).clone();
+    assert_mentions(&error_line(&outcome.stderr), &["holds key 'k2'", "wanted key 'k1'", "--flush-cache"]);
+    assert_same_text!(before, snapshot::tree(&dir.lxcpath()), "a refused create left something in the lxcpath");
+    // The fix the message names works.
+    dir.create("faulty", "forged3").args(["--cache-key", "k1", "--flush-cache"]).stdout();
+}
+
 #[test]
 fn cache_purge_removes_one_distros_entries_only() {
     require_root();

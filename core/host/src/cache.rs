@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! <distro>/<hash>.lock      flock: exclusive to build/flush, shared to copy out
-//! <distro>/<hash>/key       the full key text, for people
+//! <distro>/<hash>/key       the full key text, compared with the wanted key before every use
 //! <distro>/<hash>/rootfs/   the finished rootfs; exists only when complete
 //! <distro>/<hash>/rootfs.tar the same, as a tar with numeric owners, for unprivileged lxc-create
 //! <distro>/<hash>/staging.* a build in progress (or a killed one, removed by the next builder)
@@ -15,6 +15,11 @@
 //! ids the namespace does not map read as `nobody`, so the rootfs cannot be
 //! copied with its owners; the tar, written by real root when the entry is
 //! built, is unpacked there instead (as lxc-download does with its images).
+//!
+//! `<hash>` is the SHA-256 of the key, in hex. The name alone does not prove
+//! what an entry holds (anyone who can write the cache dir can name a
+//! directory), so the stored `key` must equal the wanted key: an entry whose
+//! key differs is refused, never used as if it matched.
 //!
 //! A killed build leaves only a `staging.*` directory, which nothing mistakes
 //! for a cache: completeness is the `rootfs` name, given by one `rename(2)`.
@@ -32,6 +37,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::lock::{FileLock, LockError, LockMode};
@@ -57,6 +63,19 @@ pub enum CacheError {
     /// A distro name that is no plain name (it would leave the cache dir).
     #[error("'{0}' is not a distro name: use the name lxc-tmpl list shows")]
     BadDistro(String),
+    /// The entry's stored key is not the key it is named after.
+    #[error(
+        "cache entry {dir} holds key '{stored}', not the wanted key '{wanted}': the entry was forged or damaged; \
+         rebuild it with --flush-cache or remove it with `lxc-tmpl cache purge`"
+    )]
+    KeyMismatch {
+        /// The entry's directory.
+        dir: PathBuf,
+        /// What its `key` file says (`<missing>` without one).
+        stored: String,
+        /// The key the create asked for.
+        wanted: String,
+    },
     /// The entry does not exist and cannot be built here.
     #[error(
         "the {label} rootfs cache ({dir}) is not built, and it cannot be built inside the user namespace of an \
@@ -131,13 +150,13 @@ impl ReadyCache {
 impl CacheEntry {
     /// The entry of `key` for `distro` under `cache_dir`.
     pub fn new(cache_dir: &Path, distro: &str, key: &str) -> Self {
-        let hash = format!("{:016x}", fnv1a64(key.as_bytes()));
+        let hash: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         let distro_dir = cache_dir.join(distro);
         CacheEntry {
             dir: distro_dir.join(&hash),
             lock_path: distro_dir.join(format!("{hash}.lock")),
             key: key.to_owned(),
-            label: label(distro, key, &hash),
+            label: label(distro, key, &hash[..12]),
         }
     }
 
@@ -176,6 +195,7 @@ impl CacheEntry {
             let lock = FileLock::acquire(&self.lock_path, LockMode::Shared, "copying from it", &mut on_wait)
                 .map_err(lock_err)?;
             if self.rootfs().is_dir() {
+                self.check_key()?;
                 return Ok(ReadyCache { rootfs: self.rootfs(), built: false, lock });
             }
         }
@@ -189,6 +209,7 @@ impl CacheEntry {
         }
         // Someone may have built it while we waited for the exclusive lock.
         let built = if self.rootfs().is_dir() {
+            self.check_key()?;
             false
         } else {
             self.build_into_place(tools, build)?;
@@ -226,6 +247,21 @@ impl CacheEntry {
             let _ = fs::remove_file(self.dir.join("rootfs.tar.partial"));
         })?;
         Ok(())
+    }
+
+    /// Fails unless the entry's `key` file holds exactly this entry's key.
+    fn check_key(&self) -> Result<()> {
+        let path = self.dir.join("key");
+        let stored = match fs::read_to_string(&path) {
+            Ok(text) => text.strip_suffix('\n').unwrap_or(&text).to_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => "<missing>".to_owned(),
+            Err(e) => return Err(io_err("cannot read", &path)(e)),
+        };
+        if stored == self.key {
+            Ok(())
+        } else {
+            Err(CacheError::KeyMismatch { dir: self.dir.clone(), stored, wanted: self.key.clone() })
+        }
     }
 
     /// Builds that were killed leave `staging.*`; only an exclusive holder
@@ -390,18 +426,13 @@ fn label(distro: &str, key: &str, hash: &str) -> String {
     }
 }
 
-/// FNV-1a: a stable, dependency-free hash for directory names (not security).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The error type of the tests' builders.
     #[derive(Debug)]
-    struct TestError(#[allow(dead_code)] String);
+    struct TestError(String);
     impl From<CacheError> for TestError {
         fn from(e: CacheError) -> Self {
             TestError(e.to_string())
@@ -529,6 +560,37 @@ mod tests {
         assert!(CacheEntry::new(cache.path(), "ubuntu", "jammy").dir().join("rootfs").is_dir(), "ubuntu untouched");
         assert!(purge_distro(cache.path(), "alpine", |_| {}).unwrap().is_empty());
         assert!(matches!(purge_distro(cache.path(), "../x", |_| {}), Err(CacheError::BadDistro(_))));
+    }
+
+    #[test]
+    fn entries_are_named_by_sha256_and_a_foreign_key_is_refused() {
+        let cache = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "release=x arch=y");
+        // sha256("release=x arch=y"), as sha256sum prints it.
+        let name = entry.dir().file_name().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(name.len(), 64, "{name}");
+        let printed = std::process::Command::new("sh")
+            .args(["-c", "printf %s 'release=x arch=y' | sha256sum"])
+            .output()
+            .unwrap()
+            .stdout;
+        assert!(String::from_utf8_lossy(&printed).starts_with(&name), "{name} is not the SHA-256 of the key");
+
+        let build = |staging: &Path| -> TestResult { Ok(fs::write(staging.join("marker"), "1")?) };
+        drop(entry.ensure(&DirectTools, false, true, |_| {}, build).unwrap());
+        fs::write(entry.dir().join("key"), "release=other arch=y\n").unwrap();
+        let err = entry.ensure(&DirectTools, false, true, |_| {}, build).unwrap_err();
+        let text = err.0;
+        assert!(
+            text.contains("holds key 'release=other arch=y'") && text.contains("wanted key 'release=x arch=y'"),
+            "{text}"
+        );
+        fs::remove_file(entry.dir().join("key")).unwrap();
+        let err = entry.ensure(&DirectTools, false, true, |_| {}, build).unwrap_err();
+        assert!(err.0.contains("holds key '<missing>'"), "{}", err.0);
+        // --flush-cache replaces the forged entry.
+        let rebuilt = entry.ensure(&DirectTools, true, true, |_| {}, build).unwrap();
+        assert!(rebuilt.built);
     }
 
     #[test]
