@@ -250,11 +250,30 @@ impl ContainerDir {
         &self.rootfs
     }
 
-    /// A scratch directory inside the container directory, removed with the
-    /// claim, where a copy of the config can be checked as a container of its
-    /// own (see [`CHECK_DIR`]).
-    pub fn check_dir(&self) -> PathBuf {
-        self.dir.join(CHECK_DIR)
+    /// Writes `config` as container `name` of a scratch lxcpath inside the
+    /// container directory (see [`CHECK_DIR`]), where LXC can load it as a
+    /// container of its own; returns that lxcpath. It goes with the claim, or
+    /// with [`ContainerDir::remove_check_copy`].
+    ///
+    /// # Errors
+    /// [`ContainerError::Io`] when the directory or file cannot be made; a
+    /// symlink in their place is refused (`O_NOFOLLOW`), not followed.
+    pub fn write_check_copy(&self, name: &str, config: &str) -> Result<PathBuf> {
+        let lxcpath = self.dir.join(CHECK_DIR);
+        let copy = lxcpath.join(name);
+        for dir in [&lxcpath, &copy] {
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err("cannot create", dir)(e)),
+                _ => {}
+            }
+        }
+        write_config(&copy.join("config"), config).map_err(io_err("cannot write", &copy))?;
+        Ok(lxcpath)
+    }
+
+    /// Removes what [`ContainerDir::write_check_copy`] made.
+    pub fn remove_check_copy(&self) {
+        let _ = remove_if_present(&self.dir.join(CHECK_DIR));
     }
 
     /// The path of the container's config file.
@@ -334,6 +353,25 @@ fn remove_made(dir: &Path, rootfs: &Path, dir_created: bool, rootfs_created: boo
         remove_if_present(&dir.join(CHECK_DIR))?;
     }
     Ok(())
+}
+
+/// Writes a container config file at `path`, mode 0644 as lxc-create writes
+/// it, replacing the content of an existing file. A symlink at `path` is an
+/// error (`ELOOP`), never followed: the container directory may belong to the
+/// container's root, which must not be able to point the config elsewhere.
+///
+/// # Errors
+/// The `open(2)` or `write(2)` error.
+pub fn write_config(path: &Path, config: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    file.write_all(config.as_bytes())?;
+    file.sync_all()
 }
 
 /// The OFD write lock lxc-create takes on `partial`, over the whole file.

@@ -25,7 +25,7 @@ use thiserror::Error;
 
 use crate::{
     cache::{CacheEntry, CacheError, copy_rootfs, unpack_rootfs},
-    container::{ContainerDir, ContainerError},
+    container::{ContainerDir, ContainerError, write_config},
     idmap::{IdMap, IdMapError},
     interrupt::{self, Interrupted},
     lxcconf::{BaseConfig, ConfigDocument, Dialect, LxcConfError, random_hwaddr},
@@ -454,23 +454,30 @@ impl<'a> Creator<'a> {
         }
         let (entries, cache) = self.populate(req, &ctx, key, claim.rootfs())?;
         // Built by real root; an unprivileged container owns it through its id map.
-        if let Some(map) = IdMap::from_config(&req.base)? {
+        let id_map = IdMap::from_config(&req.base)?;
+        if let Some(map) = &id_map {
             self.step("shift ids")?;
             map.shift_tree(claim.rootfs())?;
-            // As lxc-create: the container's root must reach its rootfs.
-            map.give_to_container_root(claim.dir())?;
         }
         self.step("check init")?;
         check_init(claim.rootfs(), &entries, &req.base, self.distro())?;
         let config = self.render_config(req, dir_rootfs(claim.rootfs()), &entries, true)?;
         let config_path = claim.config_path();
-        std::fs::write(&config_path, &config)
+        write_config(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
         if req.check_config {
             self.step("check config")?;
-            check_config_loads(self.runner, &config_path, &claim.check_dir(), &req.name)?;
+            let check_lxcpath = claim.write_check_copy(&req.name, &config)?;
+            let checked = check_config_loads(self.runner, &config_path, &check_lxcpath, &req.name);
+            claim.remove_check_copy();
+            checked?;
         }
         let message = self.message(req, &ctx, claim.rootfs())?;
+        // As lxc-create: the container's root must reach its rootfs. Last, so
+        // that nothing is written into the directory once it has changed hands.
+        if let Some(map) = &id_map {
+            map.give_to_container_root(claim.dir())?;
+        }
         claim.commit()?;
         Ok(CreateOutcome { config, config_path, message, cache })
     }
@@ -505,7 +512,7 @@ impl<'a> Creator<'a> {
             .unwrap_or_else(|| dir_rootfs(&rootfs));
         let config = self.render_config(req, rootfs_value, &entries, false)?;
         let config_path = req.container_dir.join("config");
-        std::fs::write(&config_path, &config)
+        write_config(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
         let message = self.message(req, &ctx, &rootfs)?;
         Ok(CreateOutcome { config, config_path, message, cache })
@@ -608,20 +615,21 @@ fn dir_rootfs(rootfs: &Path) -> String {
 /// LXC refuses to open a container whose `partial` file is locked, and the
 /// claim keeps it locked until the create commits (so that a create killed
 /// now is still recognised as unfinished). So LXC loads a copy of the config,
-/// as container `name` of a scratch lxcpath `check_dir` inside the container
-/// directory; `lxc-info` runs through the runner, so it dies with lxc-tmpl.
-fn check_config_loads(runner: &Runner, config_path: &Path, check_dir: &Path, name: &str) -> Result<(), CreateError> {
+/// as container `name` of a scratch lxcpath `check_lxcpath` inside the
+/// container directory ([`ContainerDir::write_check_copy`]); `lxc-info` runs
+/// through the runner, so it dies with lxc-tmpl.
+fn check_config_loads(
+    runner: &Runner,
+    config_path: &Path,
+    check_lxcpath: &Path,
+    name: &str,
+) -> Result<(), CreateError> {
     let version = crate::facts::installed_lxc_version().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let rejected =
         |detail: String| CreateError::ConfigRejected { path: config_path.to_owned(), version: version.clone(), detail };
-    let copy = check_dir.join(name);
-    std::fs::create_dir_all(&copy)
-        .and_then(|()| std::fs::copy(config_path, copy.join("config")).map(drop))
-        .map_err(|source| CreateError::Write { path: copy.join("config"), source })?;
     let argv =
-        ["lxc-info", "-P", &check_dir.display().to_string(), "-n", name, "-c", "lxc.uts.name"].map(str::to_owned);
+        ["lxc-info", "-P", &check_lxcpath.display().to_string(), "-n", name, "-c", "lxc.uts.name"].map(str::to_owned);
     let output = runner.run_on_host(&HostCommand { argv: &argv, env: &[], stdin: b"", hold: None });
-    let _ = std::fs::remove_dir_all(check_dir);
     match output {
         Ok(o) if o.status == 0 => Ok(()),
         Ok(o) => {
