@@ -253,6 +253,19 @@ pub fn distro_values(manifest: &Manifest, matches: &ArgMatches) -> (Vec<OptionVa
     (values, typed)
 }
 
+/// The values of the options the plugin marks secret that were given on the
+/// command line, for [`crate::argv::hide`].
+pub fn secret_values(manifest: &Manifest, matches: &ArgMatches) -> Vec<String> {
+    manifest
+        .options
+        .iter()
+        .filter(|spec| spec.secret && spec.takes_value())
+        .map(|spec| arg_id(&spec.long))
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .flat_map(|id| matches.get_many::<String>(&id).map(|v| v.cloned().collect::<Vec<_>>()).unwrap_or_default())
+        .collect()
+}
+
 /// Finds the value of `--distro` in raw arguments before clap runs, so the
 /// distro's options can be added to the parser.
 pub fn distro_in_args(args: &[std::ffi::OsString]) -> Option<String> {

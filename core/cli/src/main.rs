@@ -11,6 +11,7 @@
 //! re-executes this binary as `lxc-tmpl __run-in-rootfs ...` to run a command
 //! inside a rootfs.
 
+mod argv;
 mod cli;
 mod commands;
 mod report;

@@ -144,7 +144,9 @@ pub fn bootstrap_options(texts: &DistroTexts<'_>) -> Vec<OptionSpec> {
             "proxy for the download and the container's apt (70proxy): none, apt (the host's apt proxy) or a URL; \
              no LAN autodetection (default: $HTTP_PROXY, else none)",
         )
-        .env("HTTP_PROXY"),
+        .env("HTTP_PROXY")
+        // A proxy URL can carry a user and password (`http://user:pw@host:3128`).
+        .secret(),
     ]
 }
 

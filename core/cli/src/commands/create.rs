@@ -83,6 +83,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         _ => Verbosity::Normal,
     };
     let reporter = StderrReporter { verbosity };
+    crate::argv::hide_secrets(&plugin.manifest, matches, &reporter);
     if let Some(warning) = &hostname_warning {
         reporter.warn(warning);
     }

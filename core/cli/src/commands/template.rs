@@ -146,6 +146,7 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
     request.hostname = hostname;
     let reporter =
         StderrReporter { verbosity: if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal } };
+    crate::argv::hide_secrets(&plugin.manifest, &matches, &reporter);
     if let Some(warning) = &hostname_warning {
         reporter.warn(warning);
     }
