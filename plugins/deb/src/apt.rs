@@ -179,7 +179,8 @@ impl ProxySetting {
                 Ok(Self::Url(url.to_owned()))
             }
             Some(other) => Err(PluginError::invalid_input(format!(
-                "HTTP_PROXY / --http-proxy '{other}': give none, apt, or a proxy URL such as http://proxy:3128"
+                "HTTP_PROXY / --http-proxy '{}': give none, apt, or a proxy URL such as http://proxy:3128",
+                without_password(other)
             ))),
         }
     }
@@ -205,6 +206,18 @@ impl ProxySetting {
                 Ok(proxy)
             }
         }
+    }
+}
+
+/// `value` with the user and password of a URL (`scheme://USER:PW@host`)
+/// replaced by `<redacted>`, for messages: a proxy URL can carry a password.
+pub fn without_password(value: &str) -> String {
+    match (value.find("://"), value.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}<redacted>{}", &value[..scheme_end + 3], &value[at..])
+        }
+        (None, Some(at)) => format!("<redacted>{}", &value[at..]),
+        _ => value.to_owned(),
     }
 }
 
@@ -306,6 +319,10 @@ mod tests {
         assert_eq!(ProxySetting::parse(Some("http://p:3128")).unwrap(), ProxySetting::Url("http://p:3128".into()));
         assert!(ProxySetting::parse(Some("p:3128")).is_err());
         assert!(ProxySetting::parse(Some("http://p\";x")).is_err());
+        let err = ProxySetting::parse(Some("http://u:s3cret@p:3128 x")).unwrap_err();
+        assert!(err.message.contains("'http://<redacted>@p:3128 x'"), "{}", err.message);
+        assert_eq!(without_password("u:pw@p:3128"), "<redacted>@p:3128");
+        assert_eq!(without_password("http://p:3128"), "http://p:3128");
 
         let mut fake = FakeHost::sealed();
         fake.on("apt-config shell", output(0, "APT_PROXY='http://cache:3142/'\n", ""));

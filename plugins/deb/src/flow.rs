@@ -344,8 +344,8 @@ pub fn warn_about_choices(
     }
     if password_on_command_line {
         host.warn(
-            "--password is visible to other users in ps and is recorded in the container's config header; \
-             prefer --password-file",
+            "--password was visible to other local users in ps until lxc-tmpl hid it (lxc-create's own command \
+             line and config header keep it); prefer --password-file",
         );
     }
     if users.bindhome.is_some() && users.auth_key.is_some() {

@@ -163,7 +163,7 @@ pub fn user_options(texts: &DistroTexts<'_>) -> Vec<OptionSpec> {
         OptionSpec::value(
             PASSWORD,
             "PASSWORD",
-            "password of the user; visible in ps (and in the config header lxc-create writes), prefer \
+            "password of the user; visible in ps until lxc-tmpl starts (and in lxc-create's command line and config header), prefer \
              --password-file (default: none: the password is locked, get in with lxc-attach or --auth-key)",
         )
         .secret(),
