@@ -540,6 +540,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_is_never_written_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "host file\n").unwrap();
+        let config = tmp.path().join("config");
+        std::os::unix::fs::symlink(&victim, &config).unwrap();
+        let err = write_config(&config, "lxc.uts.name = c1\n").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ELOOP), "{err}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "host file\n");
+
+        fs::remove_file(&config).unwrap();
+        write_config(&config, "lxc.uts.name = c1\n").unwrap();
+        let mode = fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "the mode is lxc-create's, whatever the umask");
+    }
+
+    #[test]
     fn dropped_claim_leaves_nothing() {
         let lxcpath = tempfile::tempdir().unwrap();
         let dir = lxcpath.path().join("c1");
