@@ -31,6 +31,10 @@
 //! or purge can never remove a cache that a copy, even an orphaned one, still
 //! reads.
 
+// Cache bookkeeping (entry dirs, key files, staging, tars) under the cache dir root chose; the
+// rootfs inside an entry is only ever written by the build's hooks (through `Rootfs`) and the tools.
+#![allow(clippy::disallowed_methods)]
+
 use std::{
     fs, io,
     os::fd::{AsFd, BorrowedFd},
@@ -361,10 +365,13 @@ fn first_complaint(stderr: &[u8]) -> String {
     }
 }
 
-/// What GNU tar keeps besides owners and modes: every xattr (file capabilities in
-/// `security.capability` among them) and POSIX ACLs. tar(1) restores only `user.*` xattrs
-/// unless told otherwise, so the same pattern goes on both sides.
-const TAR_METADATA: [&str; 3] = ["--xattrs", "--xattrs-include=*", "--acls"];
+/// What the cache tar keeps besides owners and modes: every xattr, file capabilities
+/// (`security.capability`) and POSIX ACLs among them. ACLs travel as their raw
+/// `system.posix_acl_*` xattrs, whose ids are numeric like the tar's owners; tar's `--acls`
+/// would add them as text with user and group names looked up on the host (acl(5)), which
+/// means other ids wherever the host names them differently, so it is not used.
+/// What is restored is chosen when unpacking ([`unpack_rootfs`]).
+const TAR_METADATA: [&str; 2] = ["--xattrs", "--xattrs-include=*"];
 
 /// Writes `tar` of the rootfs at `from`, with numeric owners, xattrs and ACLs, atomically.
 fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
@@ -382,9 +389,15 @@ fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
 /// Unpacks a cache entry's `rootfs.tar` into an empty container rootfs,
 /// inside a user namespace: owners come from the tar (numeric), device
 /// nodes are left out as an unprivileged container cannot create them.
-/// xattrs and ACLs are restored; the kernel stores a file capability set
-/// there as a revision-3 capability of the namespace's root (capabilities(7),
-/// "Namespaced file capabilities").
+/// Restored are the xattrs a user namespace's root may set on its own files:
+/// `user.*`, the ACLs (`system.posix_acl_*`, whose ids the kernel maps through
+/// the namespace) and `security.capability`, which the kernel stores there as
+/// a revision-3 capability of the namespace's root (capabilities(7),
+/// "Namespaced file capabilities"; `cap_convert_nscap` in
+/// security/commoncap.c). `trusted.*` and the other `security.*` xattrs
+/// (SELinux labels, IMA) need privileges of the initial namespace: setting
+/// them would fail (a warning or an error, depending on tar's version), so
+/// they are left out.
 /// `tar` holds the entry's shared lock until it exits.
 pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
     let entry = cache.rootfs.parent().expect("the cached rootfs is inside its entry");
@@ -398,9 +411,16 @@ pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> R
                 .into(),
         });
     }
+    const RESTORED_XATTRS: [&str; 5] = [
+        "--xattrs",
+        "--xattrs-include=user.*",
+        "--xattrs-include=system.posix_acl_access",
+        "--xattrs-include=system.posix_acl_default",
+        "--xattrs-include=security.capability",
+    ];
     let argv: Vec<String> = ["tar", "--numeric-owner"]
         .into_iter()
-        .chain(TAR_METADATA)
+        .chain(RESTORED_XATTRS)
         .chain(["--exclude=./dev/*", "-C", &path_arg(to)?, "-xpf", &path_arg(&tar)?])
         .map(str::to_owned)
         .collect();

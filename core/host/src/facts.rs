@@ -120,6 +120,7 @@ pub fn parse_lenient_version(text: &str) -> Option<Version> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use super::*;
 

@@ -11,6 +11,9 @@
 //! so that SIGINT, SIGTERM and SIGHUP (see [`crate::interrupt`]) end a wait at
 //! once.
 
+// Lock files live in the cache dir and the lxcpath, host paths root chose.
+#![allow(clippy::disallowed_methods)]
+
 use std::{
     fs::{File, OpenOptions},
     io::{self, Read, Seek, Write},
