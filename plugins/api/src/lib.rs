@@ -60,6 +60,11 @@ lxc-tmpl-plugin-api = "1"
 
 Build it, drop the `.so` into a plugin directory (or point
 `$LXC_TMPL_PLUGIN_PATH` at its folder) and it shows up in `lxc-tmpl list`.
+The host refuses a plugin that anyone but root (or the user running it) could
+change: the file and every directory above it must be owned by root or that
+user and not writable by group or others. So to run it as root, copy the
+`.so` into a root-owned plugin directory rather than pointing at your own
+build folder.
 
 # Hooks
 

@@ -8,7 +8,9 @@
 //!    build outputs, so only files named `liblxc_tmpl_*.so` are taken there.
 //!
 //! In the plugin directories proper every `*.so` file is taken, and one that
-//! is not a plugin is reported.
+//! is not a plugin is reported. Being found is not being trusted: every
+//! candidate, wherever it was found, must pass the rules of
+//! [`trust`](super::trust) before it is loaded.
 
 use std::{
     env,

@@ -1,25 +1,35 @@
 //! Loading one plugin library and checking it can be trusted and talked to.
 //!
-//! Checks, in the order they run: file permissions (as root, a plugin file or
-//! directory writable by others would let them run code as root); that the
-//! library exports abi_stable's root-module symbol at all (a stray `.so` is
-//! reported as "not an lxc-tmpl plugin"); abi_stable's own version and layout
-//! checks; and the plugin's API version against the host's (same major,
-//! plugin minor not newer), before any hook is called.
+//! Checks, in the order they run: trust ([`trust`]: the file
+//! that is actually loaded, after symlinks, and every directory above it are
+//! owned by root or the running user and not writable by group or others, as
+//! sshd's `StrictModes` and sudo demand; whoever could replace a plugin could
+//! run code as root); that the library exports abi_stable's root-module
+//! symbol at all (a stray `.so` is reported as "not an lxc-tmpl plugin");
+//! abi_stable's own version and layout checks; and the plugin's API version
+//! against the host's (same major, plugin minor not newer), before any hook is
+//! called.
+//!
+//! The file is opened once, by the trust check, and that descriptor is what
+//! is loaded (`dlopen` of `/proc/self/fd/N`), once: no second lookup of the
+//! path can reach a file that was not judged.
 
 use std::{
-    os::unix::fs::MetadataExt,
+    os::fd::IntoRawFd,
     path::{Path, PathBuf},
 };
 
 use abi_stable::{
     StableAbi,
     abi_stability::abi_checking::check_layout_compatibility,
-    library::{LibHeader, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL, lib_header_from_path},
+    library::{LibHeader, LibraryError, RawLibrary, lib_header_from_raw_library},
 };
 use lxc_tmpl_plugin_api::{API_VERSION, Manifest, PluginModule_Ref};
 use semver::Version;
 use thiserror::Error;
+
+use super::trust::{self, Refusal, TrustedFile};
+use crate::sys::proc_fd_path;
 
 /// Long option names the host itself uses; a plugin cannot take them.
 pub const RESERVED_OPTIONS: &[&str] = &[
@@ -46,14 +56,11 @@ pub const RESERVED_OPTIONS: &[&str] = &[
 /// Why a plugin file was not loaded.
 #[derive(Debug, Error)]
 pub enum LoadError {
-    /// The file or its directory can be written by others while we run as root.
-    #[error("{file}: refusing to load: {what} is writable by group or others (fix: chmod go-w {what})")]
-    Writable {
-        /// The plugin file.
-        file: PathBuf,
-        /// The writable path.
-        what: PathBuf,
-    },
+    /// The file, or a directory on the way to it, could be replaced by a
+    /// user other than root and the running user (see [`trust`]). Boxed: the
+    /// refusal carries three paths and would make every `Result` large.
+    #[error("{0}")]
+    Untrusted(Box<Refusal>),
     /// A shared library without the plugin entry point.
     #[error("{file}: not an lxc-tmpl plugin (no abi_stable root module); remove it from the plugin directory")]
     NotAPlugin {
@@ -136,13 +143,9 @@ pub fn api_compatible(plugin: &Version, host: &Version) -> bool {
     plugin.major == host.major && plugin.minor <= host.minor && (plugin.major > 0 || plugin.minor == host.minor)
 }
 
-/// Loads the plugin at `file`. `as_root` enables the permission checks.
-pub fn load(file: &Path, as_root: bool) -> Result<LoadedPlugin, LoadError> {
-    if as_root {
-        check_not_writable_by_others(file)?;
-    }
-    probe_entry_point(file)?;
-    let header = lib_header_from_path(file).map_err(|e| abi_error(file, e))?;
+/// Loads the plugin at `file` if it may be trusted (see [`trust`]).
+pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
+    let header = open_header(file, trust::open_trusted(file)?)?;
     let host = host_api_version();
     // The header records the API version the plugin was built against;
     // check it before running anything in the plugin.
@@ -227,38 +230,43 @@ fn abi_error(file: &Path, error: LibraryError) -> LoadError {
     }
 }
 
-fn check_not_writable_by_others(file: &Path) -> Result<(), LoadError> {
-    let dir = file.parent().unwrap_or(Path::new("/"));
-    for path in [file, dir] {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| LoadError::Open { file: file.to_owned(), detail: format!("{}: {e}", path.display()) })?;
-        if meta.mode() & 0o022 != 0 {
-            return Err(LoadError::Writable { file: file.to_owned(), what: path.to_owned() });
-        }
-    }
-    Ok(())
-}
-
-/// Looks for the root-module symbol with a plain dlopen, so that a library
-/// that is simply not a plugin gets a clear message instead of abi_stable's
-/// symbol-lookup error.
+/// Loads the judged descriptor and finds abi_stable's header in it; a library
+/// without the root-module symbol gets a clear "not a plugin" instead of
+/// abi_stable's symbol-lookup error.
+///
+/// The library is never unloaded (unloading a Rust library that registered
+/// thread-local destructors is unsound), and neither is its descriptor
+/// closed: the dynamic loader (glibc matches loaded objects by name before
+/// it opens anything) knows the library by the name
+/// `/proc/self/fd/N`, and a later `dlopen` of a reused `N` would be handed
+/// this library again instead of opening the new file.
 #[allow(unsafe_code)]
-fn probe_entry_point(file: &Path) -> Result<(), LoadError> {
-    // SAFETY: loading a library runs its initializers. The file was chosen by
-    // an administrator (plugin directories, checked for write access above
-    // when root), which is the trust model of any plugin system.
-    let library = unsafe { libloading::Library::new(file) }
-        .map_err(|e| LoadError::Open { file: file.to_owned(), detail: e.to_string() })?;
-    // SAFETY: only the symbol's presence is checked; it is never dereferenced.
-    let found = unsafe { library.get::<*const u8>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }.is_ok();
-    if found {
-        // abi_stable loads it again and never unloads; unloading a Rust
-        // library that registered thread-local destructors is unsound.
-        std::mem::forget(library);
-        Ok(())
-    } else {
-        Err(LoadError::NotAPlugin { file: file.to_owned() })
-    }
+fn open_header(file: &Path, trusted: TrustedFile) -> Result<&'static LibHeader, LoadError> {
+    let fd_path = proc_fd_path(&trusted.fd);
+    // Loading runs the library's initializers: this is where the trust
+    // judgement of the descriptor matters.
+    let library = RawLibrary::load_at(&fd_path).map_err(|e| match e {
+        // dlerror() names the /proc path; the user knows the file.
+        LibraryError::OpenError { err, .. } => {
+            let detail = err.to_string();
+            let prefix = format!("{}: ", fd_path.display());
+            LoadError::Open {
+                file: file.to_owned(),
+                detail: detail.strip_prefix(&prefix).unwrap_or(&detail).to_owned(),
+            }
+        }
+        other => abi_error(file, other),
+    })?;
+    // From here on the loader holds the library under the fd's name.
+    let _ = trusted.fd.into_raw_fd();
+    // SAFETY: the returned header borrows the library for 'static, and the
+    // library is never unloaded (forgotten below on every path).
+    let header = unsafe { lib_header_from_raw_library(&library) };
+    std::mem::forget(library);
+    header.map_err(|e| match e {
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { file: file.to_owned() },
+        other => abi_error(file, other),
+    })
 }
 
 fn check_manifest(file: &Path, manifest: &Manifest) -> Result<(), LoadError> {
@@ -318,7 +326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("libjunk.so");
         std::fs::write(&file, "not an ELF").unwrap();
-        let err = load(&file, false).unwrap_err();
+        let err = load(&file).unwrap_err();
         assert!(matches!(err, LoadError::Open { .. }), "{err}");
     }
 }

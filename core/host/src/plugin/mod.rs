@@ -1,6 +1,9 @@
 //! Distro plugins: finding them, loading them, and serving their calls.
 //!
 //! - [`discovery`]: which directories and files are looked at;
+//! - [`trust`]: whether a file may be loaded as code at all (owner and mode
+//!   of it and every directory above it, after symlinks, as sshd and sudo
+//!   judge files), and opening exactly the file that was judged;
 //! - [`loader`]: loading one library with every check that keeps a bad
 //!   plugin from aborting or fooling the host;
 //! - [`bridge`]: the [`HostApi`](lxc_tmpl_plugin_api::HostApi) the host hands
@@ -9,6 +12,7 @@
 pub mod bridge;
 pub mod discovery;
 pub mod loader;
+pub mod trust;
 
 use std::path::PathBuf;
 
@@ -36,12 +40,16 @@ pub struct PluginSet {
 }
 
 impl PluginSet {
-    /// Loads every candidate file in `dirs`. `as_root` enables permission checks.
-    pub fn load(dirs: &[PluginDir], as_root: bool) -> Self {
+    /// Loads every candidate file in `dirs` that passes the [`trust`] rules.
+    ///
+    /// `_as_root` is no longer used: the rules hold for every user (root and
+    /// the running user are trusted, nobody else), so there is nothing to
+    /// switch. It goes when the caller in `core/cli` stops passing it.
+    pub fn load(dirs: &[PluginDir], _as_root: bool) -> Self {
         let mut set = PluginSet::default();
         for dir in dirs {
             for file in discovery::candidate_files(dir) {
-                match loader::load(&file, as_root) {
+                match loader::load(&file) {
                     Ok(plugin) if set.find(&plugin.manifest.name).is_some() => set.shadowed.push(plugin),
                     Ok(plugin) => set.plugins.push(plugin),
                     Err(error) => set.skipped.push(SkippedFile { file, error }),
