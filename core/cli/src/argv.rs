@@ -79,7 +79,7 @@ fn secret_ranges(area: &[u8], secrets: &[&[u8]]) -> Vec<Range<usize>> {
                 let prefix = &arg[..arg.len() - secret.len()];
                 let attached = prefix.ends_with(b"=") && prefix.starts_with(b"--")
                     || (prefix.len() == 2 && prefix[0] == b'-' && prefix[1] != b'-');
-                attached.then(|| prefix.len()..arg.len())
+                attached.then_some(prefix.len()..arg.len())
             } else {
                 None
             };

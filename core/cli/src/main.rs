@@ -87,7 +87,7 @@ fn handles_signals(args: &[OsString]) -> bool {
 }
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
-    let plugins = PluginSet::load(&default_plugin_dirs(), facts::running_as_root());
+    let plugins = PluginSet::load(&default_plugin_dirs());
     if let Some(distro) = args.first().and_then(|a| commands::template::distro_from_argv0(a)) {
         let program = std::path::Path::new(&args[0]).file_name().unwrap_or_default().to_string_lossy().into_owned();
         let plugin = plugins

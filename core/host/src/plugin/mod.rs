@@ -40,12 +40,10 @@ pub struct PluginSet {
 }
 
 impl PluginSet {
-    /// Loads every candidate file in `dirs` that passes the [`trust`] rules.
-    ///
-    /// `_as_root` is no longer used: the rules hold for every user (root and
-    /// the running user are trusted, nobody else), so there is nothing to
-    /// switch. It goes when the caller in `core/cli` stops passing it.
-    pub fn load(dirs: &[PluginDir], _as_root: bool) -> Self {
+    /// Loads every candidate file in `dirs` that passes the [`trust`] rules
+    /// (which hold for every user: root and the running user are trusted,
+    /// nobody else).
+    pub fn load(dirs: &[PluginDir]) -> Self {
         let mut set = PluginSet::default();
         for dir in dirs {
             for file in discovery::candidate_files(dir) {
