@@ -6,10 +6,11 @@
 //!
 //! The few process-level operations that need `unsafe` (fork, claiming an inherited fd,
 //! resetting signal dispositions, `_exit`, passing fds to a spawned child, pidfds) also live here,
-//! each behind a safe function that checks or documents its precondition, so that no other
-//! module of the crate needs `unsafe`.
+//! and so do the descriptor-relative file operations nix lacks (xattrs of an open file, reading
+//! a directory through its descriptor), each behind a safe function that checks or documents its
+//! precondition, so that no other module of the crate needs `unsafe`.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -359,6 +360,97 @@ pub fn exit_immediately(code: i32) -> ! {
 /// the inode `fd` refers to, with no second path lookup.
 pub fn proc_fd_path(fd: &impl AsFd) -> PathBuf {
     Path::new("/proc/self/fd").join(OsStr::new(&fd.as_fd().as_raw_fd().to_string()))
+}
+
+/// `fgetxattr(2)`: the value of the extended attribute `name` of the file `fd` refers to, with no
+/// path lookup; `None` when the file has no such attribute (`ENODATA`) or its filesystem keeps
+/// none (`EOPNOTSUPP`).
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr) -> std::io::Result<Option<Vec<u8>>> {
+    loop {
+        // SAFETY: a NULL buffer of size 0 asks only for the value's size; `name` is a valid C
+        // string for the duration of the call.
+        #[allow(unsafe_code)]
+        let size = unsafe { nix::libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        let Ok(size) = usize::try_from(size) else { return absent_xattr(std::io::Error::last_os_error()) };
+        let mut value = vec![0u8; size];
+        // SAFETY: `value` is a writable buffer of exactly `value.len()` bytes, and the kernel writes
+        // at most that many.
+        #[allow(unsafe_code)]
+        let got =
+            unsafe { nix::libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+        match usize::try_from(got) {
+            Ok(len) => {
+                value.truncate(len);
+                return Ok(Some(value));
+            }
+            // The value grew between the two calls: ask again.
+            Err(_) if Errno::last() == Errno::ERANGE => continue,
+            Err(_) => return absent_xattr(std::io::Error::last_os_error()),
+        }
+    }
+}
+
+fn absent_xattr(err: std::io::Error) -> std::io::Result<Option<Vec<u8>>> {
+    match Errno::from_raw(err.raw_os_error().unwrap_or(0)) {
+        Errno::ENODATA | Errno::EOPNOTSUPP => Ok(None),
+        _ => Err(err),
+    }
+}
+
+/// `fsetxattr(2)`: sets the extended attribute `name` of the file `fd` refers to (created or
+/// replaced), with no path lookup.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> std::io::Result<()> {
+    // SAFETY: `value` is readable for `value.len()` bytes and `name` is a valid C string for the
+    // duration of the call; flags 0 means create or replace.
+    #[allow(unsafe_code)]
+    let rc = unsafe { nix::libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// The names in the directory `dir` refers to (without `.` and `..`), read through that
+/// descriptor (`fdopendir(3)`/`readdir(3)`), never through a path.
+///
+/// `dir` is consumed: the directory stream owns it and closes it.
+pub fn read_dir_fd(dir: OwnedFd) -> std::io::Result<Vec<std::ffi::OsString>> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let raw = dir.into_raw_fd();
+    // SAFETY: `raw` is an open descriptor we own (just released from its OwnedFd); on success the
+    // stream takes it over and closedir below closes it.
+    #[allow(unsafe_code)]
+    let stream = unsafe { nix::libc::fdopendir(raw) };
+    if stream.is_null() {
+        let err = std::io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `raw` is still ours to close (and nothing else uses it).
+        #[allow(unsafe_code)]
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        return Err(err);
+    }
+    let mut names = Vec::new();
+    let result = loop {
+        Errno::clear();
+        // SAFETY: `stream` is a valid directory stream until closedir below; readdir's entry is
+        // read (its NUL-terminated d_name copied) before the next readdir call can reuse it.
+        #[allow(unsafe_code)]
+        let entry = unsafe { nix::libc::readdir(stream) };
+        if entry.is_null() {
+            let errno = Errno::last();
+            break if errno == Errno::UnknownErrno { Ok(()) } else { Err(std::io::Error::from(errno)) };
+        }
+        // SAFETY: a non-NULL entry points at a dirent whose d_name is NUL-terminated.
+        #[allow(unsafe_code)]
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+        let name = OsStr::from_bytes(name.to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_owned());
+        }
+    };
+    // SAFETY: `stream` came from fdopendir and is closed exactly once; it closes `raw` too.
+    #[allow(unsafe_code)]
+    unsafe {
+        nix::libc::closedir(stream);
+    }
+    result.map(|()| names)
 }
 
 #[cfg(test)]
