@@ -10,6 +10,13 @@
 //!   running user (the euid), and
 //! - none of them is writable by group or others.
 //!
+//! **Inside a user namespace** (the template of an unprivileged lxc-create)
+//! owners are shown as that namespace maps them: the host's root is the id
+//! lxc-create maps it to (65536 with LXC's usual `lxc.idmap`, see
+//! `user_namespaces(7)` and `/proc/self/uid_map`), and it is that id that is
+//! trusted as root. When the host's root is not mapped at all, its files show
+//! as the overflow uid, like any other unmapped owner, and are refused.
+//!
 //! These are the rules of sshd's `StrictModes` (`safe_path()` in OpenSSH's
 //! `misc.c`, which walks from the file up to `/` checking owner and group/other
 //! write bits) and of sudo's checks on its sudoers file and plugins
@@ -87,13 +94,56 @@ impl fmt::Display for Owner {
     }
 }
 
+/// Who may own a file lxc-tmpl loads, in the ids of this process's user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trusted {
+    /// The host's root as seen here: 0 outside a user namespace; inside one,
+    /// the id that maps to host uid 0; `None` when it is not mapped.
+    pub root: Option<u32>,
+    /// The running user.
+    pub euid: u32,
+}
+
+impl Trusted {
+    /// The host's root and the running user, as this process sees them.
+    pub fn here() -> Trusted {
+        let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        Trusted { root: host_root_in(&uid_map), euid: nix::unistd::geteuid().as_raw() }
+    }
+
+    fn owns(self, uid: u32) -> bool {
+        self.root == Some(uid) || self.euid == uid
+    }
+}
+
+impl fmt::Display for Trusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.root {
+            Some(0) if self.euid == 0 => write!(f, "root"),
+            Some(0) => write!(f, "root or uid {}", self.euid),
+            Some(root) => write!(f, "the host's root (uid {root} in this user namespace) or uid {}", self.euid),
+            None => write!(f, "uid {} (the host's root is not mapped in this user namespace)", self.euid),
+        }
+    }
+}
+
+/// The id that host uid 0 has in a user namespace whose `/proc/PID/uid_map`
+/// is `uid_map` (lines `inside outside count`, `user_namespaces(7)`).
+fn host_root_in(uid_map: &str) -> Option<u32> {
+    uid_map.lines().find_map(|line| {
+        let fields: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let [inside, outside, count] = fields[..] else { return None };
+        (outside == 0 && count > 0).then(|| u32::try_from(inside).ok()).flatten()
+    })
+}
+
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Problem {
-    /// Owned by someone other than root and the running user `euid`.
+    /// Owned by someone other than the host's root and the running user.
     NotOwned {
-        /// The running user.
-        euid: u32,
+        /// Who would have been trusted.
+        trusted: Trusted,
     },
     /// Writable by group or others (`who` says which), without the sticky exception.
     Writable {
@@ -102,8 +152,8 @@ pub enum Problem {
     },
     /// Both of the above.
     NotOwnedAndWritable {
-        /// The running user.
-        euid: u32,
+        /// Who would have been trusted.
+        trusted: Trusted,
         /// "group", "others" or "group and others".
         who: &'static str,
     },
@@ -127,13 +177,10 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let trusted = |euid: u32| if euid == 0 { "root".to_owned() } else { format!("root or uid {euid}") };
         match self {
-            Problem::NotOwned { euid } => write!(f, "not owned by {}", trusted(*euid)),
+            Problem::NotOwned { trusted } => write!(f, "not owned by {trusted}"),
             Problem::Writable { who } => write!(f, "writable by {who}"),
-            Problem::NotOwnedAndWritable { euid, who } => {
-                write!(f, "not owned by {} and writable by {who}", trusted(*euid))
-            }
+            Problem::NotOwnedAndWritable { trusted, who } => write!(f, "not owned by {trusted} and writable by {who}"),
             Problem::NotRegular => write!(f, "not a regular file"),
         }
     }
@@ -183,16 +230,16 @@ enum Expect {
     RegularFile,
 }
 
-/// Judges one path's owner `uid` and `st_mode` for a process running as
-/// `euid`; `None` when it may be trusted.
-fn judge(uid: u32, mode: u32, expect: Expect, euid: u32) -> Option<Problem> {
+/// Judges one path's owner `uid` and `st_mode` for a process that trusts
+/// `trusted`; `None` when it may be trusted.
+fn judge(uid: u32, mode: u32, expect: Expect, trusted: Trusted) -> Option<Problem> {
     const S_IFMT: u32 = 0o170_000;
     const S_IFREG: u32 = 0o100_000;
     const S_ISVTX: u32 = 0o1000;
     if expect == Expect::RegularFile && mode & S_IFMT != S_IFREG {
         return Some(Problem::NotRegular);
     }
-    let owned = uid == 0 || uid == euid;
+    let owned = trusted.owns(uid);
     // The sticky exception (module docs): only for a directory owned by a
     // trusted user; the entry below is judged by the next step of the walk.
     let sticky_ok = expect == Expect::Directory && mode & S_ISVTX != 0 && owned;
@@ -205,20 +252,20 @@ fn judge(uid: u32, mode: u32, expect: Expect, euid: u32) -> Option<Problem> {
     };
     match (owned, who) {
         (true, None) => None,
-        (false, None) => Some(Problem::NotOwned { euid }),
+        (false, None) => Some(Problem::NotOwned { trusted }),
         (true, Some(who)) => Some(Problem::Writable { who }),
-        (false, Some(who)) => Some(Problem::NotOwnedAndWritable { euid, who }),
+        (false, Some(who)) => Some(Problem::NotOwnedAndWritable { trusted, who }),
     }
 }
 
 /// Opens `file` for loading if it may be trusted by this process (module
 /// docs); a [`Refusal`] names the first path that may not.
 pub fn open_trusted(file: &Path) -> Result<TrustedFile, LoadError> {
-    open_trusted_as(file, nix::unistd::geteuid().as_raw())
+    open_trusted_as(file, Trusted::here())
 }
 
-/// [`open_trusted`] for a process running as `euid`.
-fn open_trusted_as(file: &Path, euid: u32) -> Result<TrustedFile, LoadError> {
+/// [`open_trusted`] for a process that trusts `trusted`.
+fn open_trusted_as(file: &Path, trusted: Trusted) -> Result<TrustedFile, LoadError> {
     let io_error = |path: &Path, e: &dyn fmt::Display| LoadError::Open {
         file: file.to_owned(),
         detail: if path == file { e.to_string() } else { format!("{}: {e}", path.display()) },
@@ -239,9 +286,9 @@ fn open_trusted_as(file: &Path, euid: u32) -> Result<TrustedFile, LoadError> {
     let given_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let given_dir = std::fs::canonicalize(given_dir).map_err(|e| io_error(given_dir, &e))?;
     if Some(given_dir.as_path()) != target.parent() {
-        walk(&given_dir, Expect::Directory, euid, &io_error, &refuse)?;
+        walk(&given_dir, Expect::Directory, trusted, &io_error, &refuse)?;
     }
-    let fd = walk(&target, Expect::RegularFile, euid, &io_error, &refuse)?;
+    let fd = walk(&target, Expect::RegularFile, trusted, &io_error, &refuse)?;
     Ok(TrustedFile { fd, target })
 }
 
@@ -250,7 +297,7 @@ fn open_trusted_as(file: &Path, euid: u32) -> Result<TrustedFile, LoadError> {
 fn walk(
     path: &Path,
     expect: Expect,
-    euid: u32,
+    trusted: Trusted,
     io_error: &dyn Fn(&Path, &dyn fmt::Display) -> LoadError,
     refuse: &dyn Fn(PathBuf, u32, u32, Problem) -> LoadError,
 ) -> Result<OwnedFd, LoadError> {
@@ -272,7 +319,7 @@ fn walk(
         }
         let meta =
             File::from(fd.try_clone().map_err(|e| io_error(&here, &e))?).metadata().map_err(|e| io_error(&here, &e))?;
-        if let Some(problem) = judge(meta.uid(), meta.mode(), step, euid) {
+        if let Some(problem) = judge(meta.uid(), meta.mode(), step, trusted) {
             return Err(refuse(here, meta.uid(), meta.mode(), problem));
         }
     }
@@ -287,6 +334,10 @@ mod tests {
 
     /// A uid with no business owning plugins.
     const USER: u32 = 1000;
+    /// Root outside any user namespace.
+    const ROOT: Trusted = Trusted { root: Some(0), euid: 0 };
+    /// An ordinary user outside any user namespace.
+    const AS_USER: Trusted = Trusted { root: Some(0), euid: USER };
 
     fn set_mode(path: &Path, mode: u32) {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -309,8 +360,8 @@ mod tests {
         (tmp, file)
     }
 
-    fn refusal(file: &Path, euid: u32) -> (PathBuf, Problem, String) {
-        match open_trusted_as(file, euid) {
+    fn refusal(file: &Path, trusted: Trusted) -> (PathBuf, Problem, String) {
+        match open_trusted_as(file, trusted) {
             Err(LoadError::Untrusted(refusal)) => {
                 let text = LoadError::Untrusted(refusal.clone()).to_string();
                 (refusal.path, refusal.problem, text)
@@ -323,7 +374,7 @@ mod tests {
     #[test]
     fn trust_root_owned_tree_below_sticky_tmp_is_trusted() {
         let (_tmp, file) = plugin_tree();
-        let trusted = open_trusted_as(&file, 0).unwrap();
+        let trusted = open_trusted_as(&file, ROOT).unwrap();
         assert_eq!(trusted.target, file.canonicalize().unwrap());
         // The descriptor is the file: its /proc link names it.
         let link = std::fs::read_link(crate::sys::proc_fd_path(&trusted.fd)).unwrap();
@@ -334,11 +385,11 @@ mod tests {
     fn trust_file_of_another_user_is_refused_unless_it_is_the_running_user() {
         let (_tmp, file) = plugin_tree();
         chown(&file, Some(USER), None).unwrap();
-        let (path, problem, text) = refusal(&file, 0);
-        assert_eq!((path.as_path(), problem), (file.as_path(), Problem::NotOwned { euid: 0 }));
+        let (path, problem, text) = refusal(&file, ROOT);
+        assert_eq!((path.as_path(), problem), (file.as_path(), Problem::NotOwned { trusted: ROOT }));
         assert!(text.contains("uid 1000") && text.contains("mode 0644"), "{text}");
         assert!(text.contains(&format!("chown root:root {}", file.display())), "{text}");
-        assert!(open_trusted_as(&file, USER).is_ok(), "the running user's own file");
+        assert!(open_trusted_as(&file, AS_USER).is_ok(), "the running user's own file");
     }
 
     #[test]
@@ -346,15 +397,15 @@ mod tests {
         let (_tmp, file) = plugin_tree();
         let dir = file.parent().unwrap();
         chown(dir, Some(USER), None).unwrap();
-        let (path, problem, _) = refusal(&file, 0);
-        assert_eq!((path.as_path(), problem), (dir, Problem::NotOwned { euid: 0 }));
+        let (path, problem, _) = refusal(&file, ROOT);
+        assert_eq!((path.as_path(), problem), (dir, Problem::NotOwned { trusted: ROOT }));
     }
 
     #[test]
     fn trust_writable_grandparent_is_refused_with_chmod_fix() {
         let (tmp, file) = plugin_tree();
         set_mode(tmp.path(), 0o775);
-        let (path, problem, text) = refusal(&file, 0);
+        let (path, problem, text) = refusal(&file, ROOT);
         assert_eq!((path.as_path(), problem), (tmp.path(), Problem::Writable { who: "group" }));
         assert!(text.contains("mode 0775") && text.contains(&format!("chmod go-w {}", tmp.path().display())), "{text}");
     }
@@ -364,8 +415,8 @@ mod tests {
         let (_tmp, file) = plugin_tree();
         chown(&file, Some(USER), None).unwrap();
         set_mode(&file, 0o666);
-        let (_, problem, text) = refusal(&file, 0);
-        assert_eq!(problem, Problem::NotOwnedAndWritable { euid: 0, who: "group and others" });
+        let (_, problem, text) = refusal(&file, ROOT);
+        assert_eq!(problem, Problem::NotOwnedAndWritable { trusted: ROOT, who: "group and others" });
         assert!(text.contains("chown root:root") && text.contains("chmod go-w"), "{text}");
     }
 
@@ -373,14 +424,14 @@ mod tests {
     fn trust_sticky_directory_needs_a_trusted_owner() {
         let (tmp, file) = plugin_tree();
         set_mode(tmp.path(), 0o1777);
-        assert!(open_trusted_as(&file, 0).is_ok(), "a root-owned sticky dir is like /tmp");
+        assert!(open_trusted_as(&file, ROOT).is_ok(), "a root-owned sticky dir is like /tmp");
         chown(tmp.path(), Some(USER), None).unwrap();
-        let (path, _, _) = refusal(&file, 0);
+        let (path, _, _) = refusal(&file, ROOT);
         assert_eq!(path, tmp.path(), "a user's sticky dir: that user can swap the entry");
         // And without the sticky bit anyone can swap the entry.
         chown(tmp.path(), Some(0), None).unwrap();
         set_mode(tmp.path(), 0o777);
-        assert_eq!(refusal(&file, 0).1, Problem::Writable { who: "group and others" });
+        assert_eq!(refusal(&file, ROOT).1, Problem::Writable { who: "group and others" });
     }
 
     #[test]
@@ -392,14 +443,14 @@ mod tests {
         std::fs::write(&real, "library").unwrap();
         let link = file.with_file_name("liblink.so");
         symlink(&real, &link).unwrap();
-        let (path, _, text) = refusal(&link, 0);
+        let (path, _, text) = refusal(&link, ROOT);
         assert_eq!(path, home);
         assert!(text.starts_with(&format!("{} -> {}:", link.display(), real.display())), "{text}");
 
         // A link to a trusted file loads that file, by descriptor.
         std::fs::remove_file(&link).unwrap();
         symlink(&file, &link).unwrap();
-        let trusted = open_trusted_as(&link, 0).unwrap();
+        let trusted = open_trusted_as(&link, ROOT).unwrap();
         assert_eq!(std::fs::read_link(crate::sys::proc_fd_path(&trusted.fd)).unwrap(), file.canonicalize().unwrap());
     }
 
@@ -409,7 +460,7 @@ mod tests {
         let drop_dir = make_dir(tmp.path().join("drop"), 0o777);
         let link = drop_dir.join("libp.so");
         symlink(&file, &link).unwrap();
-        let (path, _, _) = refusal(&link, 0);
+        let (path, _, _) = refusal(&link, ROOT);
         assert_eq!(path, drop_dir);
     }
 
@@ -417,21 +468,35 @@ mod tests {
     fn trust_only_regular_files_are_loaded() {
         let (_tmp, file) = plugin_tree();
         let dir = make_dir(file.with_file_name("libdir.so"), 0o755);
-        assert_eq!(refusal(&dir, 0).1, Problem::NotRegular);
+        assert_eq!(refusal(&dir, ROOT).1, Problem::NotRegular);
         let fifo = file.with_file_name("libfifo.so");
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
-        assert_eq!(refusal(&fifo, 0).1, Problem::NotRegular, "judged without blocking on open");
+        assert_eq!(refusal(&fifo, ROOT).1, Problem::NotRegular, "judged without blocking on open");
     }
 
     #[test]
     fn trust_judge_rules() {
         let dir = Expect::Directory;
-        assert_eq!(judge(0, 0o040_755, dir, 0), None);
-        assert_eq!(judge(USER, 0o040_755, dir, USER), None, "the running user is trusted");
-        assert_eq!(judge(0, 0o041_777, dir, USER), None, "/tmp");
-        assert_eq!(judge(0, 0o040_757, dir, 0), Some(Problem::Writable { who: "others" }));
-        assert_eq!(judge(0, 0o101_777, Expect::RegularFile, 0), Some(Problem::Writable { who: "group and others" }));
-        assert_eq!(judge(0, 0o040_755, Expect::RegularFile, 0), Some(Problem::NotRegular));
+        assert_eq!(judge(0, 0o040_755, dir, ROOT), None);
+        assert_eq!(judge(USER, 0o040_755, dir, AS_USER), None, "the running user is trusted");
+        assert_eq!(judge(0, 0o041_777, dir, AS_USER), None, "/tmp");
+        assert_eq!(judge(0, 0o040_757, dir, ROOT), Some(Problem::Writable { who: "others" }));
+        assert_eq!(judge(0, 0o101_777, Expect::RegularFile, ROOT), Some(Problem::Writable { who: "group and others" }));
+        assert_eq!(judge(0, 0o040_755, Expect::RegularFile, ROOT), Some(Problem::NotRegular));
+        // The template of an unprivileged lxc-create: host root shows as 65536.
+        let userns = Trusted { root: Some(65536), euid: 0 };
+        assert_eq!(judge(65536, 0o040_755, dir, userns), None, "the host's root, as the namespace maps it");
+        assert_eq!(judge(65534, 0o040_755, dir, userns), Some(Problem::NotOwned { trusted: userns }), "overflow uid");
+        assert!(Problem::NotOwned { trusted: userns }.to_string().contains("the host's root (uid 65536"));
+    }
+
+    #[test]
+    fn trust_host_root_is_found_in_the_uid_map() {
+        assert_eq!(host_root_in("         0          0 4294967295\n"), Some(0));
+        // lxc-create's map for an unprivileged container created by root.
+        assert_eq!(host_root_in("         0     100000      65536\n     65536          0          1\n"), Some(65536));
+        assert_eq!(host_root_in("         0     100000      65536\n"), None);
+        assert_eq!(host_root_in(""), None);
     }
 
     #[test]
