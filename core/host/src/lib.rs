@@ -24,9 +24,11 @@ writes into a rootfs:
 Errors are typed per module (`thiserror`); the `lxc-tmpl` binary adds context.
 */
 
-// Raw std::fs writes are fine on host paths (lxcpath, cache, locks); the
-// modules that handle rootfs paths deny them again (see clippy.toml).
-#![allow(clippy::disallowed_methods)]
+// Raw std::fs writes (clippy.toml's disallowed-methods) are denied crate-wide:
+// a path-following write into a rootfs or a container directory is how a
+// symlink leads a write to the host. Only the modules that handle host paths
+// root chose (container dir, cache bookkeeping, locks) allow them, each saying why.
+#![deny(clippy::disallowed_methods)]
 
 pub mod cache;
 pub mod container;

@@ -74,6 +74,7 @@ pub fn candidate_files(dir: &PluginDir) -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use super::*;
 

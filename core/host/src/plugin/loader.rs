@@ -301,6 +301,7 @@ fn check_manifest(file: &Path, manifest: &Manifest) -> Result<(), LoadError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use super::*;
 

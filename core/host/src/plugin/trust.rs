@@ -327,6 +327,7 @@ fn walk(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fixtures are built with std::fs on purpose
 mod tests {
     use std::os::unix::fs::{PermissionsExt, chown, symlink};
 
