@@ -44,6 +44,8 @@ can never delete files through a bind mount) and only then removes it.
 - [`slowtool`] slows down a host tool lxc-tmpl runs by name, so that a test
   can catch a create while it runs; [`tmpfs`] mounts a small tmpfs to run a
   create out of space.
+- [`userns`] has the subordinate ids and the `lxc.idmap` base config of
+  idmapped (unprivileged) containers.
 */
 
 pub mod command;
@@ -59,6 +61,7 @@ pub mod running;
 pub mod slowtool;
 pub mod snapshot;
 pub mod tmpfs;
+pub mod userns;
 
 use std::{os::unix::fs::MetadataExt, process::Command};
 
