@@ -343,9 +343,15 @@ fn remove_made(dir: &Path, rootfs: &Path, dir_created: bool, rootfs_created: boo
         remove_if_present(rootfs)?;
     } else if rootfs.is_dir() {
         // A user-supplied rootfs that was empty: empty it again.
+        // Unlink first and fall back to a tree removal for a directory: no
+        // type check that an entry swapped in meanwhile could outdate.
         for entry in fs::read_dir(rootfs)? {
             let path = entry?.path();
-            if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path)? } else { fs::remove_file(&path)? }
+            match fs::remove_file(&path) {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) => remove_if_present(&path)?,
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
     }
     if !dir_created {
@@ -532,10 +538,25 @@ fn is_empty_or_absent(path: &Path) -> Result<bool> {
     }
 }
 
+/// `remove_dir_all`, again while it fails because an entry changed type under it (EISDIR,
+/// ENOTEMPTY, ENOTDIR, ELOOP: something swapping entries of the tree while it is removed);
+/// every attempt removes what it reaches first, so a few attempts finish the job.
 fn remove_if_present(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    let mut attempts = 0;
+    loop {
+        match fs::remove_dir_all(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if attempts < 100
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::EISDIR | nix::libc::ENOTEMPTY | nix::libc::ENOTDIR | nix::libc::ELOOP)
+                    ) =>
+            {
+                attempts += 1
+            }
+            other => return other,
+        }
     }
 }
 
