@@ -250,18 +250,20 @@ fn plugin_failing_in_any_hook_is_a_clean_failure() {
     require_root();
     let dir = TestDir::new("faulty-hooks");
     dir.add_plugin(Fixture::Faulty);
-    let hooks = [
-        "validate",
-        "cache_key",
-        "download",
-        "sources_list",
-        "configure",
-        "config",
-        "trim",
-        "post_process",
-        "finalize",
-    ];
-    for hook in hooks {
+    // Every hook but message, which runs after the config check; what the
+    // faulty plugin accepts (`--fail-in`) names them all, in order.
+    let listing = dir.create("faulty", "hooked").args(["--fail-in", "nowhere"]).assert_exit(1).stderr.clone();
+    let hooks: Vec<String> = listing
+        .split("choose one of ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("the faulty plugin does not list its hooks:\n{listing}"))
+        .split(", ")
+        .map(str::to_owned)
+        .filter(|h| h != "message")
+        .collect();
+    assert_eq!(hooks.len(), 9, "{listing}");
+    for hook in &hooks {
         for how in ["panic", "error"] {
             let _ct = dir.container("hooked");
             let needle = match how {

@@ -1,12 +1,18 @@
 //! Creating a container: the hooks of a plugin, run in order against the
 //! right root, between claiming the container directory and committing it.
 //!
+//! The hooks run in [`Hook::ORDER`] (the plugin API defines it); the host's
+//! own steps go between them:
+//!
 //! ```text
-//! validate -> cache_key -> claim <lxcpath>/<name> (partial lock)
-//!   -> download (into the cache staging dir, or straight into the rootfs)
-//!   -> copy cache -> rootfs
-//!   -> sources_list -> configure -> config -> trim -> post_process -> finalize
-//!   -> write config -> unlock partial -> LXC reload check -> commit -> message
+//! validate, cache_key
+//!   claim <lxcpath>/<name> (locked partial file)
+//! download (into the cache staging dir, or straight into the rootfs)
+//!   copy the cached rootfs
+//! Hook::ON_ROOTFS (sources_list ... finalize)
+//!   shift ids (idmapped), check init, write config, LXC reload check
+//! message
+//!   give the directory to the container's root (idmapped), commit
 //! ```
 //!
 //! Any failure drops the claim, which removes everything the create made. So
@@ -19,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RResult};
 use lxc_tmpl_plugin_api::{
-    ConfigEntry, HookContext, HostApi_TO, HostApiMut, HostFacts, LogLevel, OptionValue, PluginError,
+    ConfigEntry, Hook, HookContext, HostApi_TO, HostApiMut, HostFacts, LogLevel, OptionValue, PluginError,
 };
 use thiserror::Error;
 
@@ -162,66 +168,28 @@ pub struct CacheUse {
     pub built: bool,
 }
 
-/// The hooks that return nothing, by name rather than by string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UnitHook {
-    Validate,
-    Download,
-    SourcesList,
-    Configure,
-    Config,
-    Trim,
-    PostProcess,
-    Finalize,
+/// The plugin's function for a hook that returns nothing ([`Hook::returns_unit`]).
+fn unit_hook(
+    module: &lxc_tmpl_plugin_api::PluginModule_Ref,
+    hook: Hook,
+) -> extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError> {
+    match hook {
+        Hook::Validate => module.validate(),
+        Hook::Download => module.download(),
+        Hook::SourcesList => module.sources_list(),
+        Hook::Configure => module.configure(),
+        Hook::Config => module.config(),
+        Hook::Trim => module.trim(),
+        Hook::PostProcess => module.post_process(),
+        Hook::Finalize => module.finalize(),
+        other => unreachable!("hook {other} returns a value"),
+    }
 }
 
-/// The hooks that act on the finished container rootfs, in order.
-const ROOTFS_HOOKS: &[UnitHook] = &[
-    UnitHook::SourcesList,
-    UnitHook::Configure,
-    UnitHook::Config,
-    UnitHook::Trim,
-    UnitHook::PostProcess,
-    UnitHook::Finalize,
-];
-
-impl UnitHook {
-    /// The hook's name, as in the plugin API and in messages.
-    fn name(self) -> &'static str {
-        match self {
-            UnitHook::Validate => "validate",
-            UnitHook::Download => "download",
-            UnitHook::SourcesList => "sources_list",
-            UnitHook::Configure => "configure",
-            UnitHook::Config => "config",
-            UnitHook::Trim => "trim",
-            UnitHook::PostProcess => "post_process",
-            UnitHook::Finalize => "finalize",
-        }
-    }
-
-    /// The plugin's function for this hook.
-    fn function(
-        self,
-        module: &lxc_tmpl_plugin_api::PluginModule_Ref,
-    ) -> extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError> {
-        match self {
-            UnitHook::Validate => module.validate(),
-            UnitHook::Download => module.download(),
-            UnitHook::SourcesList => module.sources_list(),
-            UnitHook::Configure => module.configure(),
-            UnitHook::Config => module.config(),
-            UnitHook::Trim => module.trim(),
-            UnitHook::PostProcess => module.post_process(),
-            UnitHook::Finalize => module.finalize(),
-        }
-    }
-
-    /// Whether commands the hook runs in the rootfs get the host's
-    /// resolv.conf: the hooks that download packages.
-    fn needs_dns(self) -> bool {
-        matches!(self, UnitHook::Download | UnitHook::PostProcess)
-    }
+/// Whether commands a hook runs in the rootfs get the host's resolv.conf:
+/// the hooks that download packages.
+fn needs_dns(hook: Hook) -> bool {
+    matches!(hook, Hook::Download | Hook::PostProcess)
 }
 
 /// One create, with the plugin and the services it uses.
@@ -245,7 +213,7 @@ impl std::fmt::Debug for Creator<'_> {
 impl<'a> Creator<'a> {
     /// A creator for `plugin`.
     pub fn new(plugin: &'a LoadedPlugin, runner: &'a Runner, reporter: &'a dyn Reporter) -> Creator<'a> {
-        Creator { plugin, runner, reporter, step: std::cell::Cell::new("validate") }
+        Creator { plugin, runner, reporter, step: std::cell::Cell::new(Hook::Validate.name()) }
     }
 
     /// Starts step `name`: says so, and stops here if a signal has arrived.
@@ -313,13 +281,13 @@ impl<'a> Creator<'a> {
     }
 
     /// Calls one of the hooks that return nothing.
-    fn call_unit(&self, hook: UnitHook, ctx: &HookContext, bridge: &mut Bridge<'_>) -> Result<(), CreateError> {
-        self.call(hook.name(), ctx, bridge, hook.function(&self.plugin.module))
+    fn call_unit(&self, hook: Hook, ctx: &HookContext, bridge: &mut Bridge<'_>) -> Result<(), CreateError> {
+        self.call(hook.name(), ctx, bridge, unit_hook(&self.plugin.module, hook))
     }
 
     fn cache_key(&self, req: &CreateRequest, ctx: &HookContext) -> Result<Option<String>, CreateError> {
         let mut bridge = self.bridge(req, None, false);
-        let key = self.call("cache_key", ctx, &mut bridge, self.plugin.module.cache_key())?;
+        let key = self.call(Hook::CacheKey.name(), ctx, &mut bridge, self.plugin.module.cache_key())?;
         Ok(key.into_option().map(|k| k.into_string()))
     }
 
@@ -362,16 +330,16 @@ impl<'a> Creator<'a> {
         let cache = match key {
             Some(key) => Some(self.download_via_cache(req, ctx, &key, rootfs)?),
             None => {
-                self.step("download")?;
-                let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), UnitHook::Download.needs_dns());
-                self.call_unit(UnitHook::Download, ctx, &mut bridge)?;
+                self.step(Hook::Download.name())?;
+                let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), needs_dns(Hook::Download));
+                self.call_unit(Hook::Download, ctx, &mut bridge)?;
                 None
             }
         };
         let mut entries = Vec::new();
-        for &hook in ROOTFS_HOOKS {
+        for hook in Hook::ON_ROOTFS {
             self.step(hook.name())?;
-            let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), hook.needs_dns());
+            let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), needs_dns(hook));
             self.call_unit(hook, ctx, &mut bridge)?;
             entries.append(&mut bridge.entries);
         }
@@ -403,7 +371,7 @@ impl<'a> Creator<'a> {
 
     fn message(&self, req: &CreateRequest, ctx: &HookContext, rootfs: &Path) -> Result<Option<String>, CreateError> {
         let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), false);
-        let message = self.call("message", ctx, &mut bridge, self.plugin.module.message())?;
+        let message = self.call(Hook::Message.name(), ctx, &mut bridge, self.plugin.module.message())?;
         Ok(message.into_option().map(|m| m.into_string()))
     }
 
@@ -413,10 +381,10 @@ impl<'a> Creator<'a> {
         let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
         let mut bridge = self.bridge(req, None, false);
-        self.call_unit(UnitHook::Validate, &ctx, &mut bridge)?;
+        self.call_unit(Hook::Validate, &ctx, &mut bridge)?;
         let key = self.cache_key(req, &ctx)?;
         let mut bridge = self.bridge(req, None, false);
-        self.call_unit(UnitHook::Config, &ctx, &mut bridge)?;
+        self.call_unit(Hook::Config, &ctx, &mut bridge)?;
         let config = self.render_config(req, dir_rootfs(&rootfs), &bridge.entries, true)?;
         Ok(CreateOutcome {
             config,
@@ -441,8 +409,8 @@ impl<'a> Creator<'a> {
     fn create_claimed(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
         let planned_rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &planned_rootfs);
-        self.step("validate")?;
-        self.call_unit(UnitHook::Validate, &ctx, &mut self.bridge(req, None, false))?;
+        self.step(Hook::Validate.name())?;
+        self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
 
         let mut claim = ContainerDir::claim(&req.name, &req.container_dir, req.rootfs.as_deref())?;
@@ -498,8 +466,8 @@ impl<'a> Creator<'a> {
     fn fill_template_inner(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
         let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
-        self.step("validate")?;
-        self.call_unit(UnitHook::Validate, &ctx, &mut self.bridge(req, None, false))?;
+        self.step(Hook::Validate.name())?;
+        self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
         let (entries, cache) = self.populate(req, &ctx, key, &rootfs)?;
         self.step("check init")?;
@@ -538,9 +506,9 @@ impl<'a> Creator<'a> {
                 reporter.log(LogLevel::Warn, &format!("waiting for the {} cache: {holder} holds it", entry.label()))
             },
             |staging| -> Result<(), CreateError> {
-                self.step("download")?;
-                let mut bridge = self.bridge(req, Some(Rootfs::open(staging)?), UnitHook::Download.needs_dns());
-                self.call_unit(UnitHook::Download, ctx, &mut bridge)
+                self.step(Hook::Download.name())?;
+                let mut bridge = self.bridge(req, Some(Rootfs::open(staging)?), needs_dns(Hook::Download));
+                self.call_unit(Hook::Download, ctx, &mut bridge)
             },
         )?;
         if !ready.built {

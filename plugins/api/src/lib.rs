@@ -68,8 +68,9 @@ build folder.
 
 # Hooks
 
-The host calls the hooks of [`Distro`] in this order; each has a default that
-does nothing, so a plugin writes only the ones its distribution needs:
+The host calls the hooks of [`Distro`] in this order ([`Hook::ORDER`]); each
+has a default that does nothing, so a plugin writes only the ones its
+distribution needs:
 
 | hook | what it does | root the [`Host`] file operations act on |
 |---|---|---|
@@ -127,6 +128,7 @@ mod context;
 mod distro;
 mod error;
 mod export;
+mod hook;
 mod host;
 mod manifest;
 mod module;
@@ -136,6 +138,7 @@ pub mod testing;
 pub use context::{HookContext, HostFacts, OptionValue, short_hostname};
 pub use distro::Distro;
 pub use error::{ErrorKind, PluginError};
+pub use hook::Hook;
 pub use host::{
     CommandOutput, CommandSpec, ConfigEntry, FileKind, Host, HostApi, HostApi_TO, HostApiMut, LogLevel, RunPlace,
 };

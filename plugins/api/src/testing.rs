@@ -63,7 +63,7 @@ use abi_stable::{
 };
 
 use crate::{
-    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, HookContext, Host, HostApi, HostApi_TO,
+    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, Hook, HookContext, Host, HostApi, HostApi_TO,
     HostFacts, LogLevel, OptionValue, PluginError, RunPlace,
 };
 
@@ -545,27 +545,48 @@ pub fn with_host<R>(fake: &mut FakeHost, f: impl FnOnce(&mut Host<'_>) -> R) -> 
     f(&mut host)
 }
 
-/// Runs every hook of `plugin` in the host's order, as a create does:
-/// validate, cache_key, download, sources_list, configure, config, trim,
-/// post_process, finalize, message. The cache copy is the identity here (one
-/// fake rootfs). Returns the cache key and the message.
+/// Runs every hook of `plugin` in the host's order ([`Hook::ORDER`]), as a
+/// create does. The cache copy is the identity here (one fake rootfs), so
+/// `download` always runs. Returns the cache key and the message.
 pub fn run_hooks<D: Distro>(
     plugin: &D,
     fake: &mut FakeHost,
     ctx: &HookContext,
 ) -> Result<(Option<String>, Option<String>), PluginError> {
     with_host(fake, |host| {
-        plugin.validate(ctx, host)?;
-        let key = plugin.cache_key(ctx, host)?;
-        plugin.download(ctx, host)?;
-        plugin.sources_list(ctx, host)?;
-        plugin.configure(ctx, host)?;
-        plugin.config(ctx, host)?;
-        plugin.trim(ctx, host)?;
-        plugin.post_process(ctx, host)?;
-        plugin.finalize(ctx, host)?;
-        Ok((key, plugin.message(ctx, host)?))
+        let (mut key, mut message) = (None, None);
+        for hook in Hook::ORDER {
+            match hook {
+                Hook::CacheKey => key = plugin.cache_key(ctx, host)?,
+                Hook::Message => message = plugin.message(ctx, host)?,
+                unit => call_unit_hook(plugin, unit, ctx, host)?,
+            }
+        }
+        Ok((key, message))
     })
+}
+
+/// Calls one of the hooks that return nothing ([`Hook::returns_unit`]).
+///
+/// # Panics
+/// For `cache_key` and `message`, which return values.
+pub fn call_unit_hook<D: Distro>(
+    plugin: &D,
+    hook: Hook,
+    ctx: &HookContext,
+    host: &mut Host<'_>,
+) -> Result<(), PluginError> {
+    match hook {
+        Hook::Validate => plugin.validate(ctx, host),
+        Hook::Download => plugin.download(ctx, host),
+        Hook::SourcesList => plugin.sources_list(ctx, host),
+        Hook::Configure => plugin.configure(ctx, host),
+        Hook::Config => plugin.config(ctx, host),
+        Hook::Trim => plugin.trim(ctx, host),
+        Hook::PostProcess => plugin.post_process(ctx, host),
+        Hook::Finalize => plugin.finalize(ctx, host),
+        other => panic!("hook {other} returns a value: call it directly"),
+    }
 }
 
 /// A hook context for `distro` and container `name` (also its host name;

@@ -17,6 +17,7 @@ use lxc_tmpl_host::{
     plugin::{LoadedPlugin, PluginSet},
     runner::Runner,
 };
+use lxc_tmpl_plugin_api::Hook;
 
 use crate::{
     cli::{CreateArgs, distro_values},
@@ -155,7 +156,8 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             Some(cache) => println!("# would build or reuse the cached rootfs {} and copy it", cache.dir.display()),
             None => println!("# would build the rootfs in place ({} keeps no cache)", plugin.manifest.name),
         }
-        println!("# would run hooks: download, sources_list, configure, config, trim, post_process, finalize, message");
+        let hooks: Vec<&str> = Hook::after_claim().map(Hook::name).collect();
+        println!("# would run hooks: {}", hooks.join(", "));
         println!("# would write {}:", outcome.config_path.display());
         print!("{}", outcome.config);
         return Ok(());
