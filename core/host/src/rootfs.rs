@@ -23,7 +23,7 @@
 // Paths here are rootfs paths: every write goes through `Rootfs` (clippy.toml).
 #![deny(clippy::disallowed_methods)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -40,7 +40,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, 
 use pathrs::flags::OpenFlags;
 use pathrs::{Handle, InodeType, Root};
 
-use crate::sys::proc_fd_path;
+use crate::sys::{proc_fd_path, read_dir_fd};
 
 /// Mode of files [`Rootfs::append_file`] and [`Rootfs::open_file_path`] create.
 const NEW_FILE_MODE: u32 = 0o644;
@@ -147,9 +147,13 @@ fn temp_name(name: &OsStr) -> PathBuf {
 }
 
 /// Strip the leading slashes: pathrs resolves relative to the root either way, but a relative
-/// form makes splitting into (parent, name) simple.
+/// form makes splitting into (parent, name) simple. The root itself (`/` or ``) is `.`:
+/// openat2 refuses an empty path with ENOENT, which made the root look missing.
 fn relative(path: &str) -> &str {
-    path.trim_start_matches('/')
+    match path.trim_start_matches('/') {
+        "" => ".",
+        rel => rel,
+    }
 }
 
 fn check_mode(mode: u32) -> Result<Mode, &'static str> {
@@ -500,6 +504,34 @@ impl Rootfs {
         }
     }
 
+    /// The entries of the directory `path` (symlinks on the way, a final one too, followed
+    /// inside the root) without `.` and `..`, sorted by name, each with its kind as
+    /// [`Rootfs::file_kind`] sees it. The directory is read through a descriptor of the inode
+    /// that was resolved, and entries are looked at relative to it, never by a second lookup.
+    pub fn read_dir(&self, path: &str) -> Result<Vec<(OsString, FileKind)>, RootfsError> {
+        const OP: &str = "list";
+        let handle = self.root.resolve(relative(path)).map_err(|e| self.resolve_err(OP, path, e))?;
+        let st = fstat(handle.as_fd()).map_err(|e| self.io_err(OP, path, e))?;
+        if kind_of(&st) != FileKind::Dir {
+            return Err(self.io_err(OP, path, Errno::ENOTDIR));
+        }
+        let dir = handle
+            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
+            .map_err(|e| self.resolve_err(OP, path, e))?;
+        let names = read_dir_fd(OwnedFd::from(dir)).map_err(|e| self.io_err(OP, path, e))?;
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            match fstatat(handle.as_fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => entries.push((name, kind_of(&st))),
+                // Removed since the directory was read (a command in the rootfs may run).
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(self.io_err(OP, path, e)),
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
     /// The target of the symlink at `path`, as stored (not resolved, not to be used as a host
     /// path).
     pub fn read_link(&self, path: &str) -> Result<PathBuf, RootfsError> {
@@ -823,6 +855,9 @@ mod tests {
     fn rootfs_file_kind_and_open_paths() {
         let f = fixture();
         assert_eq!(f.rootfs.file_kind("nothing").unwrap(), None);
+        // The root itself exists (openat2 calls an empty path missing).
+        assert_eq!(f.rootfs.file_kind("/").unwrap(), Some(FileKind::Dir));
+        assert_eq!(f.rootfs.file_kind("").unwrap(), Some(FileKind::Dir));
         f.rootfs.write_file("file", b"", 0o644).unwrap();
         assert_eq!(f.rootfs.file_kind("file/below").unwrap(), None);
         let fd = f.rootfs.open_dir("dev/pts").unwrap();
@@ -844,6 +879,32 @@ mod tests {
         // And a dangling final symlink is not followed to create a host file.
         std::os::unix::fs::symlink(f.victim.join("new"), f.root_path.join("resolv")).unwrap();
         assert!(f.rootfs.open_file_path("resolv").is_err());
+        victim_untouched(&f);
+    }
+
+    #[test]
+    fn rootfs_read_dir_lists_inside_the_root() {
+        let f = fixture();
+        f.rootfs.mkdir_all("etc/default", 0o755).unwrap();
+        f.rootfs.write_file("etc/hostname", b"", 0o644).unwrap();
+        f.rootfs.symlink("/nowhere", "etc/mtab").unwrap();
+        let kinds = |path| -> Vec<(String, FileKind)> {
+            let entries = f.rootfs.read_dir(path).unwrap();
+            entries.into_iter().map(|(name, kind)| (name.into_string().unwrap(), kind)).collect()
+        };
+        let etc = [
+            ("default".to_owned(), FileKind::Dir),
+            ("hostname".to_owned(), FileKind::File),
+            ("mtab".to_owned(), FileKind::Symlink),
+        ];
+        assert_eq!(kinds("/etc"), etc);
+        assert_eq!(kinds("/"), [("etc".to_owned(), FileKind::Dir)]);
+        // A link to the host's dir lists <root>/<that dir>, not the host's.
+        std::os::unix::fs::symlink(&f.victim, f.root_path.join("hostdir")).unwrap();
+        assert!(f.rootfs.read_dir("hostdir").unwrap_err().is_not_found());
+        std::fs::create_dir_all(f.root_path.join(f.victim.strip_prefix("/").unwrap())).unwrap();
+        assert_eq!(kinds("hostdir"), []);
+        assert!(!f.rootfs.read_dir("etc/hostname").unwrap_err().is_not_found());
         victim_untouched(&f);
     }
 

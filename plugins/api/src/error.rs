@@ -24,6 +24,11 @@ impl ErrorKind {
     pub const PANIC: Self = Self(4);
     /// What was asked is not supported by this plugin or on this host.
     pub const UNSUPPORTED: Self = Self(5);
+    /// A host callback found nothing at a path it needs: the file to read,
+    /// a parent directory of one to write, the directory to list (ENOENT).
+    /// A [`HOST`](Self::HOST) error a plugin may want to tell apart, as
+    /// `std::io::ErrorKind::NotFound`; see [`PluginError::is_not_found`].
+    pub const NOT_FOUND: Self = Self(6);
 
     /// A short lowercase name for messages.
     pub fn name(self) -> &'static str {
@@ -33,6 +38,7 @@ impl ErrorKind {
             Self::HOST => "host error",
             Self::PANIC => "panic",
             Self::UNSUPPORTED => "unsupported",
+            Self::NOT_FOUND => "not found",
             _ => "error",
         }
     }
@@ -74,6 +80,16 @@ impl PluginError {
     /// Not supported: see [`ErrorKind::UNSUPPORTED`].
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::UNSUPPORTED, message)
+    }
+
+    /// Nothing at a path: see [`ErrorKind::NOT_FOUND`].
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NOT_FOUND, message)
+    }
+
+    /// Whether a host callback failed because a path it needs does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NOT_FOUND
     }
 }
 
