@@ -198,9 +198,14 @@ fn sshd_containers_get_their_own_host_keys() {
     let key = client_key(&dir, "client");
     let a = dir.container("keys-a");
     let b = dir.container("keys-b");
+    // ssh-keygen writes the keys into a host scratch dir under $TMPDIR, which
+    // the host removes when the create ends.
+    let tmpdir = dir.mkdir("tmp");
     for ct in [&a, &b] {
-        dir.create("sshd", ct.name()).args(["-S"]).arg(public(&key)).stdout();
+        dir.create("sshd", ct.name()).env("TMPDIR", &tmpdir).args(["-S"]).arg(public(&key)).stdout();
     }
+    let left: Vec<_> = fs::read_dir(&tmpdir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the creates left scratch files (private host keys) in $TMPDIR: {left:?}");
 
     for kind in ["ed25519", "rsa"] {
         let private = format!("etc/ssh/ssh_host_{kind}_key");

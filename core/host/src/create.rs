@@ -38,6 +38,7 @@ use crate::{
     plugin::{
         LoadedPlugin,
         bridge::{Bridge, Reporter},
+        scratch::Scratch,
     },
     rootfs::{Rootfs, RootfsError},
     runner::{HostCommand, Runner},
@@ -202,6 +203,8 @@ pub struct Creator<'a> {
     pub reporter: &'a dyn Reporter,
     /// The step running now, for the message of an interrupted create.
     step: std::cell::Cell<&'static str>,
+    /// Host scratch dirs the hooks asked for; removed when the create ends.
+    scratch: Scratch,
 }
 
 impl std::fmt::Debug for Creator<'_> {
@@ -213,7 +216,8 @@ impl std::fmt::Debug for Creator<'_> {
 impl<'a> Creator<'a> {
     /// A creator for `plugin`.
     pub fn new(plugin: &'a LoadedPlugin, runner: &'a Runner, reporter: &'a dyn Reporter) -> Creator<'a> {
-        Creator { plugin, runner, reporter, step: std::cell::Cell::new(Hook::Validate.name()) }
+        let step = std::cell::Cell::new(Hook::Validate.name());
+        Creator { plugin, runner, reporter, step, scratch: Scratch::new() }
     }
 
     /// Starts step `name`: says so, and stops here if a signal has arrived.
@@ -259,6 +263,7 @@ impl<'a> Creator<'a> {
             base: &req.base,
             entries: Vec::new(),
             reporter: self.reporter,
+            scratch: &self.scratch,
         }
     }
 
@@ -403,7 +408,16 @@ impl<'a> Creator<'a> {
     /// [`CreateError`]; whatever the create made is removed first (unless
     /// `keep_on_failure`).
     pub fn create(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        self.create_claimed(req).map_err(|e| self.interrupted_or(e))
+        self.end_scratch(self.create_claimed(req).map_err(|e| self.interrupted_or(e)))
+    }
+
+    /// Removes the scratch dirs of the create that ended with `result` (a
+    /// signal ends it with an error too; a panic drops them with `self`).
+    fn end_scratch<T>(&self, result: T) -> T {
+        if let Err(e) = self.scratch.end() {
+            self.reporter.log(LogLevel::Warn, &format!("cannot remove the scratch directory {e}"));
+        }
+        result
     }
 
     fn create_claimed(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
@@ -460,7 +474,7 @@ impl<'a> Creator<'a> {
     /// # Errors
     /// [`CreateError`]; lxc-create then destroys the container.
     pub fn fill_template(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        self.fill_template_inner(req).map_err(|e| self.interrupted_or(e))
+        self.end_scratch(self.fill_template_inner(req).map_err(|e| self.interrupted_or(e)))
     }
 
     fn fill_template_inner(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {

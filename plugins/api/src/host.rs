@@ -209,8 +209,35 @@ pub trait HostApi {
     /// Logs a line.
     fn log(&mut self, level: LogLevel, message: RStr<'_>);
     /// Reports the start of a long step (shown as progress on a terminal).
-    #[sabi(last_prefix_field)]
     fn progress(&mut self, step: RStr<'_>);
+    /// The target of the host symlink `host_path`, as stored (`readlink(2)`,
+    /// not resolved); `None` when nothing is there or it is not a symlink
+    /// (`readlink` without `-f` exits 1 for both). Symlinks in the parent
+    /// directories are followed. Errors: the path is not absolute, another
+    /// I/O failure (permission denied), or a target that is not UTF-8.
+    fn read_host_link(&mut self, host_path: RStr<'_>) -> RResult<ROption<RString>, PluginError>;
+    /// The host path `host_path` with every symlink, `.` and `..` resolved
+    /// (`realpath(3)`, `readlink -f` for a path that exists). Errors: the
+    /// path is not absolute, it or a parent is missing (the message says "No
+    /// such file or directory"), a symlink loop, or a result that is not UTF-8.
+    fn canonicalize_host_path(&mut self, host_path: RStr<'_>) -> RResult<RString, PluginError>;
+    /// A new, empty host directory with mode 0700, owned by the user running
+    /// lxc-tmpl, for host tools that write files the plugin then reads (such
+    /// as `ssh-keygen` making a container's host keys). Every call makes
+    /// another one, inside a private (0700) directory the host made for this
+    /// create under `$TMPDIR`. The host removes them with everything in them
+    /// when the create ends: after the last hook, on failure, and on
+    /// SIGINT/SIGTERM/SIGHUP (only SIGKILL or a power loss leaves one behind).
+    /// Returns its absolute host path.
+    fn scratch_dir(&mut self) -> RResult<RString, PluginError>;
+    /// The entries of the rootfs directory `path` (symlinks on the way,
+    /// including a final one, followed inside the root), without `.` and
+    /// `..`, sorted by name, each with its kind as [`HostApi::file_kind`]
+    /// sees it (a symlink entry is [`FileKind::Symlink`]). Errors: the path is
+    /// missing (the message says "No such file or directory"), it is not a
+    /// directory, or an entry name is not UTF-8.
+    #[sabi(last_prefix_field)]
+    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind>>, PluginError>;
 }
 
 /// The host callbacks as passed across the boundary.
@@ -375,5 +402,31 @@ impl<'a> Host<'a> {
     /// Announces a long step.
     pub fn progress(&mut self, step: &str) {
         self.api.progress(step.into());
+    }
+
+    /// The target of a host symlink as stored, `None` if the path is missing
+    /// or not a symlink; see [`HostApi::read_host_link`].
+    pub fn read_host_link(&mut self, host_path: &str) -> Result<Option<String>, PluginError> {
+        self.api.read_host_link(host_path.into()).into_result().map(|t| t.into_option().map(RString::into_string))
+    }
+
+    /// A host path with all symlinks resolved (`readlink -f`); the path must
+    /// exist. See [`HostApi::canonicalize_host_path`].
+    pub fn canonicalize_host_path(&mut self, host_path: &str) -> Result<String, PluginError> {
+        self.api.canonicalize_host_path(host_path.into()).into_result().map(RString::into_string)
+    }
+
+    /// A new empty private (0700) host directory that the host removes when
+    /// the create ends; see [`HostApi::scratch_dir`]. Use it instead of
+    /// running `mktemp -d` and `rm -rf` on the host.
+    pub fn scratch_dir(&mut self) -> Result<String, PluginError> {
+        self.api.scratch_dir().into_result().map(RString::into_string)
+    }
+
+    /// The entries of a rootfs directory as `(name, kind)`, sorted by name;
+    /// see [`HostApi::read_dir`].
+    pub fn read_dir(&mut self, path: &str) -> Result<Vec<(String, FileKind)>, PluginError> {
+        let entries = self.api.read_dir(path.into()).into_result()?;
+        Ok(entries.into_iter().map(|Tuple2(name, kind)| (name.into_string(), kind)).collect())
     }
 }

@@ -4,15 +4,24 @@
 //! driven without root, without a rootfs on disk and without LXC:
 //!
 //! - **The rootfs** is a map of [`Node`]s by normalised path (`etc/hostname`)
-//!   that enforces what the real host does: parents must exist, a write
-//!   replaces a file with the given mode and keeps its owner, a symlink is
-//!   never written through, `..` is refused. Owners set with `set_owner` are
-//!   kept in [`FakeHost::owners`], hard links in [`FakeHost::hard_links`].
+//!   on which the file callbacks behave as the real host's do, checked by the
+//!   [`conformance`] suite that runs against both: paths resolve as if
+//!   chrooted (`..` and absolute symlinks stay inside), parents must exist, a
+//!   write replaces a file with exactly the given mode and keeps its owner, a
+//!   symlink in the final component is replaced and never written through,
+//!   reads and `mkdir_all` follow symlinks inside the root, and a missing path
+//!   is an [`ErrorKind::NOT_FOUND`] error. Owners set with `set_owner` are kept
+//!   in [`FakeHost::owners`] (none recorded means root's), hard links in
+//!   [`FakeHost::hard_links`] (the fake copies the node: a later change through
+//!   one name does not show through the other).
 //! - **Host files** come from [`FakeHost::host_files`], [`FakeHost::host_dirs`]
 //!   and [`FakeHost::host_links`] (symlinks, followed as the kernel would);
 //!   any other path is looked up on the real machine when
 //!   [`FakeHost::real_host_files`] is set ([`FakeHost::new`]) and is missing
-//!   when not ([`FakeHost::sealed`]).
+//!   when not ([`FakeHost::sealed`]). `scratch_dir` makes real directories
+//!   in the first case and fake ones (in [`FakeHost::host_dirs`]) in the
+//!   second; [`FakeHost::end_create`] removes them, as the host does when a
+//!   create ends.
 //! - **Commands** are recorded in [`FakeHost::commands`] and answered by the
 //!   [`FakeHost::responder`] (which may change the rootfs and the host files,
 //!   as the real tool would), else by the canned [`FakeHost::outputs`], else
@@ -54,18 +63,22 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     ops::{Deref, DerefMut},
+    path::PathBuf,
 };
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
     sabi_types::RMut,
-    std_types::{RNone, ROption, RResult, RSlice, RStr, RString, RVec},
+    std_types::{RNone, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
 };
 
 use crate::{
     CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, Hook, HookContext, Host, HostApi, HostApi_TO,
     HostFacts, LogLevel, OptionValue, PluginError, RunPlace,
 };
+
+pub mod conformance;
+mod fakefs;
 
 /// A node of the fake rootfs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +211,42 @@ pub struct FakeHost {
     pub base_config: BTreeMap<String, String>,
     /// What `root_path` answers; `None` makes it fail like a hook without a root.
     pub root_path: Option<String>,
+    /// The host paths `scratch_dir` handed out since the last
+    /// [`end_create`](Self::end_create), in order.
+    pub scratch_dirs: Vec<String>,
+    /// The real directory holding them, when host files are the machine's.
+    scratch_root: Option<ScratchRoot>,
+}
+
+/// A real private directory for [`FakeHost`]'s scratch dirs, removed on drop.
+#[derive(Debug)]
+struct ScratchRoot(PathBuf);
+
+impl ScratchRoot {
+    #[allow(clippy::disallowed_methods)] // test support standing in for the host: it makes scratch dirs
+    fn new() -> Result<Self, String> {
+        use std::{
+            os::unix::fs::DirBuilderExt,
+            sync::atomic::{AtomicU64, Ordering},
+        };
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("lxc-tmpl-fake-scratch.{}.{n}", std::process::id()));
+        // A leftover of a killed test run with our pid: ours to replace.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ScratchRoot {
+    #[allow(clippy::disallowed_methods)] // test support standing in for the host: it removes scratch dirs
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for FakeHost {
@@ -225,6 +274,7 @@ pub fn output(status: i32, stdout: &str, stderr: &str) -> CommandOutput {
 /// A [`Responder`] that runs host commands on the real machine (with their
 /// environment and stdin) and leaves rootfs commands to the canned outputs:
 /// for tests that build from the machine's own programs.
+#[allow(clippy::disallowed_methods)] // test support standing in for the host's runner: it forks
 pub fn run_on_machine(command: &RecordedCommand, _world: &mut World<'_>) -> Option<CommandOutput> {
     use std::{
         io::Write,
@@ -262,17 +312,20 @@ pub fn run_on_machine(command: &RecordedCommand, _world: &mut World<'_>) -> Opti
     }
 }
 
+/// A host I/O error as the host reports it: [`ErrorKind::NOT_FOUND`] for ENOENT.
+fn io_error(what: &str, e: &std::io::Error) -> PluginError {
+    let kind = if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NOT_FOUND } else { ErrorKind::HOST };
+    PluginError::new(kind, format!("{what}: {e}"))
+}
+
 fn err<T>(message: String) -> RResult<T, PluginError> {
     RResult::RErr(PluginError::new(ErrorKind::HOST, message))
 }
 
-fn host_result<T>(result: Result<T, String>) -> RResult<T, PluginError> {
-    result.map_err(|message| PluginError::new(ErrorKind::HOST, message)).into()
-}
-
-/// Normalises a rootfs path: no leading or trailing `/`, no `.` or empty
-/// components. `..` is refused (the real host resolves it inside the root;
-/// plugins have no reason to use it).
+/// Normalises a rootfs path for the fixture and inspection helpers
+/// ([`FakeHost::put`], [`FakeHost::text`], ...): no leading or trailing `/`,
+/// no `.` or empty components, and no symlinks followed. `..` is refused
+/// here; the file callbacks resolve it inside the root, as the host does.
 pub fn norm(path: &str) -> Result<String, String> {
     let mut parts = Vec::new();
     for part in path.split('/') {
@@ -369,6 +422,8 @@ impl FakeHost {
             logs: Vec::new(),
             base_config: BTreeMap::new(),
             root_path: Some("/fake-root".into()),
+            scratch_dirs: Vec::new(),
+            scratch_root: None,
         }
     }
 
@@ -476,28 +531,86 @@ impl FakeHost {
         self.config.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 
-    fn parent_is_dir(&self, path: &str) -> bool {
-        let parent = parent_of(path);
-        parent.is_empty() || matches!(self.rootfs.get(parent), Some(Node::Dir { .. }))
+    /// Removes the scratch dirs, as the host does when a create ends.
+    pub fn end_create(&mut self) {
+        for dir in self.scratch_dirs.drain(..) {
+            let below = format!("{dir}/");
+            self.host_dirs.remove(&dir);
+            self.host_files.retain(|f, _| !f.starts_with(&below));
+            self.host_dirs.retain(|d| !d.starts_with(&below));
+        }
+        self.scratch_root = None;
     }
 
-    /// `path` normalised, for `op`: its parent must be a directory.
-    fn entry_path(&self, op: &str, path: &str) -> Result<String, String> {
-        let path = norm(path)?;
-        if !self.parent_is_dir(&path) {
-            return Err(format!("{op} {path}: parent missing"));
-        }
-        Ok(path)
+    /// The rootfs with the file operations of the real host.
+    fn fs(&mut self) -> fakefs::Fs<'_> {
+        fakefs::Fs { rootfs: &mut self.rootfs, owners: &mut self.owners, hard_links: &mut self.hard_links }
     }
 
-    /// [`entry_path`](Self::entry_path) for a file to write: not a directory
-    /// or symlink (the host never writes through one).
-    fn new_file_path(&self, op: &str, path: &str) -> Result<String, String> {
-        let path = self.entry_path(op, path)?;
-        match self.rootfs.get(&path) {
-            None | Some(Node::File { .. }) => Ok(path),
-            Some(other) => Err(format!("{op} {path}: not a file: {other:?}")),
+    #[allow(clippy::disallowed_methods)] // test support standing in for the host: it makes scratch dirs
+    fn make_scratch_dir(&mut self) -> Result<String, PluginError> {
+        let n = self.scratch_dirs.len() + 1;
+        let dir = if self.real_host_files {
+            if self.scratch_root.is_none() {
+                self.scratch_root = Some(ScratchRoot::new().map_err(|e| PluginError::new(ErrorKind::HOST, e))?);
+            }
+            let root = self.scratch_root.as_ref().map(|r| r.0.clone()).unwrap_or_default();
+            let dir = root.join(n.to_string());
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| PluginError::new(ErrorKind::HOST, format!("cannot create {}: {e}", dir.display())))?;
+            }
+            dir.display().to_string()
+        } else {
+            let dir = format!("/tmp/lxc-tmpl-scratch.fake/{n}");
+            self.host_dirs.insert(dir.clone());
+            dir
+        };
+        self.scratch_dirs.push(dir.clone());
+        Ok(dir)
+    }
+
+    /// The target of a host symlink, the parents' symlinks followed.
+    fn host_link(&self, host_path: &str) -> Result<Option<String>, PluginError> {
+        let what = format!("read host symlink {host_path}");
+        if !host_path.starts_with('/') {
+            return Err(PluginError::new(ErrorKind::HOST, format!("{what}: give an absolute host path (plugin bug)")));
         }
+        let path = lexical(host_path);
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", ""));
+        let path = format!("{}/{name}", resolve_host(&self.host_links, if parent.is_empty() { "/" } else { parent }))
+            .replace("//", "/");
+        if let Some(target) = self.host_links.get(&path) {
+            return Ok(Some(target.clone()));
+        }
+        if self.host_files.contains_key(&path) || self.host_dirs.contains(&path) || !self.real_host_files {
+            return Ok(None);
+        }
+        match std::fs::read_link(&path) {
+            Ok(target) => Ok(Some(target.display().to_string())),
+            // ENOENT: nothing there; EINVAL (InvalidInput): not a symlink.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput) => Ok(None),
+            Err(e) => Err(PluginError::new(ErrorKind::HOST, format!("{what}: {e}"))),
+        }
+    }
+
+    /// A host path with every symlink resolved; it must exist.
+    fn host_canonical(&self, host_path: &str) -> Result<String, PluginError> {
+        let what = format!("canonicalize host path {host_path}");
+        if !host_path.starts_with('/') {
+            return Err(PluginError::new(ErrorKind::HOST, format!("{what}: give an absolute host path (plugin bug)")));
+        }
+        let path = lexical(&resolve_host(&self.host_links, host_path));
+        if path == "/" || self.host_files.contains_key(&path) || self.host_dirs.contains(&path) {
+            return Ok(path);
+        }
+        if self.real_host_files {
+            return std::fs::canonicalize(&path).map(|p| p.display().to_string()).map_err(|e| io_error(&what, &e));
+        }
+        Err(PluginError::not_found(format!("{what}: No such file or directory (os error 2)")))
     }
 
     fn answer(&mut self, recorded: &RecordedCommand) -> CommandOutput {
@@ -524,18 +637,21 @@ impl FakeHost {
     }
 
     /// The contents of a host file, symlinks followed.
-    fn host_bytes(&self, host_path: &str) -> Result<Vec<u8>, String> {
+    fn host_bytes(&self, host_path: &str) -> Result<Vec<u8>, PluginError> {
         let path = resolve_host(&self.host_links, host_path);
         if let Some(data) = self.host_files.get(&path) {
             return Ok(data.clone());
         }
         if self.host_dirs.contains(&path) {
-            return Err(format!("cannot read {host_path}: Is a directory (os error 21)"));
+            return Err(PluginError::new(
+                ErrorKind::HOST,
+                format!("cannot read {host_path}: Is a directory (os error 21)"),
+            ));
         }
         if self.real_host_files {
-            return std::fs::read(&path).map_err(|e| format!("cannot read {host_path}: {e}"));
+            return std::fs::read(&path).map_err(|e| io_error(&format!("cannot read {host_path}"), &e));
         }
-        Err(format!("cannot read {host_path}: No such file or directory (os error 2)"))
+        Err(PluginError::not_found(format!("cannot read {host_path}: No such file or directory (os error 2)")))
     }
 }
 
@@ -654,137 +770,55 @@ impl HostApi for FakeHost {
     }
 
     fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
-        match norm(&path).map(|p| self.rootfs.get(&p)) {
-            Ok(Some(Node::File { data, .. })) => RResult::ROk(data.clone().into()),
-            _ => err(format!("read {path}: no such file")),
-        }
+        self.fs().read_file(&path).map(RVec::from).into()
     }
 
     fn write_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>, mode: u32) -> RResult<(), PluginError> {
-        // As the host: the file is replaced, with `mode`; its owner is kept.
-        host_result(self.new_file_path("write", &path).map(|path| {
-            self.rootfs.insert(path, Node::File { data: data.to_vec(), mode });
-        }))
+        self.fs().write_file("write", &path, data.to_vec(), mode).into()
     }
 
     fn append_file(&mut self, path: RStr<'_>, data: RSlice<'_, u8>) -> RResult<(), PluginError> {
-        host_result(self.new_file_path("append", &path).map(|path| match self.rootfs.get_mut(&path) {
-            Some(Node::File { data: existing, .. }) => existing.extend_from_slice(&data),
-            _ => {
-                self.rootfs.insert(path, Node::File { data: data.to_vec(), mode: 0o644 });
-            }
-        }))
+        self.fs().append_file(&path, &data).into()
     }
 
     fn mkdir_all(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
-        let path = match norm(&path) {
-            Ok(path) => path,
-            Err(e) => return err(e),
-        };
-        let mut at = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            if !at.is_empty() {
-                at.push('/');
-            }
-            at.push_str(part);
-            match self.rootfs.get(&at) {
-                None => {
-                    self.rootfs.insert(at.clone(), Node::Dir { mode });
-                }
-                Some(Node::Dir { .. }) => {}
-                Some(other) => return err(format!("mkdir {at}: exists as {other:?}")),
-            }
-        }
-        RResult::ROk(())
+        self.fs().mkdir_all(&path, mode).into()
     }
 
     fn symlink(&mut self, target: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
-        let link = match self.entry_path("symlink", &link) {
-            Ok(link) if !self.rootfs.contains_key(&link) => link,
-            Ok(link) => return err(format!("symlink {link}: exists")),
-            Err(e) => return err(e),
-        };
-        self.rootfs.insert(link, Node::Symlink { target: target.to_string() });
-        RResult::ROk(())
+        self.fs().symlink(&target, &link).into()
     }
 
     fn hard_link(&mut self, existing: RStr<'_>, link: RStr<'_>) -> RResult<(), PluginError> {
-        let (Ok(existing), Ok(link)) = (norm(&existing), norm(&link)) else {
-            return err(format!("hard link {link} -> {existing}: bad path"));
-        };
-        match self.rootfs.get(&existing) {
-            Some(node @ Node::File { .. }) if self.parent_is_dir(&link) && !self.rootfs.contains_key(&link) => {
-                let node = node.clone();
-                self.rootfs.insert(link.clone(), node);
-                self.hard_links.push((existing, link));
-                RResult::ROk(())
-            }
-            _ => err(format!("hard link {link} -> {existing}: bad source or target")),
-        }
+        self.fs().hard_link(&existing, &link).into()
     }
 
-    fn set_mode(&mut self, path: RStr<'_>, new: u32) -> RResult<(), PluginError> {
-        match norm(&path).map(|p| self.rootfs.get_mut(&p)) {
-            Ok(Some(Node::File { mode, .. } | Node::Dir { mode })) => {
-                *mode = new;
-                RResult::ROk(())
-            }
-            _ => err(format!("chmod {path}: missing or a symlink")),
-        }
+    fn set_mode(&mut self, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
+        self.fs().set_mode(&path, mode).into()
     }
 
     fn set_owner(&mut self, path: RStr<'_>, uid: u32, gid: u32) -> RResult<(), PluginError> {
-        match norm(&path) {
-            Ok(p) if matches!(self.rootfs.get(&p), Some(Node::File { .. } | Node::Dir { .. })) => {
-                self.owners.insert(p, (uid, gid));
-                RResult::ROk(())
-            }
-            _ => err(format!("chown {path}: missing or a symlink")),
-        }
+        self.fs().set_owner(&path, uid, gid).into()
     }
 
     fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError> {
-        let path = match norm(&path) {
-            Ok(p) if !p.is_empty() => p,
-            _ => return err(format!("remove {path}: refusing to remove the root")),
-        };
-        let below = format!("{path}/");
-        self.rootfs.retain(|p, _| p != &path && !p.starts_with(&below));
-        self.owners.retain(|p, _| p != &path && !p.starts_with(&below));
-        RResult::ROk(())
+        self.fs().remove(&path).into()
     }
 
     fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
-        let path = match norm(&path) {
-            Ok(p) => p,
-            Err(e) => return err(e),
-        };
-        if path.is_empty() {
-            return RResult::ROk(ROption::RSome(FileKind::Dir));
-        }
-        let kind = self.rootfs.get(&path).map(|node| match node {
-            Node::Dir { .. } => FileKind::Dir,
-            Node::File { .. } => FileKind::File,
-            Node::Symlink { .. } => FileKind::Symlink,
-        });
-        RResult::ROk(kind.into())
+        self.fs().file_kind(&path).map(ROption::from).into()
     }
 
     fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
-        let data = match self.host_bytes(&host_path) {
-            Ok(data) => data,
-            Err(e) => return err(format!("copy {host_path}: {e}")),
-        };
-        host_result(self.new_file_path("copy to", &path).map(|path| {
-            self.rootfs.insert(path, Node::File { data, mode });
-        }))
+        // As the host: the source is read first, so a missing one fails before the rootfs is looked at.
+        match self.host_bytes(&host_path) {
+            Ok(data) => self.fs().write_file("copy to", &path, data, mode).into(),
+            Err(e) => RResult::RErr(e),
+        }
     }
 
     fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
-        match self.host_bytes(&host_path) {
-            Ok(data) => RResult::ROk(data.into()),
-            Err(e) => err(e),
-        }
+        self.host_bytes(&host_path).map(RVec::from).into()
     }
 
     fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
@@ -843,6 +877,23 @@ impl HostApi for FakeHost {
     fn progress(&mut self, step: RStr<'_>) {
         self.logs.push((LogLevel::Info, step.to_string()));
     }
+
+    fn read_host_link(&mut self, host_path: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        self.host_link(&host_path).map(|t| t.map(RString::from).into()).into()
+    }
+
+    fn canonicalize_host_path(&mut self, host_path: RStr<'_>) -> RResult<RString, PluginError> {
+        self.host_canonical(&host_path).map(RString::from).into()
+    }
+
+    fn scratch_dir(&mut self) -> RResult<RString, PluginError> {
+        self.make_scratch_dir().map(RString::from).into()
+    }
+
+    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind>>, PluginError> {
+        let entries = self.fs().read_dir(&path);
+        entries.map(|entries| entries.into_iter().map(|(name, kind)| Tuple2(name.into(), kind)).collect()).into()
+    }
 }
 
 #[cfg(test)]
@@ -888,12 +939,14 @@ mod tests {
             h.set_owner("etc/x", 5, 5).unwrap();
             h.write_file("etc/x", b"2", 0o644).unwrap();
             h.symlink("x", "etc/link").unwrap();
-            assert!(h.write_file("etc/link", b"3", 0o644).is_err(), "never through a symlink");
+            // As the host: the link is replaced by a new file, never written through.
+            h.write_file("etc/link", b"3", 0o644).unwrap();
             h.write_template("etc/t", "{{ a }}\n", &serde_json::json!({ "a": 1 }), 0o644).unwrap();
             assert!(h.render("t", "{{ b }}", &serde_json::json!({})).is_err(), "strict undefined");
         });
         assert_eq!((fake.text("etc/x"), fake.mode("etc/x"), fake.owners["etc/x"]), ("2".into(), 0o644, (5, 5)));
         assert_eq!(fake.text("etc/t"), "1\n", "trailing newline kept");
+        assert_eq!((fake.text("etc/link"), fake.text("etc/x")), ("3".into(), "2".into()));
     }
 
     #[test]

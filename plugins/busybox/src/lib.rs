@@ -47,6 +47,9 @@ so a symlink in the rootfs can never redirect a write to a host file (the old
 script wrote through host paths).
 */
 
+// No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 mod applets;
 mod elf;
 

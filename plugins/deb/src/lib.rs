@@ -61,6 +61,9 @@ the in-memory rootfs, `fake::run_hooks` (the API's) runs a whole create,
 `fake::assert_refused` checks bad input.
 */
 
+// No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 pub mod apt;
 pub mod arch;
 pub mod debootstrap;

@@ -334,8 +334,7 @@ pub fn host_timezone(host: &mut Host<'_>) -> Result<Option<String>, PluginError>
     {
         return Ok(Some(zone));
     }
-    let link = host.run(&CommandSpec::on_host(&["readlink", "/etc/localtime"]).unchecked())?;
-    Ok(if link.status == 0 { parse_zone(&link.stdout_text()) } else { None })
+    Ok(host.read_host_link("/etc/localtime")?.and_then(|target| parse_zone(&target)))
 }
 
 /// Gives the container the host's time zone: `/etc/timezone`, the
@@ -690,7 +689,7 @@ mod tests {
         assert_eq!(fake.lines(), ["dpkg-reconfigure -f noninteractive tzdata"]);
 
         let mut fake = FakeHost::sealed();
-        fake.on("readlink /etc/localtime", output(0, "/usr/share/zoneinfo/Asia/Tokyo\n", ""));
+        fake.put_host_link("/etc/localtime", "/usr/share/zoneinfo/Asia/Tokyo");
         with_host(&mut fake, configure_timezone).unwrap();
         assert!(fake.logged("no /usr/share/zoneinfo/Asia/Tokyo"));
         assert!(!fake.exists("etc/timezone"));

@@ -75,6 +75,9 @@ debian --help` lists every option with its default.
   the host's namespaced runner with `policy-rc.d`.
 */
 
+// No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 mod plan;
 mod release;
 

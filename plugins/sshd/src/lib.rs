@@ -47,9 +47,14 @@ second plus the host key generation.
   would be owned by `nobody` inside.
 
 All rootfs access goes through [`Host`], which resolves paths as if
-chrooted; the plugin runs host commands only to probe the host
-(`readlink`, `sshd -V`) and to make host keys in a private temporary dir.
+chrooted; host symlinks are read with [`Host::read_host_link`] and
+[`Host::canonicalize_host_path`]. The plugin runs host commands only to ask
+`sshd -V` its version and to run `ssh-keygen`, which writes the host keys
+into a [`Host::scratch_dir`] that the host removes when the create ends.
 */
+
+// No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).
+#![deny(clippy::disallowed_methods)]
 
 mod keys;
 mod layout;
@@ -361,7 +366,7 @@ impl Distro for Sshd {
 }
 
 /// What this host gives the container; every hook that needs it asks again
-/// (hooks are stateless, and a few `readlink`s are cheap).
+/// (hooks are stateless, and a few symlink reads are cheap).
 #[derive(Debug)]
 struct Setup {
     /// The sshd binary, absolute, visible in the container at the same path.
@@ -387,10 +392,9 @@ fn host_layout(host: &mut Host<'_>) -> Result<Layout, PluginError> {
         if host.host_file_kind(&path)? != Some(FileKind::Dir) {
             continue;
         }
-        // Exit 0 and the target for a symlink, non-zero for a real dir.
-        let link = host.run(&CommandSpec::on_host(&["readlink", path.as_str()]).unchecked())?;
-        let target = link.stdout_text().trim_end_matches('\n').to_owned();
-        found.push((dir, (link.status == 0 && !target.is_empty()).then_some(target)));
+        // The target for a symlink, `None` for a real dir.
+        let target = host.read_host_link(&path)?.filter(|target| !target.is_empty());
+        found.push((dir, target));
     }
     let layout = layout::plan(found);
     if !layout.iter().any(|(dir, how)| *dir == "usr" && *how == HostDir::Bind) {
@@ -434,7 +438,7 @@ fn locate_sshd(ctx: &HookContext, host: &mut Host<'_>, layout: &Layout) -> Resul
             )));
         }
     }
-    let canonical = host.run_on_host(&["readlink", "-f", path])?.stdout_text().trim_end_matches('\n').to_owned();
+    let canonical = host.canonicalize_host_path(path)?;
     if !layout::is_visible(layout, &canonical) {
         let bound: Vec<String> =
             layout.iter().filter(|(_, how)| *how == HostDir::Bind).map(|(dir, _)| format!("/{dir}")).collect();
@@ -649,22 +653,13 @@ fn parse_openssh_version(text: &str) -> Option<(u32, u32, String)> {
 }
 
 /// Makes the container's host keys (commented `root@<hostname>`) with the
-/// host's `ssh-keygen` in a private temporary dir, copies them into
-/// `etc/ssh` and removes the dir again.
-/// Returns the in-container paths of the private keys.
+/// host's `ssh-keygen` in a private (0700) scratch dir of the host, which the
+/// host removes with the keys in it when the create ends, and copies them
+/// into `etc/ssh`. Returns the in-container paths of the private keys.
 fn generate_host_keys(host: &mut Host<'_>, hostname: &str) -> Result<Vec<String>, PluginError> {
     let keygen = keygen(host)?;
-    let made = host.run_on_host(&["mktemp", "-d", "-t", "lxc-tmpl-sshd.XXXXXXXX"])?;
-    let tmp = made.stdout_text().trim_end_matches('\n').to_owned();
-    // What `rm -rf` gets: our own fresh dir and nothing else.
-    if !is_plain_path(&tmp) || !tmp.contains("/lxc-tmpl-sshd.") {
-        return Err(PluginError::failed(format!("mktemp -d printed {tmp:?}, not a temporary dir")));
-    }
-    let result = copy_new_keys(host, &keygen, &tmp, hostname);
-    let removed = host.run_on_host(&["rm", "-rf", "--", tmp.as_str()]);
-    let paths = result?;
-    removed?;
-    Ok(paths)
+    let tmp = host.scratch_dir()?;
+    copy_new_keys(host, &keygen, &tmp, hostname)
 }
 
 fn copy_new_keys(host: &mut Host<'_>, keygen: &str, tmp: &str, hostname: &str) -> Result<Vec<String>, PluginError> {

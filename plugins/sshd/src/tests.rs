@@ -1,8 +1,11 @@
 //! Hook-level tests of the sshd plugin against the plugin API's fake host
 //! ([`lxc_tmpl_plugin_api::testing`]), which renders templates as the host
-//! does. The host side is either the real machine (real `readlink`,
+//! does. The host side is either the real machine (real symlinks,
 //! `ssh-keygen`, `/etc/passwd`; needs openssh-server, a CI dependency) or a
 //! sealed set of files, dirs, top-level symlinks and scripted commands.
+
+// A real key file for --auth-key is a fixture on the host's disk.
+#![allow(clippy::disallowed_methods)]
 
 use lxc_tmpl_plugin_api::{
     CommandOutput, Distro, ErrorKind, HookContext, LogLevel, PluginError,
@@ -46,26 +49,15 @@ fn debian_host() -> FakeHost {
 }
 
 /// The host tools the plugin runs, acting on the fake's host side:
-/// `readlink`, `sshd -V` (printing `sshd_version` on stderr), `mktemp -d`,
-/// `ssh-keygen` and `rm -rf`; anything else exits 127.
+/// `sshd -V` (printing `sshd_version` on stderr) and `ssh-keygen`; anything
+/// else exits 127 (symlinks and scratch dirs are host calls, not commands).
 fn host_tools(sshd_version: &str) -> impl FnMut(&RecordedCommand, &mut World<'_>) -> Option<CommandOutput> + 'static {
     let sshd_version = sshd_version.to_owned();
     let mut made = 0;
     move |cmd, world| {
         let args: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
         Some(match args.as_slice() {
-            ["readlink", path] => match world.host_links.get(*path) {
-                Some(target) => output(0, &format!("{target}\n"), ""),
-                None => output(1, "", ""),
-            },
-            ["readlink", "-f", path] => output(0, &format!("{}\n", world.resolve_host(path)), ""),
             [sshd, "-V"] if world.host_files.contains_key(&world.resolve_host(sshd)) => output(0, "", &sshd_version),
-            ["mktemp", "-d", "-t", template] => {
-                made += 1;
-                let dir = format!("/tmp/{}", template.replace("XXXXXXXX", &format!("fake{made}")));
-                world.host_dirs.insert(dir.clone());
-                output(0, &format!("{dir}\n"), "")
-            }
             [keygen, "-l", "-f", "-"] if keygen.ends_with("ssh-keygen") => {
                 let key = String::from_utf8_lossy(&cmd.stdin);
                 output(0, &format!("256 SHA256:fingerprint-of-{} (FAKE)\n", key.trim()), "")
@@ -73,17 +65,12 @@ fn host_tools(sshd_version: &str) -> impl FnMut(&RecordedCommand, &mut World<'_>
             [keygen, "-q", "-t", kind, rest @ ..] if keygen.ends_with("ssh-keygen") => {
                 let file = rest.last().unwrap().to_string();
                 let dir = file.rsplit_once('/').unwrap().0;
-                assert!(world.host_dirs.contains(dir), "keygen outside the temp dir: {file}");
+                assert!(world.host_dirs.contains(dir), "keygen outside a scratch dir: {file}");
                 made += 1;
                 world.host_files.insert(file.clone(), format!("PRIVATE {kind} {made}\n").into_bytes());
                 world
                     .host_files
                     .insert(format!("{file}.pub"), format!("ssh-{kind} PUBLIC{made} root@x\n").into_bytes());
-                output(0, "", "")
-            }
-            ["rm", "-rf", "--", dir] => {
-                world.host_dirs.remove(*dir);
-                world.host_files.retain(|f, _| !f.starts_with(&format!("{dir}/")));
                 output(0, "", "")
             }
             _ => output(127, "", "not found"),
@@ -203,11 +190,13 @@ fn creates_a_container_from_the_host_sshd() {
         assert!(fake.text(&format!("{private}.pub")).trim_end().ends_with(" root@ssh1"), "{private}.pub");
     }
     assert!(!fs.keys().any(|p| p.contains("dsa")), "{:?}", fs.keys().collect::<Vec<_>>());
-    let mktemp = fake.commands.iter().position(|c| c.argv[0] == "mktemp").expect("mktemp ran");
-    let rm = fake.commands.iter().find(|c| c.argv[0] == "rm").expect("rm ran");
-    let tmp = &rm.argv[3];
-    assert!(tmp.contains("/lxc-tmpl-sshd.") && !std::path::Path::new(tmp).exists(), "{tmp} left behind");
-    assert!(fake.commands[mktemp..].iter().any(|c| c.argv.last() == Some(&format!("{tmp}/ssh_host_rsa_key"))));
+    // ssh-keygen wrote into the one scratch dir the host made, which goes when the create ends.
+    let [tmp] = fake.scratch_dirs.as_slice() else { panic!("one scratch dir: {:?}", fake.scratch_dirs) };
+    let tmp = tmp.clone();
+    assert!(fake.commands.iter().any(|c| c.argv.last() == Some(&format!("{tmp}/ssh_host_rsa_key"))));
+    assert!(fake.commands.iter().all(|c| !["mktemp", "rm", "readlink"].contains(&c.argv[0].as_str())));
+    fake.end_create();
+    assert!(!std::path::Path::new(&tmp).exists(), "{tmp} left behind");
 
     // sshd_config, accounts, start script.
     let sshd_config = fake.text("etc/ssh/sshd_config");

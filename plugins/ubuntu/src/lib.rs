@@ -94,6 +94,9 @@ the script did. A release is named by codename or version (`jammy`, `22.04`).
   every command inside the rootfs runs in the host's namespaced runner.
 */
 
+// No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 mod plan;
 mod release;
 mod trim;

@@ -11,15 +11,16 @@
 
 use std::path::Path;
 
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use lxc_tmpl_plugin_api::{
     CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, HostApi, LogLevel, PluginError, RunPlace,
 };
 
 use crate::{
     lxcconf::BaseConfig,
+    plugin::scratch::Scratch,
     render::render_template,
-    rootfs::Rootfs,
+    rootfs::{Rootfs, RootfsError},
     runner::{HostCommand, RunRequest, Runner},
 };
 
@@ -52,6 +53,8 @@ pub struct Bridge<'a> {
     pub entries: Vec<ConfigEntry>,
     /// Progress and logs.
     pub reporter: &'a dyn Reporter,
+    /// The create's scratch directories, which outlive this hook.
+    pub scratch: &'a Scratch,
 }
 
 impl std::fmt::Debug for Bridge<'_> {
@@ -71,14 +74,20 @@ impl Bridge<'_> {
             .ok_or_else(|| host_error(format!("{operation}: no rootfs exists yet in this hook (plugin bug)")))
     }
 
-    /// Runs `f` on the current root, turning its error into a `PluginError`.
-    fn with_root<T, E: std::error::Error>(
+    /// Runs `f` on the current root, turning its error into a `PluginError`
+    /// ([`ErrorKind::NOT_FOUND`] when a path is missing).
+    fn with_root<T>(
         &self,
         operation: &str,
-        f: impl FnOnce(&Rootfs) -> Result<T, E>,
+        f: impl FnOnce(&Rootfs) -> Result<T, RootfsError>,
     ) -> RResult<T, PluginError> {
         self.root(operation)
-            .and_then(|root| f(root).map_err(|e| host_error(format!("{operation}: {}", error_chain(&e)))))
+            .and_then(|root| {
+                f(root).map_err(|e| {
+                    let kind = if e.is_not_found() { ErrorKind::NOT_FOUND } else { ErrorKind::HOST };
+                    PluginError::new(kind, format!("{operation}: {}", error_chain(&e)))
+                })
+            })
             .into()
     }
 
@@ -159,6 +168,27 @@ fn command_failure(argv: &[String], place: RunPlace, status: i32, stdout: &[u8],
     message
 }
 
+/// A host path a plugin named: it must be absolute, as relative paths would
+/// depend on the host's working directory.
+fn absolute_host_path<'p>(operation: &str, host_path: &'p str) -> Result<&'p Path, PluginError> {
+    if host_path.starts_with('/') {
+        Ok(Path::new(host_path))
+    } else {
+        Err(host_error(format!("{operation} {host_path}: give an absolute host path (plugin bug)")))
+    }
+}
+
+/// A host I/O error as a `PluginError`: [`ErrorKind::NOT_FOUND`] for ENOENT.
+fn host_io_error(what: String, e: &std::io::Error) -> PluginError {
+    let kind = if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NOT_FOUND } else { ErrorKind::HOST };
+    PluginError::new(kind, format!("{what}: {e}"))
+}
+
+/// A host path as UTF-8, which is what crosses the boundary.
+fn utf8_path(what: &str, path: &Path) -> Result<RString, PluginError> {
+    path.to_str().map(RString::from).ok_or_else(|| host_error(format!("{what}: {} is not UTF-8", path.display())))
+}
+
 fn kind_of(meta: &std::fs::Metadata) -> FileKind {
     let t = meta.file_type();
     if t.is_file() {
@@ -226,7 +256,7 @@ impl HostApi for Bridge<'_> {
     fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
         std::fs::read(host_path.as_str())
             .map(RVec::from)
-            .map_err(|e| host_error(format!("cannot read {host_path}: {e}")))
+            .map_err(|e| host_io_error(format!("cannot read {host_path}"), &e))
             .into()
     }
 
@@ -271,6 +301,55 @@ impl HostApi for Bridge<'_> {
 
     fn progress(&mut self, step: RStr<'_>) {
         self.reporter.step(step.as_str());
+    }
+
+    fn read_host_link(&mut self, host_path: RStr<'_>) -> RResult<ROption<RString>, PluginError> {
+        const OP: &str = "read host symlink";
+        (|| {
+            let path = absolute_host_path(OP, host_path.as_str())?;
+            match std::fs::read_link(path) {
+                Ok(target) => utf8_path(&format!("{OP} {host_path}"), &target).map(ROption::RSome),
+                // EINVAL: not a symlink; ENOENT: nothing there. `readlink` exits 1 for both.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    Ok(ROption::RNone)
+                }
+                Err(e) => Err(host_io_error(format!("{OP} {host_path}"), &e)),
+            }
+        })()
+        .into()
+    }
+
+    fn canonicalize_host_path(&mut self, host_path: RStr<'_>) -> RResult<RString, PluginError> {
+        const OP: &str = "canonicalize host path";
+        (|| {
+            let path = absolute_host_path(OP, host_path.as_str())?;
+            let canonical = std::fs::canonicalize(path).map_err(|e| host_io_error(format!("{OP} {host_path}"), &e))?;
+            utf8_path(&format!("{OP} {host_path}"), &canonical)
+        })()
+        .into()
+    }
+
+    fn scratch_dir(&mut self) -> RResult<RString, PluginError> {
+        self.scratch
+            .make_dir()
+            .map_err(|e| host_error(error_chain(&e)))
+            .and_then(|dir| utf8_path("scratch dir", &dir))
+            .into()
+    }
+
+    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind>>, PluginError> {
+        let operation = format!("list {path}");
+        let entries = self.with_root(&operation, |r| r.read_dir(path.as_str())).into_result();
+        (|| {
+            entries?
+                .into_iter()
+                .map(|(name, kind)| match name.into_string() {
+                    Ok(name) => Ok(Tuple2(RString::from(name), kind)),
+                    Err(name) => Err(host_error(format!("{operation}: entry {name:?} is not UTF-8"))),
+                })
+                .collect::<Result<RVec<_>, PluginError>>()
+        })()
+        .into()
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod bridge;
 pub mod discovery;
 pub mod loader;
+pub mod scratch;
 pub mod trust;
 
 use std::path::PathBuf;
