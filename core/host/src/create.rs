@@ -251,6 +251,8 @@ impl<'a> Creator<'a> {
             rootfs_path: rootfs.display().to_string().into(),
             options: req.options.clone().into(),
             facts: req.facts.clone(),
+            // Called once per create (and dry run): every hook gets this one context.
+            create_id: lxc_tmpl_plugin_api::new_create_id(),
         }
     }
 

@@ -32,6 +32,10 @@ pub struct HookContext {
     pub options: RVec<OptionValue>,
     /// Facts about the host.
     pub facts: HostFacts,
+    /// Identifies this create: the same in every hook of one create, and
+    /// different for every create (and dry run) of the process. Per-create
+    /// state is keyed on it ([`PerCreate`](crate::PerCreate)).
+    pub create_id: u64,
 }
 
 impl HookContext {

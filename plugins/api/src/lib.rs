@@ -132,6 +132,7 @@ mod hook;
 mod host;
 mod manifest;
 mod module;
+mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -144,6 +145,7 @@ pub use host::{
 };
 pub use manifest::{Manifest, OptionSpec, ReleaseInfo};
 pub use module::{PluginModule, PluginModule_Ref};
+pub use state::{PerCreate, new_create_id};
 
 /// Re-exported so plugins and the host use the very same `abi_stable` build.
 pub use abi_stable;

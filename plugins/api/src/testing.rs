@@ -708,7 +708,8 @@ pub fn call_unit_hook<D: Distro>(
 /// A hook context for `distro` and container `name` (also its host name;
 /// set [`HookContext::hostname`] to test another) with the given options
 /// (`(long, values)`; a flag has no values), privileged, on an amd64 Debian
-/// bookworm host with LXC 5.0.2.
+/// bookworm host with LXC 5.0.2. Each call is another create (its own
+/// [`HookContext::create_id`]).
 pub fn context(distro: &str, name: &str, options: &[(&str, &[&str])]) -> HookContext {
     HookContext {
         distro: distro.into(),
@@ -732,6 +733,7 @@ pub fn context(distro: &str, name: &str, options: &[(&str, &[&str])]) -> HookCon
             mapped_gid: RNone,
             in_user_namespace: false,
         },
+        create_id: crate::new_create_id(),
     }
 }
 

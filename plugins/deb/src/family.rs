@@ -20,7 +20,9 @@
 //! | `finalize` | | [`finalize_access`](DebFamily::finalize_access) |
 //! | `message` | [`attach_hint`] | [`ready_message`](DebFamily::ready_message) |
 
-use lxc_tmpl_plugin_api::{HookContext, Host, Manifest, PluginError};
+use std::sync::Arc;
+
+use lxc_tmpl_plugin_api::{HookContext, Host, Manifest, PerCreate, PluginError};
 
 use crate::{
     apt::{Apt, write_apt_proxy},
@@ -46,13 +48,13 @@ pub type HookResult<T> = Result<T, PluginError>;
 /// Every hook gets the plan resolved by [`plan`](Self::plan).
 pub trait DebFamily: Send + Sync + 'static {
     /// One create, resolved; holds the shared [`DebPlan`].
-    type Plan: AsRef<DebPlan>;
+    type Plan: AsRef<DebPlan> + Send + Sync;
 
     /// The plugin's manifest (`Distro::manifest`).
     fn describe(&self) -> Manifest;
 
     /// Resolves the options of `ctx`, reading release tables through `host`.
-    /// Called by every hook.
+    /// Called once per create ([`planned`]): every hook gets that plan.
     fn plan(&self, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Self::Plan>;
 
     /// `validate`, after the shared checks: the distro's own checks and
@@ -95,13 +97,27 @@ pub trait DebFamily: Send + Sync + 'static {
     fn ready_message(&self, plan: &Self::Plan, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<String>;
 }
 
+/// Where a [`debootstrap_plugin!`](crate::debootstrap_plugin) keeps its
+/// plan for the create under way; the macro implements it.
+pub trait PlanOnce: DebFamily {
+    /// The plugin's per-create plan.
+    fn plans(&self) -> &'static PerCreate<Self::Plan>;
+}
+
+/// The plan of the create of `ctx`: resolved by [`DebFamily::plan`] in the
+/// first hook that asks (`validate`), and handed back to every later hook of
+/// that create instead of being resolved again.
+pub fn planned<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Arc<F::Plan>> {
+    family.plans().get_or_try_init(ctx, || family.plan(ctx, host))
+}
+
 /// `validate`: refuses to bootstrap inside a user namespace, resolves and checks every
 /// option (users, architecture and its emulation, debootstrap and its
 /// script, the keyring, LXC's config), logs what will be built and warns
 /// about risky choices, then runs the distro's [`check`](DebFamily::check).
 /// Runs nothing but host lookups.
-pub fn validate<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
+pub fn validate<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
     // Inside the user namespace of an unprivileged lxc-create nothing can be
     // bootstrapped: only a cache root built can be unpacked (the host says
@@ -127,12 +143,12 @@ pub fn validate<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>
         let how = if copy_from.is_some() { " (copied into the rootfs)" } else { "" };
         host.info(&format!("{} binaries will run through {interpreter}{how} (slow)", deb.arch()));
     }
-    family.check(&plan, ctx, host)
+    family.check(plan, ctx, host)
 }
 
 /// `cache_key`: [`DebPlan::cache_key`], `None` for a plan that is not cached.
-pub fn cache_key<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Option<String>> {
-    let plan = family.plan(ctx, host)?;
+pub fn cache_key<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Option<String>> {
+    let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
     if deb.cached { deb.cache_key(host).map(Some) } else { Ok(None) }
 }
@@ -140,8 +156,8 @@ pub fn cache_key<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_
 /// `download`: [`build_cached_rootfs`] with the plan's debootstrap run, its
 /// native sources, keyring and proxy, and the second stage when `-I` makes
 /// the build two-staged.
-pub fn download<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
+pub fn download<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
     let signature = deb.signature(host)?;
     let debootstrap = find_debootstrap(host)?;
@@ -165,9 +181,9 @@ pub fn download<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>
 
 /// `sources_list`: the distro's [`package_sources`](DebFamily::package_sources)
 /// and, with a proxy, `70proxy`.
-pub fn sources_list<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
-    let plans = family.package_sources(&plan);
+pub fn sources_list<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
+    let plans = family.package_sources(plan);
     let refs: Vec<(&SourcesPlan, Option<&str>)> = plans.iter().map(|(p, arch)| (p, arch.as_deref())).collect();
     write_sources_list(host, &render_sources_list(&refs))?;
     if let Some(proxy) = plan.as_ref().boot.proxy.resolve(host)? {
@@ -180,8 +196,8 @@ pub fn sources_list<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host
 /// host name, a getty on each tty LXC makes ([`container_gettys`]; Debian
 /// and Ubuntu share `getty@.service` and its `/dev/tty0` condition), then
 /// the distro's part.
-pub fn configure<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
+pub fn configure<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
     let spec = SystemSpec {
         hostname: &ctx.hostname,
@@ -193,44 +209,44 @@ pub fn configure<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_
     configure_system(host, &spec)?;
     let ttys = tty_count(host);
     container_gettys(host, ttys)?;
-    family.configure_distro(&plan, ctx, host)
+    family.configure_distro(plan, ctx, host)
 }
 
 /// `config`: [`emit_lxc_config`], then the distro's entries.
-pub fn config<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
+pub fn config<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
     emit_lxc_config(host, ctx, deb.archive.lxc_config_name, deb.suite(), deb.arch())?;
-    family.config_entries(&plan, ctx, host)
+    family.config_entries(plan, ctx, host)
 }
 
 /// `trim`: the distro's part only.
-pub fn trim<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
-    family.trim_rootfs(&plan, ctx, host)
+pub fn trim<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
+    family.trim_rootfs(plan, ctx, host)
 }
 
 /// `post_process`: multiarch for a foreign container of a distro that wants
 /// it, `--packages`, then the distro's part.
-pub fn post_process<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
+pub fn post_process<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
     let apt = Apt::new(deb.boot.proxy.resolve(host)?);
     let multiarch = (deb.archive.multiarch && deb.foreign()).then_some(deb.host_arch.as_str());
     install_packages(host, &apt, multiarch, &deb.boot.packages)?;
-    family.post_process_distro(&plan, ctx, host)
+    family.post_process_distro(plan, ctx, host)
 }
 
 /// `finalize`: the distro's part only.
-pub fn finalize<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
-    let plan = family.plan(ctx, host)?;
-    family.finalize_access(&plan, ctx, host)
+pub fn finalize<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
+    let plan = &*planned(family, ctx, host)?;
+    family.finalize_access(plan, ctx, host)
 }
 
 /// `message`: the distro's lines, then [`attach_hint`].
-pub fn message<F: DebFamily>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Option<String>> {
-    let plan = family.plan(ctx, host)?;
-    let text = family.ready_message(&plan, ctx, host)?;
+pub fn message<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<Option<String>> {
+    let plan = &*planned(family, ctx, host)?;
+    let text = family.ready_message(plan, ctx, host)?;
     Ok(Some(format!("{}\n{}", text.trim_end(), attach_hint(ctx))))
 }
 
@@ -254,6 +270,16 @@ macro_rules! debootstrap_plugin {
         $(#[$meta])*
         #[derive(Debug, Default)]
         $vis struct $name;
+
+        impl $crate::family::PlanOnce for $name {
+            fn plans(
+                &self,
+            ) -> &'static $crate::api::PerCreate<<$name as $crate::family::DebFamily>::Plan> {
+                static PLANS: $crate::api::PerCreate<<$name as $crate::family::DebFamily>::Plan> =
+                    $crate::api::PerCreate::new();
+                &PLANS
+            }
+        }
 
         impl $crate::api::Distro for $name {
             fn manifest(&self) -> $crate::api::Manifest {
@@ -319,6 +345,7 @@ mod tests {
         }
 
         fn plan(&self, ctx: &HookContext, _host: &mut Host<'_>) -> Result<DebPlan, PluginError> {
+            PLANS_RESOLVED.lock().unwrap().push(ctx.create_id);
             let mut plan = testix_plan(ctx)?;
             plan.cached = !ctx.flag("clean");
             Ok(plan)
@@ -336,6 +363,24 @@ mod tests {
         ) -> Result<String, PluginError> {
             Ok(format!("Testix {} is ready.\n", ctx.name))
         }
+    }
+
+    /// The create of every call of `Testix::plan`.
+    static PLANS_RESOLVED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+    #[test]
+    fn the_plan_is_resolved_once_per_create() {
+        let mut fake = testix_host();
+        let ctx = context("testix", "t1", &[("mirror", &["http://127.0.0.1:1/testix"])]);
+        run_hooks(&Testix, &mut fake, &ctx).unwrap();
+        let resolved =
+            |ctx: &HookContext| PLANS_RESOLVED.lock().unwrap().iter().filter(|id| **id == ctx.create_id).count();
+        assert_eq!(resolved(&ctx), 1, "every hook resolved the plan again");
+        assert_eq!(Testix.plans().times_computed(&ctx), 1);
+        // The next create resolves its own.
+        let next = context("testix", "t1", &[("mirror", &["http://127.0.0.1:1/testix"])]);
+        run_hooks(&Testix, &mut testix_host(), &next).unwrap();
+        assert_eq!(resolved(&next), 1);
     }
 
     fn testix_host() -> FakeHost {

@@ -6,6 +6,7 @@ use lxc_tmpl_deb::{
         FakeHost, Node, PUBLIC_KEY, Refused, assert_options_documented, assert_refused, context, elf, run_hooks,
         with_host,
     },
+    family::PlanOnce,
     plan::DebPlan,
     systemd::{GETTY_DROP_IN_PATH, GETTY_WANTS},
 };
@@ -85,6 +86,7 @@ fn full_create_from_a_local_mirror() {
     let mut fake = debian_host();
     let ctx = context("debian", "d1", &bookworm(&[("auth-key", &["/key.pub"]), ("packages", &["less"])]));
     let (key, message) = run_hooks(&Debian, &mut fake, &ctx).unwrap();
+    assert_eq!(Debian.plans().times_computed(&ctx), 1, "the plan is resolved once per create");
 
     let key = key.expect("debian is cached");
     assert!(key.starts_with("debian-v1 release=bookworm arch=amd64 variant=minbase"), "{key}");

@@ -7,7 +7,10 @@ use lxc_tmpl_deb::fake::{
 };
 use lxc_tmpl_plugin_api::{Distro, ErrorKind, HookContext, PluginError, RunPlace, abi_stable::std_types::RSome};
 
-use lxc_tmpl_deb::systemd::{GETTY_DROP_IN_PATH, GETTY_WANTS};
+use lxc_tmpl_deb::{
+    family::PlanOnce,
+    systemd::{GETTY_DROP_IN_PATH, GETTY_WANTS},
+};
 
 use crate::{Ubuntu, plan::KEYRING};
 
@@ -31,6 +34,7 @@ fn debootstrap_argv(fake: &FakeHost) -> Vec<String> {
 
 fn create(fake: &mut FakeHost, ctx: &HookContext) -> Result<(Option<String>, String), PluginError> {
     let (key, message) = run_hooks(&Ubuntu, fake, ctx)?;
+    assert_eq!(Ubuntu.plans().times_computed(ctx), 1, "the plan is resolved once per create");
     Ok((message, key.expect("ubuntu is cached")))
 }
 
