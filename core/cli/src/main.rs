@@ -198,22 +198,11 @@ fn destroy_container(args: &cli::DestroyArgs) -> Result<ExitCode> {
     }
 }
 
-/// The error and its causes, `what: why: deeper why`, leaving out a cause
-/// whose text the message already carries (typed errors often embed their
-/// source in their own message).
+/// The error and its causes on one line (`what: why: deeper why`), by the
+/// host's one printer: anyhow's context layers return their cause like every
+/// typed error of the host does.
 fn error_text(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let cause = cause.to_string();
-        if text.contains(&cause) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause);
-    }
-    text
+    lxc_tmpl_host::report::error_chain(err.as_ref())
 }
 
 /// clap's message without usage and tips, on one line:

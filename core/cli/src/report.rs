@@ -1,6 +1,6 @@
 //! How progress and log lines look: plain lines on stderr, filtered by `-q`/`-v`.
 
-use lxc_tmpl_host::plugin::bridge::Reporter;
+use lxc_tmpl_host::report::Reporter;
 use lxc_tmpl_plugin_api::LogLevel;
 
 /// How much to say.

@@ -54,7 +54,7 @@ pub enum CacheError {
     #[error(transparent)]
     Lock(#[from] LockError),
     /// A filesystem operation failed.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,

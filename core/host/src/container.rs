@@ -81,7 +81,7 @@ pub enum ContainerError {
     #[error("rootfs {0} is not empty: pass an empty directory or leave out --rootfs")]
     RootfsNotEmpty(PathBuf),
     /// A filesystem operation failed.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,

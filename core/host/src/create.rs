@@ -24,22 +24,19 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RResult};
-use lxc_tmpl_plugin_api::{
-    ConfigEntry, Hook, HookContext, HostApi_TO, HostApiMut, HostFacts, LogLevel, OptionValue, PluginError,
-};
+use lxc_tmpl_plugin_api::{ConfigEntry, Hook, HookContext, HostApi_TO, HostApiMut, LogLevel, PluginError};
 use thiserror::Error;
+
+pub use crate::request::CreateRequest;
 
 use crate::{
     cache::{CacheEntry, CacheError, copy_rootfs, unpack_rootfs},
     container::{ContainerDir, ContainerError, write_config},
     idmap::{IdMap, IdMapError},
     interrupt::{self, Interrupted},
-    lxcconf::{BaseConfig, ConfigDocument, Dialect, LxcConfError, random_hwaddr},
-    plugin::{
-        LoadedPlugin,
-        bridge::{Bridge, Reporter},
-        scratch::Scratch,
-    },
+    lxcconf::{BaseConfig, ConfigDocument, LxcConfError, random_hwaddr},
+    plugin::{LoadedPlugin, bridge::Bridge, scratch::Scratch},
+    report::Reporter,
     rootfs::{Rootfs, RootfsError},
     runner::{HostCommand, Runner},
 };
@@ -73,7 +70,7 @@ pub enum CreateError {
     #[error(transparent)]
     IdMap(#[from] IdMapError),
     /// Writing the config failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file.
         path: PathBuf,
@@ -112,39 +109,6 @@ pub enum CreateError {
         /// What lxc-info said.
         detail: String,
     },
-}
-
-/// Everything a create needs besides the plugin.
-#[derive(Debug)]
-pub struct CreateRequest {
-    /// The container name.
-    pub name: String,
-    /// The container's host name (RFC 1123; see [`crate::names::hostname_for`]).
-    pub hostname: String,
-    /// The lxcpath the container lives in.
-    pub lxcpath: PathBuf,
-    /// The container directory (`<lxcpath>/<name>` unless `--path`).
-    pub container_dir: PathBuf,
-    /// A user-chosen rootfs directory (`--rootfs`).
-    pub rootfs: Option<PathBuf>,
-    /// The base config.
-    pub base: BaseConfig,
-    /// The cache directory.
-    pub cache_dir: PathBuf,
-    /// Rebuild the cache entry even if it exists.
-    pub flush_cache: bool,
-    /// The dialect to write.
-    pub dialect: Dialect,
-    /// Check the written config with the installed LXC (needs LXC of the target dialect).
-    pub check_config: bool,
-    /// Keep what was made when the create fails.
-    pub keep_on_failure: bool,
-    /// The distro options as typed, for the config header.
-    pub parameters: Vec<String>,
-    /// The distro options, parsed.
-    pub options: Vec<OptionValue>,
-    /// Facts about the host.
-    pub facts: HostFacts,
 }
 
 /// What a successful create (or dry run) produced.
@@ -621,7 +585,7 @@ fn check_config_loads(
             let detail = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("lxc-info failed").trim();
             Err(rejected(detail.to_owned()))
         }
-        Err(e) => Err(rejected(format!("cannot run lxc-info ({e}); install lxc"))),
+        Err(e) => Err(rejected(format!("cannot run lxc-info ({}); install lxc", crate::report::error_chain(&e)))),
     }
 }
 

@@ -100,7 +100,7 @@ pub enum IdMapError {
         detail: String,
     },
     /// A filesystem operation failed.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,

@@ -7,7 +7,8 @@ writes into a rootfs:
 
 - [`plugin`]: finding and loading plugin libraries with every check, and the
   [`HostApi`](lxc_tmpl_plugin_api::HostApi) served to their hooks;
-- [`create`]: running a plugin's hooks in order to make a container;
+- [`request`] and [`create`]: what a create is asked to do, and running a
+  plugin's hooks in order to make a container;
 - [`container`]: the container directory, claimed with lxc-create's `partial`
   protocol and removed if the create fails;
 - [`rootfs`]: symlink-safe file operations inside a rootfs;
@@ -18,6 +19,7 @@ writes into a rootfs:
 - [`cache`] and [`lock`]: the rootfs cache and its locks;
 - [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
 - [`render`]: minijinja templates given as source text;
+- [`report`]: where progress and log lines go, and errors as one line;
 - [`idmap`]: unprivileged containers' id ranges, and shifting a rootfs into them;
 - [`names`] and [`facts`]: container names and host facts.
 
@@ -41,6 +43,8 @@ pub mod lxcconf;
 pub mod names;
 pub mod plugin;
 pub mod render;
+pub mod report;
+pub mod request;
 pub mod rootfs;
 pub mod runner;
 pub mod sys;

@@ -29,7 +29,7 @@ use thiserror::Error;
 
 /// A lock file could not be opened or locked.
 #[derive(Debug, Error)]
-#[error("cannot lock {path}: {source}")]
+#[error("cannot lock {path}")]
 pub struct LockError {
     /// The lock file.
     pub path: PathBuf,

@@ -12,10 +12,8 @@ use std::path::PathBuf;
 
 use lxc_tmpl_host::{
     lxcconf::BaseConfig,
-    plugin::{
-        bridge::{Bridge, Reporter},
-        scratch::Scratch,
-    },
+    plugin::{bridge::Bridge, scratch::Scratch},
+    report::Reporter,
     rootfs::Rootfs,
     runner::Runner,
 };

@@ -1,4 +1,4 @@
-//! `lxc-tmpl create`: turns the command line into a [`CreateRequest`] and
+//! `lxc-tmpl create`: turns the command line into a request ([`RequestParts`]) and
 //! hands it to the host's [`Creator`].
 
 use std::{
@@ -9,12 +9,12 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::ArgMatches;
 use lxc_tmpl_host::{
-    create::{CreateRequest, Creator},
+    create::Creator,
     facts,
-    idmap::IdMap,
     lxcconf::{BaseConfig, Dialect},
     names::{hostname_for, validate_container_name},
     plugin::{LoadedPlugin, PluginSet},
+    request::{MappedIds, RequestParts},
     runner::Runner,
 };
 use lxc_tmpl_plugin_api::Hook;
@@ -117,9 +117,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         None => BaseConfig::host_default()?,
     };
     let (options, parameters) = distro_values(&plugin.manifest, matches);
-    // Unprivileged: tell the plugin as lxc-create would (--mapped-uid/gid).
-    let mapped = IdMap::from_config(&base)?;
-    let request = CreateRequest {
+    let request = RequestParts {
         name: args.name.clone(),
         hostname,
         lxcpath,
@@ -128,17 +126,15 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         base,
         cache_dir: args.cache_dir.clone(),
         flush_cache: args.flush_cache,
-        dialect,
+        lxc_version: target,
         check_config,
         keep_on_failure: args.keep_on_failure,
         parameters,
         options,
-        facts: facts::host_facts(
-            &target,
-            mapped.as_ref().map(|m| m.first_unmapped(true)),
-            mapped.as_ref().map(|m| m.first_unmapped(false)),
-        ),
-    };
+        // Unprivileged: tell the plugin as lxc-create would (--mapped-uid/gid).
+        mapped: MappedIds::FromBaseConfig,
+    }
+    .build()?;
     let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
     let creator = Creator::new(plugin, &runner, &reporter);
 

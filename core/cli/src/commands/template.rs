@@ -20,9 +20,10 @@ use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use lxc_tmpl_host::{
     create::{CreateRequest, Creator},
     facts,
-    lxcconf::{BaseConfig, Dialect},
+    lxcconf::BaseConfig,
     names::{hostname_for, validate_container_name},
     plugin::LoadedPlugin,
+    request::{MappedIds, RequestParts},
     runner::Runner,
 };
 
@@ -142,7 +143,7 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!("cannot read {}: lxc-create writes it before running the template", config_path.display())
     })?;
-    let mut request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text));
+    let mut request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text))?;
     request.hostname = hostname;
     let reporter =
         StderrReporter { verbosity: if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal } };
@@ -165,12 +166,11 @@ fn request(
     path: PathBuf,
     rootfs: PathBuf,
     base: BaseConfig,
-) -> CreateRequest {
+) -> Result<CreateRequest> {
     // lxc-create passes -1 for "not mapped"; only real ids count.
     let mapped = |id: &str| matches.get_one::<i64>(id).and_then(|v| u32::try_from(*v).ok());
-    let target = facts::installed_lxc_version().unwrap_or_else(|| semver::Version::new(5, 0, 0));
     let (options, parameters) = distro_values(&plugin.manifest, matches);
-    CreateRequest {
+    Ok(RequestParts {
         hostname: name.clone(),
         lxcpath: path.parent().map(PathBuf::from).unwrap_or_default(),
         container_dir: path,
@@ -179,14 +179,15 @@ fn request(
         base,
         cache_dir: matches.get_one::<PathBuf>("cache-dir").cloned().unwrap_or_default(),
         flush_cache: matches.get_flag("flush-cache"),
-        dialect: Dialect::for_version(target.clone()),
+        lxc_version: facts::installed_lxc_version().unwrap_or_else(|| semver::Version::new(5, 0, 0)),
         // lxc-create reloads the config itself after we exit.
         check_config: false,
         keep_on_failure: false,
         parameters,
         options,
-        facts: facts::host_facts(&target, mapped("mapped-uid"), mapped("mapped-gid")),
+        mapped: MappedIds::Given { uid: mapped("mapped-uid"), gid: mapped("mapped-gid") },
     }
+    .build()?)
 }
 
 #[cfg(test)]

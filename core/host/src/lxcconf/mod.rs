@@ -21,7 +21,7 @@ const CONFIG_TEMPLATE: &str = include_str!("../../../../templates/lxc/config.j2"
 #[derive(Debug, Error)]
 pub enum LxcConfError {
     /// The base config could not be read.
-    #[error("cannot read base config {path}: {source}")]
+    #[error("cannot read base config {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -30,7 +30,7 @@ pub enum LxcConfError {
         source: io::Error,
     },
     /// The template failed (a bug: the template is compiled in).
-    #[error("cannot render the container config: {0}")]
+    #[error("cannot render the container config")]
     Render(#[from] minijinja::Error),
 }
 

@@ -20,18 +20,10 @@ use crate::{
     lxcconf::BaseConfig,
     plugin::scratch::Scratch,
     render::render_template,
+    report::{Reporter, error_chain},
     rootfs::{Rootfs, RootfsError},
     runner::{HostCommand, RunRequest, Runner},
 };
-
-/// Where the host reports progress and log lines; the CLI decides how they
-/// look (`-q`, `-v`, terminal or not).
-pub trait Reporter {
-    /// A step of the create starts (`download`, `configure`).
-    fn step(&self, step: &str);
-    /// A log line, from the host or a plugin.
-    fn log(&self, level: LogLevel, message: &str);
-}
 
 /// How many lines of a failed command's output an error shows.
 const OUTPUT_TAIL_LINES: usize = 8;
@@ -129,22 +121,6 @@ impl Bridge<'_> {
         }
         Ok(CommandOutput { status, stdout: stdout.into(), stderr: stderr.into() })
     }
-}
-
-/// An error and its sources, `outer: inner: innermost`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        // Some errors already repeat their source in their message.
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
 }
 
 fn place_name(place: RunPlace) -> &'static str {

@@ -20,16 +20,17 @@ use super::HELPER_SUBCOMMAND;
 use super::exec::exec_command;
 use super::namespace::{MountPlan, enter_namespaces, setup_in_namespace};
 use super::protocol::{HelperRequest, Place, READY, REQUEST_FD, SETUP_FAILED, STATUS_FD};
+use crate::report::error_chain;
 use crate::sys::{self, LinuxSyscall, Syscall};
 
 /// Where the helper reports a setup failure: the status pipe if the parent gave us one, else
 /// stderr.
 #[derive(Debug)]
-struct Reporter {
+struct SetupStatus {
     status: Option<File>,
 }
 
-impl Reporter {
+impl SetupStatus {
     /// Tell the parent that setup is complete and the command is about to start.
     fn ready(&mut self) {
         if let Some(status) = self.status.as_mut() {
@@ -47,18 +48,6 @@ impl Reporter {
     }
 }
 
-/// `message: cause: cause...` for an error and its sources.
-pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Entry point of the helper process (`lxc-tmpl __run-in-rootfs`), which reads its request from
 /// [`REQUEST_FD`]. Returns the exit status for the process: the command's, or 125 if the helper
 /// failed before running it.
@@ -66,7 +55,7 @@ pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
 /// Must be called in a fresh process before any thread is started: it forks and keeps running
 /// Rust code in the children.
 pub fn helper_main() -> i32 {
-    let mut reporter = Reporter { status: sys::take_inherited_fd(STATUS_FD).map(File::from) };
+    let mut reporter = SetupStatus { status: sys::take_inherited_fd(STATUS_FD).map(File::from) };
     let request = match sys::take_inherited_fd(REQUEST_FD)
         .ok_or_else(|| format!("no request on fd {REQUEST_FD}: only lxc-tmpl itself starts {HELPER_SUBCOMMAND}"))
         .and_then(HelperRequest::read_from)
@@ -130,7 +119,7 @@ fn wait_for(pid: Pid) -> i32 {
 }
 
 /// PID 1 of the new PID namespace: set up, run the command, reap until it exits.
-fn pid1_main(sys: &dyn Syscall, request: &HelperRequest, alive: OwnedFd, reporter: &mut Reporter) -> i32 {
+fn pid1_main(sys: &dyn Syscall, request: &HelperRequest, alive: OwnedFd, reporter: &mut SetupStatus) -> i32 {
     if let Err(e) = sys.set_pdeathsig(Signal::SIGKILL) {
         reporter.report(&format!("set the parent-death signal: {e}"));
         return SETUP_FAILED;

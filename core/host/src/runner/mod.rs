@@ -155,7 +155,7 @@ pub enum RunnerError {
         source: io::Error,
     },
     /// A signal arrived before the command could start.
-    #[error("{command} was not started: {source}")]
+    #[error("{command} was not started")]
     Interrupted {
         /// The command line.
         command: String,

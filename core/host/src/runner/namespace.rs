@@ -407,7 +407,7 @@ mod tests {
         let plan = MountPlan::new(tmp.path(), None, false);
         let sys = RecordingSyscall::failing_at(0);
         let err = setup_in_namespace(&sys, &plan).unwrap_err();
-        let text = super::super::helper::error_chain(&err);
+        let text = crate::report::error_chain(&err);
         assert!(text.contains("mount proc on proc"), "{text}");
         assert_eq!(sys.calls().len(), 1);
     }
