@@ -59,9 +59,11 @@ into a [`Host::scratch_dir`] that the host removes when the create ends.
 mod keys;
 mod layout;
 
+use std::sync::Arc;
+
 use lxc_tmpl_plugin_api::{
-    CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, OptionSpec, PluginError, export_plugin,
-    serde_json::json,
+    CommandSpec, ConfigEntry, Distro, FileKind, HookContext, Host, Manifest, OptionSpec, PerCreate, PluginError,
+    export_plugin, serde_json::json,
 };
 
 use crate::{
@@ -185,7 +187,7 @@ impl Distro for Sshd {
                 "{COMMON_CONF} is missing: install LXC (liblxc-common); the sshd container's config includes it"
             )));
         }
-        let setup = probe(ctx, host)?;
+        let setup = setup(ctx, host)?;
         keygen(host)?;
         match setup.init_lxc {
             Some(init) => host.debug(&format!("{} runs under {init}", setup.sshd)),
@@ -204,7 +206,7 @@ impl Distro for Sshd {
     }
 
     fn download(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let setup = probe(ctx, host)?;
+        let setup = setup(ctx, host)?;
         host.progress("creating the directory tree");
         for &(dir, mode) in TREE {
             host.mkdir_all(dir, mode)?;
@@ -230,7 +232,7 @@ impl Distro for Sshd {
 
     fn configure(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
         let name = ctx.name.as_str();
-        let setup = probe(ctx, host)?;
+        let setup = setup(ctx, host)?;
         let user = privsep_user(host)?;
 
         // Accounts: root, locked, and sshd's privilege separation user.
@@ -312,7 +314,7 @@ impl Distro for Sshd {
     }
 
     fn config(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<(), PluginError> {
-        let setup = probe(ctx, host)?;
+        let setup = setup(ctx, host)?;
         let alternatives = host.host_file_kind("/etc/alternatives")? == Some(FileKind::Dir);
         for entry in config_entries(&ctx.name, ctx.short_hostname(), &setup.layout, setup.init_lxc, alternatives) {
             host.config(entry)?;
@@ -336,7 +338,7 @@ impl Distro for Sshd {
 
     fn message(&self, ctx: &HookContext, host: &mut Host<'_>) -> Result<Option<String>, PluginError> {
         let name = ctx.name.as_str();
-        let setup = probe(ctx, host)?;
+        let setup = setup(ctx, host)?;
         let lxcpath = std::path::Path::new(ctx.container_path.as_str())
             .parent()
             .map(|p| p.display().to_string())
@@ -365,8 +367,8 @@ impl Distro for Sshd {
     }
 }
 
-/// What this host gives the container; every hook that needs it asks again
-/// (hooks are stateless, and a few symlink reads are cheap).
+/// What this host gives the container, probed once per create (in
+/// `validate`) and handed to every later hook of that create.
 #[derive(Debug)]
 struct Setup {
     /// The sshd binary, absolute, visible in the container at the same path.
@@ -375,6 +377,14 @@ struct Setup {
     layout: Layout,
     /// LXC's init, when the host has it.
     init_lxc: Option<&'static str>,
+}
+
+/// The [`Setup`] of each create.
+static SETUPS: PerCreate<Setup> = PerCreate::new();
+
+/// The [`Setup`] of the create of `ctx`, probed the first time a hook asks.
+fn setup(ctx: &HookContext, host: &mut Host<'_>) -> Result<Arc<Setup>, PluginError> {
+    SETUPS.get_or_try_init(ctx, || probe(ctx, host))
 }
 
 fn probe(ctx: &HookContext, host: &mut Host<'_>) -> Result<Setup, PluginError> {

@@ -88,6 +88,7 @@ fn context(name: &str, options: &[(&str, &str)]) -> HookContext {
 /// Runs the hooks in the host's order, as a create does.
 fn create(fake: &mut FakeHost, ctx: &HookContext) -> Result<Option<String>, PluginError> {
     let (cache_key, message) = run_hooks(&Sshd, fake, ctx)?;
+    assert_eq!(super::SETUPS.times_computed(ctx), 1, "the host is probed once per create");
     assert_eq!(cache_key, None, "sshd is never cached");
     assert!(fake.owners.is_empty(), "root makes root's files: no chown");
     assert!(fake.hard_links.is_empty());
@@ -422,9 +423,10 @@ fn validate_names_the_option_and_the_fix() {
 
 #[test]
 fn validate_refuses_what_cannot_work() {
-    let ctx = context("x", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
+    // Each case is another create: a context of its own (the host is probed once per create).
+    let ctx = || context("x", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
 
-    let mut unprivileged = ctx.clone();
+    let mut unprivileged = ctx();
     unprivileged.facts.mapped_uid = RSome(0);
     let error = refused(debian_host(), &unprivileged);
     assert_eq!(error.kind, ErrorKind::UNSUPPORTED);
@@ -432,17 +434,17 @@ fn validate_refuses_what_cannot_work() {
 
     let mut no_keygen = debian_host();
     no_keygen.host_files.remove("/usr/bin/ssh-keygen");
-    let error = refused(no_keygen, &ctx);
+    let error = refused(no_keygen, &ctx());
     assert!(error.message.contains("apt-get install openssh-client"), "{}", error.message);
 
     let mut no_lxc = debian_host();
     no_lxc.host_files.remove("/usr/share/lxc/config/common.conf");
-    assert!(refused(no_lxc, &ctx).message.contains("common.conf is missing"));
+    assert!(refused(no_lxc, &ctx()).message.contains("common.conf is missing"));
 
     let mut no_usr = debian_host();
     no_usr.host_dirs.remove("/usr");
     no_usr.host_links.clear();
-    assert!(refused(no_usr, &ctx).message.contains("no /usr directory"));
+    assert!(refused(no_usr, &ctx()).message.contains("no /usr directory"));
 }
 
 #[test]
