@@ -209,11 +209,11 @@ impl<'a> Creator<'a> {
     fn context(&self, req: &CreateRequest, rootfs: &Path) -> HookContext {
         HookContext {
             distro: self.plugin.manifest.name.clone(),
-            name: req.name.as_str().into(),
-            hostname: req.hostname.as_str().into(),
-            container_path: req.container_dir.display().to_string().into(),
+            name: req.spec.name.as_str().into(),
+            hostname: req.spec.hostname.as_str().into(),
+            container_path: req.spec.container_dir.display().to_string().into(),
             rootfs_path: rootfs.display().to_string().into(),
-            options: req.options.clone().into(),
+            options: req.spec.options.clone().into(),
             facts: req.facts.clone(),
             // Called once per create (and dry run): every hook gets this one context.
             create_id: lxc_tmpl_plugin_api::new_create_id(),
@@ -224,9 +224,9 @@ impl<'a> Creator<'a> {
         Bridge {
             root,
             runner: self.runner,
-            hostname: lxc_tmpl_plugin_api::short_hostname(&req.hostname),
+            hostname: lxc_tmpl_plugin_api::short_hostname(&req.spec.hostname),
             bind_resolv_conf,
-            base: &req.base,
+            base: &req.spec.base,
             entries: Vec::new(),
             reporter: self.reporter,
             scratch: &self.scratch,
@@ -273,14 +273,14 @@ impl<'a> Creator<'a> {
         header: bool,
     ) -> Result<String, CreateError> {
         let manifest = &self.plugin.manifest;
-        let mut base = req.base.clone();
+        let mut base = req.spec.base.clone();
         if let Ok(mac) = random_hwaddr() {
             base.add_hwaddr_if_single_veth(&mac);
         }
         let template = format!("lxc-tmpl {} {} ({})", manifest.name, manifest.version, self.plugin.file.display());
         Ok(ConfigDocument {
             template: header.then_some(template),
-            parameters: req.parameters.clone(),
+            parameters: req.spec.parameters.clone(),
             base: &base,
             rootfs,
             entries,
@@ -349,7 +349,7 @@ impl<'a> Creator<'a> {
     /// Runs validate, cache_key and config without touching the disk and
     /// returns the config the create would write.
     pub fn dry_run(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let rootfs = req.spec.rootfs.clone().unwrap_or_else(|| req.spec.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
         let mut bridge = self.bridge(req, None, false);
         self.call_unit(Hook::Validate, &ctx, &mut bridge)?;
@@ -359,10 +359,10 @@ impl<'a> Creator<'a> {
         let config = self.render_config(req, dir_rootfs(&rootfs), &bridge.entries, true)?;
         Ok(CreateOutcome {
             config,
-            config_path: req.container_dir.join("config"),
+            config_path: req.spec.container_dir.join("config"),
             message: None,
             cache: key.map(|k| CacheUse {
-                dir: CacheEntry::new(&req.cache_dir, self.distro(), &k).dir().to_owned(),
+                dir: CacheEntry::new(&req.spec.cache_dir, self.distro(), &k).dir().to_owned(),
                 built: false,
             }),
         })
@@ -387,36 +387,36 @@ impl<'a> Creator<'a> {
     }
 
     fn create_claimed(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        let planned_rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let planned_rootfs = req.spec.rootfs.clone().unwrap_or_else(|| req.spec.container_dir.join("rootfs"));
         let ctx = self.context(req, &planned_rootfs);
         self.step(Hook::Validate.name())?;
         self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
 
-        let mut claim = ContainerDir::claim(&req.name, &req.container_dir, req.rootfs.as_deref())?;
+        let mut claim = ContainerDir::claim(&req.spec.name, &req.spec.container_dir, req.spec.rootfs.as_deref())?;
         if let Some(recovered) = claim.recovered() {
             self.reporter.log(LogLevel::Warn, &recovered.to_string());
         }
-        if req.keep_on_failure {
+        if req.spec.keep_on_failure {
             claim.keep_on_failure();
         }
         let (entries, cache) = self.populate(req, &ctx, key, claim.rootfs())?;
         // Built by real root; an unprivileged container owns it through its id map.
-        let id_map = IdMap::from_config(&req.base)?;
+        let id_map = IdMap::from_config(&req.spec.base)?;
         if let Some(map) = &id_map {
             self.step("shift ids")?;
             map.shift_tree(claim.rootfs())?;
         }
         self.step("check init")?;
-        check_init(claim.rootfs(), &entries, &req.base, self.distro())?;
+        check_init(claim.rootfs(), &entries, &req.spec.base, self.distro())?;
         let config = self.render_config(req, dir_rootfs(claim.rootfs()), &entries, true)?;
         let config_path = claim.config_path();
         write_config(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
-        if req.check_config {
+        if req.spec.check_config {
             self.step("check config")?;
-            let check_lxcpath = claim.write_check_copy(&req.name, &config)?;
-            let checked = check_config_loads(self.runner, &config_path, &check_lxcpath, &req.name);
+            let check_lxcpath = claim.write_check_copy(&req.spec.name, &config)?;
+            let checked = check_config_loads(self.runner, &config_path, &check_lxcpath, &req.spec.name);
             claim.remove_check_copy();
             checked?;
         }
@@ -444,22 +444,23 @@ impl<'a> Creator<'a> {
     }
 
     fn fill_template_inner(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
-        let rootfs = req.rootfs.clone().unwrap_or_else(|| req.container_dir.join("rootfs"));
+        let rootfs = req.spec.rootfs.clone().unwrap_or_else(|| req.spec.container_dir.join("rootfs"));
         let ctx = self.context(req, &rootfs);
         self.step(Hook::Validate.name())?;
         self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
         let (entries, cache) = self.populate(req, &ctx, key, &rootfs)?;
         self.step("check init")?;
-        check_init(&rootfs, &entries, &req.base, self.distro())?;
+        check_init(&rootfs, &entries, &req.spec.base, self.distro())?;
         let rootfs_value = req
+            .spec
             .base
             .value("lxc.rootfs.path")
-            .or_else(|| req.base.value("lxc.rootfs"))
+            .or_else(|| req.spec.base.value("lxc.rootfs"))
             .map(str::to_owned)
             .unwrap_or_else(|| dir_rootfs(&rootfs));
         let config = self.render_config(req, rootfs_value, &entries, false)?;
-        let config_path = req.container_dir.join("config");
+        let config_path = req.spec.container_dir.join("config");
         write_config(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
         let message = self.message(req, &ctx, &rootfs)?;
@@ -473,14 +474,14 @@ impl<'a> Creator<'a> {
         key: &str,
         rootfs: &Path,
     ) -> Result<CacheUse, CreateError> {
-        let entry = CacheEntry::new(&req.cache_dir, self.distro(), key);
+        let entry = CacheEntry::new(&req.spec.cache_dir, self.distro(), key);
         let reporter = self.reporter;
         // Inside an unprivileged lxc-create's user namespace nothing can be
         // bootstrapped: use the entry root built, or say how to build it.
         let in_user_namespace = req.facts.in_user_namespace;
         let ready = entry.ensure(
             self.runner,
-            req.flush_cache,
+            req.spec.flush_cache,
             !in_user_namespace,
             |holder| {
                 reporter.log(LogLevel::Warn, &format!("waiting for the {} cache: {holder} holds it", entry.label()))

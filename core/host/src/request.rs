@@ -1,7 +1,7 @@
 //! The request of one create: what the front end chose (name, places,
 //! options) plus what the host knows (facts, the config dialect, the ids
 //! lxc-create maps), built in one place for `lxc-tmpl create` and for
-//! template mode under lxc-create ([`RequestParts::build`]).
+//! template mode under lxc-create ([`CreateSpec::build`]).
 
 use std::path::PathBuf;
 
@@ -14,36 +14,15 @@ use crate::{
     lxcconf::{BaseConfig, Dialect},
 };
 
-/// Everything a create needs besides the plugin.
+/// Everything a create needs besides the plugin: what the front end chose,
+/// and what the host adds to it.
 #[derive(Debug)]
 pub struct CreateRequest {
-    /// The container name.
-    pub name: String,
-    /// The container's host name (RFC 1123; see [`crate::names::hostname_for`]).
-    pub hostname: String,
-    /// The lxcpath the container lives in.
-    pub lxcpath: PathBuf,
-    /// The container directory (`<lxcpath>/<name>` unless `--path`).
-    pub container_dir: PathBuf,
-    /// A user-chosen rootfs directory (`--rootfs`).
-    pub rootfs: Option<PathBuf>,
-    /// The base config.
-    pub base: BaseConfig,
-    /// The cache directory.
-    pub cache_dir: PathBuf,
-    /// Rebuild the cache entry even if it exists.
-    pub flush_cache: bool,
-    /// The dialect to write.
+    /// What the front end chose.
+    pub spec: CreateSpec,
+    /// The config dialect of [`CreateSpec::lxc_version`].
     pub dialect: Dialect,
-    /// Check the written config with the installed LXC (needs LXC of the target dialect).
-    pub check_config: bool,
-    /// Keep what was made when the create fails.
-    pub keep_on_failure: bool,
-    /// The distro options as typed, for the config header.
-    pub parameters: Vec<String>,
-    /// The distro options, parsed.
-    pub options: Vec<OptionValue>,
-    /// Facts about the host.
+    /// Facts about the host, as the plugin is told them.
     pub facts: HostFacts,
 }
 
@@ -62,19 +41,19 @@ pub enum MappedIds {
     },
 }
 
-/// What a front end chose for a create; [`RequestParts::build`] adds what
-/// the host knows. Fields as in [`CreateRequest`].
+/// What a front end chose for a create; [`CreateSpec::build`] adds what the
+/// host knows.
 #[derive(Debug)]
-pub struct RequestParts {
+pub struct CreateSpec {
     /// The container name.
     pub name: String,
-    /// The container's host name.
+    /// The container's host name (RFC 1123; see [`crate::names::hostname_for`]).
     pub hostname: String,
-    /// The lxcpath.
+    /// The lxcpath the container lives in.
     pub lxcpath: PathBuf,
-    /// The container directory.
+    /// The container directory (`<lxcpath>/<name>` unless `--path`).
     pub container_dir: PathBuf,
-    /// A user-chosen rootfs directory.
+    /// A user-chosen rootfs directory (`--rootfs`).
     pub rootfs: Option<PathBuf>,
     /// The base config.
     pub base: BaseConfig,
@@ -85,7 +64,7 @@ pub struct RequestParts {
     /// The LXC version the config is written for (its dialect, and the
     /// version the plugin is told).
     pub lxc_version: Version,
-    /// Check the written config with the installed LXC.
+    /// Check the written config with the installed LXC (needs LXC of the target dialect).
     pub check_config: bool,
     /// Keep what was made when the create fails.
     pub keep_on_failure: bool,
@@ -97,9 +76,9 @@ pub struct RequestParts {
     pub mapped: MappedIds,
 }
 
-impl RequestParts {
-    /// The request, with the host's facts, the dialect of
-    /// [`RequestParts::lxc_version`] and the mapped ids.
+impl CreateSpec {
+    /// The request: this spec, the host's facts with the mapped ids, and the
+    /// dialect of [`CreateSpec::lxc_version`].
     ///
     /// # Errors
     /// A base config whose `lxc.idmap` cannot be parsed.
@@ -113,19 +92,8 @@ impl RequestParts {
         };
         Ok(CreateRequest {
             facts: facts::host_facts(&self.lxc_version, mapped_uid, mapped_gid),
-            dialect: Dialect::for_version(self.lxc_version),
-            name: self.name,
-            hostname: self.hostname,
-            lxcpath: self.lxcpath,
-            container_dir: self.container_dir,
-            rootfs: self.rootfs,
-            base: self.base,
-            cache_dir: self.cache_dir,
-            flush_cache: self.flush_cache,
-            check_config: self.check_config,
-            keep_on_failure: self.keep_on_failure,
-            parameters: self.parameters,
-            options: self.options,
+            dialect: Dialect::for_version(self.lxc_version.clone()),
+            spec: self,
         })
     }
 }
@@ -134,8 +102,8 @@ impl RequestParts {
 mod tests {
     use super::*;
 
-    fn parts(base: &str, mapped: MappedIds) -> RequestParts {
-        RequestParts {
+    fn parts(base: &str, mapped: MappedIds) -> CreateSpec {
+        CreateSpec {
             name: "c1".into(),
             hostname: "c1".into(),
             lxcpath: "/l".into(),

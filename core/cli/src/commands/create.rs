@@ -1,4 +1,4 @@
-//! `lxc-tmpl create`: turns the command line into a request ([`RequestParts`]) and
+//! `lxc-tmpl create`: turns the command line into a request ([`CreateSpec`]) and
 //! hands it to the host's [`Creator`].
 
 use std::{
@@ -14,7 +14,7 @@ use lxc_tmpl_host::{
     lxcconf::{BaseConfig, Dialect},
     names::{hostname_for, validate_container_name},
     plugin::{LoadedPlugin, PluginSet},
-    request::{MappedIds, RequestParts},
+    request::{CreateSpec, MappedIds},
     runner::Runner,
 };
 use lxc_tmpl_plugin_api::Hook;
@@ -117,7 +117,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         None => BaseConfig::host_default()?,
     };
     let (options, parameters) = distro_values(&plugin.manifest, matches);
-    let request = RequestParts {
+    let request = CreateSpec {
         name: args.name.clone(),
         hostname,
         lxcpath,
@@ -140,12 +140,12 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
 
     if args.dry_run {
         let outcome = creator.dry_run(&request)?;
-        let rootfs = request.rootfs.clone().unwrap_or_else(|| request.container_dir.join("rootfs"));
+        let rootfs = request.spec.rootfs.clone().unwrap_or_else(|| request.spec.container_dir.join("rootfs"));
         println!("# dry run: nothing was written");
         println!(
             "# would create container '{}' in {} (rootfs {})",
-            request.name,
-            request.container_dir.display(),
+            request.spec.name,
+            request.spec.container_dir.display(),
             rootfs.display()
         );
         match &outcome.cache {
@@ -165,7 +165,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         reporter.info(&format!("cache {how}: {}", cache.dir.display()));
     }
     if verbosity > Verbosity::Quiet {
-        println!("created container '{}' in {}", request.name, request.container_dir.display());
+        println!("created container '{}' in {}", request.spec.name, request.spec.container_dir.display());
         if let Some(message) = outcome.message {
             println!("{message}");
         }

@@ -23,7 +23,7 @@ use lxc_tmpl_host::{
     lxcconf::BaseConfig,
     names::{hostname_for, validate_container_name},
     plugin::LoadedPlugin,
-    request::{MappedIds, RequestParts},
+    request::{CreateSpec, MappedIds},
     runner::Runner,
 };
 
@@ -144,7 +144,7 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
         format!("cannot read {}: lxc-create writes it before running the template", config_path.display())
     })?;
     let mut request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text))?;
-    request.hostname = hostname;
+    request.spec.hostname = hostname;
     let reporter =
         StderrReporter { verbosity: if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal } };
     crate::argv::hide_secrets(&plugin.manifest, &matches, &reporter);
@@ -170,7 +170,7 @@ fn request(
     // lxc-create passes -1 for "not mapped"; only real ids count.
     let mapped = |id: &str| matches.get_one::<i64>(id).and_then(|v| u32::try_from(*v).ok());
     let (options, parameters) = distro_values(&plugin.manifest, matches);
-    Ok(RequestParts {
+    Ok(CreateSpec {
         hostname: name.clone(),
         lxcpath: path.parent().map(PathBuf::from).unwrap_or_default(),
         container_dir: path,
