@@ -85,6 +85,11 @@ distribution needs:
 | [`finalize`](Distro::finalize) | users, keys, bind mounts | container rootfs |
 | [`message`](Distro::message) | text printed when creation succeeded | container rootfs |
 
+Hooks keep no state of their own between calls, but every hook of one create
+gets the same [`HookContext::create_id`]: what a plugin works out once (its
+plan, what it probed on the host) goes into a [`PerCreate`] in `validate`, and
+the later hooks of that create get it back instead of computing it again.
+
 Paths given to [`Host`] file operations are rootfs paths (`etc/hostname` and
 `/etc/hostname` mean the same file); they are resolved as if chrooted, so a
 symlink in the rootfs can never lead a write out of it.
