@@ -5,10 +5,8 @@
 //! hooks one at a time, each with the create's [`HookContext`]. The hooks of
 //! one create share [`HookContext::create_id`], so state keyed on it is
 //! computed once per create and never leaks into another one, not even in
-//! unit tests that run many creates in one process ([`testing::context`]
+//! unit tests that run many creates in one process (`testing::context`
 //! gives each context its own id).
-//!
-//! [`testing::context`]: crate::testing
 
 use std::collections::VecDeque;
 use std::sync::{
@@ -19,7 +17,7 @@ use std::sync::{
 use crate::HookContext;
 
 /// A new [`HookContext::create_id`]: unique in this process (hosts and
-/// [`testing::context`](crate::testing) call it once per create).
+/// `testing::context` call it once per create).
 pub fn new_create_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
