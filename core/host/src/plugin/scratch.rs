@@ -10,15 +10,18 @@
 //! (`tempfile`: a random name, created with mode 0700) and hands
 //! out fresh 0700 subdirectories of it. [`Scratch::end`] removes the root
 //! when a create ends, on success or failure; a signal makes the running step
-//! fail, so it is the same path. [`Drop`] covers a panic. Only SIGKILL or a
-//! power loss leaves a root behind, in `$TMPDIR`, where tmpfiles cleaning
-//! finds it.
+//! fail, so it is the same path. [`Drop`] covers a panic. A SIGKILL or a
+//! power loss leaves the root behind (it may hold private keys), so each root
+//! holds a `.held` file under an exclusive `flock` for as long as its create
+//! runs, and the next create that makes a root removes every root of ours
+//! whose `.held` nobody holds any more (the kernel drops the lock with the
+//! process).
 
 // Host paths the host itself chose (a fresh 0700 dir under $TMPDIR), never rootfs paths.
 #![allow(clippy::disallowed_methods)]
 
 use std::cell::RefCell;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 /// Why a scratch directory could not be made.
@@ -51,8 +54,13 @@ pub struct Scratch {
 #[derive(Debug, Default)]
 struct State {
     root: Option<tempfile::TempDir>,
+    /// The locked `.held` file of `root`.
+    held: Option<std::fs::File>,
     made: u32,
 }
+
+/// The file in a root whose `flock` says a live create owns the root.
+const HELD: &str = ".held";
 
 /// Prefix of the private root, so an operator can tell what left one behind.
 const ROOT_PREFIX: &str = "lxc-tmpl-scratch.";
@@ -75,8 +83,13 @@ impl Scratch {
                 .prefix(ROOT_PREFIX)
                 .permissions(std::fs::Permissions::from_mode(0o700))
                 .tempdir_in(&tmpdir)
-                .map_err(|source| ScratchError::Root { tmpdir, source })?;
+                .map_err(|source| ScratchError::Root { tmpdir: tmpdir.clone(), source })?;
+            let held = std::fs::File::create_new(root.path().join(HELD))
+                .and_then(|file| file.try_lock().map_err(std::io::Error::other).map(|()| file))
+                .map_err(|source| ScratchError::Root { tmpdir: tmpdir.clone(), source })?;
+            remove_abandoned_roots(&tmpdir, root.path());
             state.root = Some(root);
+            state.held = Some(held);
         }
         state.made += 1;
         let path = state.root.as_ref().map(|root| root.path().join(state.made.to_string())).unwrap_or_default();
@@ -98,12 +111,40 @@ impl Scratch {
     pub fn end(&self) -> Result<(), std::io::Error> {
         let mut state = self.state.borrow_mut();
         state.made = 0;
+        state.held = None;
         match state.root.take() {
             Some(root) => {
                 let path = root.path().to_owned();
                 root.close().map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
             }
             None => Ok(()),
+        }
+    }
+}
+
+/// Removes the roots in `tmpdir` that a killed create left: ours (owned by
+/// this user, real directories), with a `.held` that nobody holds locked.
+/// A root without `.held` is one being made right now; it is left alone.
+/// Best effort: a root that cannot be judged or removed stays.
+fn remove_abandoned_roots(tmpdir: &std::path::Path, own: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmpdir) else { return };
+    let euid = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry.file_name().to_string_lossy().starts_with(ROOT_PREFIX)
+            && path != own
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == euid);
+        if !ours {
+            continue;
+        }
+        let abandoned = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path.join(HELD))
+            .is_ok_and(|held| held.try_lock().is_ok());
+        if abandoned {
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }
@@ -132,5 +173,22 @@ mod tests {
         assert!(!c.starts_with(&root));
         drop(scratch);
         assert!(!c.exists(), "dropped (a panic) removes it too");
+    }
+
+    #[test]
+    fn roots_of_killed_creates_go_live_ones_stay() {
+        // A create that is still running (its .held locked) and one that was killed.
+        let live = Scratch::new();
+        let live_dir = live.make_dir().unwrap();
+        let killed = tempfile::Builder::new().prefix(ROOT_PREFIX).tempdir_in(std::env::temp_dir()).unwrap().keep();
+        std::fs::write(killed.join(HELD), "").unwrap();
+        std::fs::write(killed.join("ssh_host_ed25519_key"), "private").unwrap();
+
+        let next = Scratch::new();
+        next.make_dir().unwrap();
+        assert!(!killed.exists(), "the killed create's root (and its key) is left behind");
+        assert!(live_dir.exists(), "a running create's root was removed");
+        live.end().unwrap();
+        next.end().unwrap();
     }
 }
