@@ -1,13 +1,17 @@
 //! The plugin API's compatibility promise, tested with real builds: a plugin
-//! built against API 1.0 loads in a host whose API is 1.1 with an appended
-//! hook, and the host uses the default for the hook the plugin lacks; a
-//! plugin built for a newer minor (1.1) is refused by a 1.0 host, and one
-//! built for another major (2.0, the `apinext` fixture) by any host, with
-//! messages naming both versions.
+//! built against API 1.0 loads in a host whose API is 1.1, creates a
+//! container that starts, and reads as having the defaults of everything 1.1
+//! appended; a plugin built for a newer minor (1.1) is refused by a 1.0 host,
+//! and one built for another major (2.0, the `apinext` fixture) by any host,
+//! with messages naming both versions.
 //!
-//! The "1.1" side is this workspace built with `--cfg lxc_tmpl_api_preview`
-//! (plugins/api appends a `preview` hook and reports 1.1.0), into its own
-//! target dir so the normal build is untouched.
+//! The "1.1" side is this workspace built with `--cfg lxc_tmpl_api_preview`,
+//! into its own target dir so the normal build is untouched. That build of
+//! plugins/api reports 1.1.0 and appends what a minor version may append: a
+//! hook, a field to `HookContext`, `HostFacts`, `Manifest`, `OptionSpec` and
+//! `CommandSpec`, and a variant to `LogLevel` and `FileKind`. The host checks
+//! the layout of every type a 1.0 plugin reaches (abi_stable's check, with
+//! the plugin as the interface) when it loads it.
 
 use std::{fs, path::PathBuf, process::Command};
 
@@ -52,7 +56,32 @@ fn api_1_0_plugin_loads_in_api_1_1_host_and_gets_the_default_hook() {
     let outcome = create.run();
     outcome.assert_success();
     assert_mentions(&outcome.stderr, &["hook preview", &format!("API {current}"), "default"]);
-    assert!(dir.lxcpath().join("old1/rootfs/bin/busybox").is_file(), "the old plugin did not build the rootfs");
+    // The fields the preview appends to what a plugin sends read as absent...
+    assert_mentions(&outcome.stderr, &["Manifest.preview absent", "OptionSpec.preview on 0 of"]);
+    // ...and the container the old plugin made under the newer host works.
+    let mut ct = dir.container("old1");
+    ct.start();
+    assert_eq!(ct.state(), "RUNNING");
+    assert_eq!(ct.attach(&["hostname"]).trim(), "old1", "hostname inside the container");
+}
+
+#[test]
+fn api_1_1_plugin_in_api_1_1_host_sends_the_appended_fields() {
+    // The control for the test above: the same host reports the appended
+    // fields as present when the plugin was built with them, so "absent"
+    // there is what the old plugin sent and not what the host always says.
+    require_root();
+    let preview = preview_build();
+    let dir = TestDir::new("compat-new-pair");
+    let host = preview.join("lxc-tmpl");
+    let mut create = dir.command_with(&host);
+    create.args(["create", "--distro", "busybox", "--name", "new1", "-P"]).arg(dir.lxcpath());
+    create.arg("-f").arg(dir.safe_conf());
+    let outcome = create.run();
+    outcome.assert_success();
+    assert_mentions(&outcome.stderr, &["API 1.1.0", "Manifest.preview present", "OptionSpec.preview on"]);
+    assert!(!outcome.stderr.contains("OptionSpec.preview on 0 of"), "{outcome}");
+    assert!(!outcome.stderr.contains("predates it"), "the 1.1 plugin has the preview hook:\n{outcome}");
 }
 
 #[test]

@@ -187,12 +187,12 @@ fn arg_id(long: &str) -> String {
 /// Turns a plugin's option description into a clap argument.
 pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
     let mut arg = Arg::new(arg_id(&spec.long)).long(spec.long.to_string()).help(spec.help.to_string());
-    if let Some(short) = spec.short.into_option().map(char::from)
+    if let Some(short) = spec.short
         && !reserved_shorts.contains(&short)
     {
         arg = arg.short(short);
     }
-    arg = match spec.value_name.as_ref().into_option() {
+    arg = match spec.value_name.as_ref() {
         Some(value_name) => arg.value_name(value_name.to_string()).num_args(1).action(if spec.repeatable {
             ArgAction::Append
         } else {
@@ -200,10 +200,10 @@ pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
         }),
         None => arg.action(if spec.repeatable { ArgAction::Count } else { ArgAction::SetTrue }),
     };
-    if let Some(default) = spec.default.as_ref().into_option() {
+    if let Some(default) = spec.default.as_ref() {
         arg = arg.default_value(default.to_string());
     }
-    if let Some(var) = spec.env.as_ref().into_option() {
+    if let Some(var) = spec.env.as_ref() {
         arg = arg.env(var.to_string());
     }
     arg
@@ -240,7 +240,7 @@ pub fn distro_values(manifest: &Manifest, matches: &ArgMatches) -> (Vec<OptionVa
                     typed.push(if spec.secret { "<redacted>".to_owned() } else { value.clone() });
                 }
             }
-            values.push(OptionValue { long: spec.long.clone(), values: given.into_iter().map(Into::into).collect() });
+            values.push(OptionValue { long: spec.long.clone(), values: given });
         } else {
             let count =
                 if spec.repeatable { usize::from(matches.get_count(&id)) } else { usize::from(matches.get_flag(&id)) };

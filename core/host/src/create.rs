@@ -24,7 +24,9 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RResult};
-use lxc_tmpl_plugin_api::{ConfigEntry, Hook, HookContext, HostApi_TO, HostApiMut, LogLevel, PluginError};
+use lxc_tmpl_plugin_api::{
+    ConfigEntry, Hook, HookContext, HostApi_TO, HostApiMut, LogLevel, PluginError, abi::HookContextRef,
+};
 use thiserror::Error;
 
 pub use crate::request::CreateRequest;
@@ -137,7 +139,7 @@ pub struct CacheUse {
 fn unit_hook(
     module: &lxc_tmpl_plugin_api::PluginModule_Ref,
     hook: Hook,
-) -> extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError> {
+) -> extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError> {
     match hook {
         Hook::Validate => module.validate(),
         Hook::Download => module.download(),
@@ -207,17 +209,21 @@ impl<'a> Creator<'a> {
     }
 
     fn context(&self, req: &CreateRequest, rootfs: &Path) -> HookContext {
-        HookContext {
-            distro: self.plugin.manifest.name.clone(),
-            name: req.spec.name.as_str().into(),
-            hostname: req.spec.hostname.as_str().into(),
-            container_path: req.spec.container_dir.display().to_string().into(),
-            rootfs_path: rootfs.display().to_string().into(),
-            options: req.spec.options.clone().into(),
-            facts: req.facts.clone(),
-            // Called once per create (and dry run): every hook gets this one context.
-            create_id: lxc_tmpl_plugin_api::new_create_id(),
+        let mut ctx = HookContext::default();
+        ctx.distro = self.plugin.manifest.name.clone();
+        ctx.name = req.spec.name.as_str().into();
+        ctx.hostname = req.spec.hostname.as_str().into();
+        ctx.container_path = req.spec.container_dir.display().to_string();
+        ctx.rootfs_path = rootfs.display().to_string();
+        ctx.options = req.spec.options.clone();
+        ctx.facts = req.facts.clone();
+        // Called once per create (and dry run): every hook gets this one context.
+        ctx.create_id = lxc_tmpl_plugin_api::new_create_id();
+        #[cfg(lxc_tmpl_api_preview)]
+        {
+            ctx.preview = "preview".into();
         }
+        ctx
     }
 
     fn bridge<'b>(&'b self, req: &'b CreateRequest, root: Option<Rootfs>, bind_resolv_conf: bool) -> Bridge<'b> {
@@ -239,12 +245,12 @@ impl<'a> Creator<'a> {
         name: &'static str,
         ctx: &HookContext,
         bridge: &mut Bridge<'_>,
-        hook: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<T, PluginError>,
+        hook: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<T, PluginError>,
     ) -> Result<T, CreateError> {
         self.reporter.log(LogLevel::Debug, &format!("hook {name}"));
         interrupt::check().map_err(|signal| CreateError::Interrupted { signal, step: self.step.get() })?;
         let api: HostApiMut<'_> = HostApi_TO::from_ptr(bridge, TD_Opaque);
-        hook(ctx, api).into_result().map_err(|error| CreateError::Hook {
+        hook(ctx.as_abi(), api).into_result().map_err(|error| CreateError::Hook {
             distro: self.distro().to_owned(),
             hook: name,
             error,
@@ -324,13 +330,24 @@ impl<'a> Creator<'a> {
     /// plugins built before it existed.
     #[cfg(lxc_tmpl_api_preview)]
     fn preview(&self, req: &CreateRequest, ctx: &HookContext, rootfs: &Path) -> Result<(), CreateError> {
+        let api = &self.plugin.api_version;
+        // Fields appended to what the plugin sends read as absent from a plugin built before them.
+        let manifest = &self.plugin.manifest;
+        let with_field = manifest.options.iter().filter(|o| o.preview.is_some()).count();
+        self.reporter.log(
+            LogLevel::Info,
+            &format!(
+                "appended fields from the plugin (API {api}): Manifest.preview {}, OptionSpec.preview on {with_field} of {} options",
+                if manifest.preview.is_some() { "present" } else { "absent" },
+                manifest.options.len()
+            ),
+        );
         match self.plugin.module.preview() {
             Some(hook) => {
                 let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), false);
                 self.call("preview", ctx, &mut bridge, hook)
             }
             None => {
-                let api = &self.plugin.api_version;
                 self.reporter.log(
                     LogLevel::Info,
                     &format!("hook preview: the plugin (API {api}) predates it; using the default"),

@@ -57,15 +57,19 @@ pub fn host_os_release() -> (String, String) {
 /// the container-side ids the caller maps to (lxc-create's `--mapped-uid`/`--mapped-gid`).
 pub fn host_facts(lxc_version: &Version, mapped_uid: Option<u32>, mapped_gid: Option<u32>) -> HostFacts {
     let (distro_id, distro_codename) = host_os_release();
-    HostFacts {
-        arch: dpkg_arch().into(),
-        distro_id: distro_id.into(),
-        distro_codename: distro_codename.into(),
-        lxc_version: lxc_version.to_string().into(),
-        mapped_uid: mapped_uid.into(),
-        mapped_gid: mapped_gid.into(),
-        in_user_namespace: in_user_namespace(),
+    let mut facts = HostFacts::default();
+    facts.arch = dpkg_arch();
+    facts.distro_id = distro_id;
+    facts.distro_codename = distro_codename;
+    facts.lxc_version = lxc_version.to_string();
+    facts.mapped_uid = mapped_uid;
+    facts.mapped_gid = mapped_gid;
+    facts.in_user_namespace = in_user_namespace();
+    #[cfg(lxc_tmpl_api_preview)]
+    {
+        facts.preview = "preview".into();
     }
+    facts
 }
 
 /// Whether this process runs in a user namespace other than the initial one

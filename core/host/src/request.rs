@@ -125,14 +125,11 @@ mod tests {
     fn mapped_ids_come_from_the_idmap_or_from_lxc_create() {
         let idmapped = "lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n";
         let req = parts(idmapped, MappedIds::FromBaseConfig).build().unwrap();
-        assert_eq!(
-            (req.facts.mapped_uid.into_option(), req.facts.mapped_gid.into_option()),
-            (Some(65536), Some(65536))
-        );
+        assert_eq!((req.facts.mapped_uid, req.facts.mapped_gid), (Some(65536), Some(65536)));
         let req = parts("", MappedIds::FromBaseConfig).build().unwrap();
-        assert_eq!(req.facts.mapped_uid.into_option(), None, "a privileged container maps nothing");
+        assert_eq!(req.facts.mapped_uid, None, "a privileged container maps nothing");
         let req = parts(idmapped, MappedIds::Given { uid: Some(7), gid: None }).build().unwrap();
-        assert_eq!((req.facts.mapped_uid.into_option(), req.facts.mapped_gid.into_option()), (Some(7), None));
+        assert_eq!((req.facts.mapped_uid, req.facts.mapped_gid), (Some(7), None));
         assert_eq!(req.facts.lxc_version.as_str(), "2.0.9", "the plugin is told the target version");
         assert!(parts("lxc.idmap = x\n", MappedIds::FromBaseConfig).build().is_err());
     }

@@ -16,11 +16,11 @@ use abi_stable::{
 };
 
 use crate::{
+    abi::{HookContextRef, ManifestBox},
     context::HookContext,
     distro::Distro,
     error::{ErrorKind, PluginError},
     host::{Host, HostApiMut},
-    manifest::Manifest,
     module::{PluginModule, PluginModule_Ref},
 };
 
@@ -145,28 +145,38 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> RResult
     }
 }
 
-extern "C" fn manifest<D: Instance>() -> RResult<Manifest, PluginError> {
-    guarded("manifest", || Ok(D::instance().manifest()))
+extern "C" fn manifest<D: Instance>() -> RResult<ManifestBox, PluginError> {
+    guarded("manifest", || Ok(D::instance().manifest().into_abi()))
 }
 
 extern "C" fn cache_key<D: Instance>(
-    ctx: &HookContext,
+    ctx: HookContextRef<'_>,
     host: HostApiMut<'_>,
 ) -> RResult<ROption<RString>, PluginError> {
     guarded("hook cache_key", || {
-        D::instance().cache_key(ctx, &mut Host::new(host)).map(|k| k.map(RString::from).into())
+        let ctx = HookContext::from_abi(&ctx);
+        D::instance().cache_key(&ctx, &mut Host::new(host)).map(|k| k.map(RString::from).into())
     })
 }
 
-extern "C" fn message<D: Instance>(ctx: &HookContext, host: HostApiMut<'_>) -> RResult<ROption<RString>, PluginError> {
-    guarded("hook message", || D::instance().message(ctx, &mut Host::new(host)).map(|m| m.map(RString::from).into()))
+extern "C" fn message<D: Instance>(
+    ctx: HookContextRef<'_>,
+    host: HostApiMut<'_>,
+) -> RResult<ROption<RString>, PluginError> {
+    guarded("hook message", || {
+        let ctx = HookContext::from_abi(&ctx);
+        D::instance().message(&ctx, &mut Host::new(host)).map(|m| m.map(RString::from).into())
+    })
 }
 
 /// Defines the shim of a hook that returns `()`.
 macro_rules! unit_hook {
     ($($hook:ident),* $(,)?) => {$(
-        extern "C" fn $hook<D: Instance>(ctx: &HookContext, host: HostApiMut<'_>) -> RResult<(), PluginError> {
-            guarded(concat!("hook ", stringify!($hook)), || D::instance().$hook(ctx, &mut Host::new(host)))
+        extern "C" fn $hook<D: Instance>(ctx: HookContextRef<'_>, host: HostApiMut<'_>) -> RResult<(), PluginError> {
+            guarded(concat!("hook ", stringify!($hook)), || {
+                let ctx = HookContext::from_abi(&ctx);
+                D::instance().$hook(&ctx, &mut Host::new(host))
+            })
         }
     )*};
 }

@@ -10,15 +10,24 @@
 
 use abi_stable::{
     StableAbi, sabi_trait,
+    sabi_trait::TD_Opaque,
     sabi_types::RMut,
     std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
 };
 
-use crate::error::PluginError;
+use crate::{
+    abi::{CommandOutputBox, CommandSpecAbi_TO, CommandSpecRef, ConfigEntryAbi_TO, ConfigEntryRef},
+    error::PluginError,
+};
 
 /// Where a command runs.
+///
+/// **Compatibility:** a minor version may add places; match with a `_` arm.
+/// Crosses the boundary as `RunPlace_NE`, abi_stable's non-exhaustive enum.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
 pub enum RunPlace {
     /// Inside the current hook's rootfs: a chroot in fresh mount, PID, UTS
     /// and IPC namespaces, with `/proc`, `/sys`, `/dev`, `/dev/pts` mounted
@@ -33,33 +42,46 @@ pub enum RunPlace {
 }
 
 /// A command for [`Host::run`].
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+///
+/// **Compatibility:** a minor version may append fields, each with a default
+/// that keeps the behaviour of the version before; a host reads a command
+/// from an older plugin as having that default. `#[non_exhaustive]`: build it
+/// with [`CommandSpec::in_rootfs`] or [`CommandSpec::on_host`] and the builder
+/// methods. Crosses the boundary as [`abi::CommandSpecAbi`](crate::abi::CommandSpecAbi).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct CommandSpec {
     /// Program and arguments. A program without `/` is looked up in `PATH`
     /// (inside the rootfs for [`RunPlace::Rootfs`]).
-    pub argv: RVec<RString>,
+    pub argv: Vec<String>,
     /// Extra environment variables. Rootfs commands start from a clean
     /// environment (`PATH`, `HOME`, `LANG=C.UTF-8`, `DEBIAN_FRONTEND=noninteractive`).
-    pub env: RVec<Tuple2<RString, RString>>,
+    pub env: Vec<(String, String)>,
     /// Bytes fed to the command's standard input.
-    pub stdin: RVec<u8>,
+    pub stdin: Vec<u8>,
     /// Where it runs.
     pub place: RunPlace,
     /// When true, a non-zero exit is returned as an error that names the
     /// command, its status and the tail of its output.
     pub check: bool,
+    /// Only in `--cfg lxc_tmpl_api_preview` builds: an appended field; `None`
+    /// when the plugin was built against an older minor version.
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    pub preview: Option<String>,
 }
 
 impl CommandSpec {
     /// A checked command running inside the rootfs.
     pub fn in_rootfs<S: AsRef<str>>(argv: &[S]) -> Self {
         Self {
-            argv: argv.iter().map(|a| RString::from(a.as_ref())).collect(),
-            env: RVec::new(),
-            stdin: RVec::new(),
+            argv: argv.iter().map(|a| a.as_ref().to_owned()).collect(),
+            env: Vec::new(),
+            stdin: Vec::new(),
             place: RunPlace::Rootfs,
             check: true,
+            #[cfg(lxc_tmpl_api_preview)]
+            preview: None,
         }
     }
 
@@ -70,7 +92,7 @@ impl CommandSpec {
 
     /// Adds an environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push(Tuple2(key.into(), value.into()));
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -88,18 +110,27 @@ impl CommandSpec {
 }
 
 /// What a finished command left.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+///
+/// **Compatibility:** a minor version may append fields (a plugin never sees
+/// those of a newer minor); `#[non_exhaustive]`. Crosses the boundary as
+/// [`abi::CommandOutputAbi`](crate::abi::CommandOutputAbi).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CommandOutput {
     /// Exit status; 128+N when killed by signal N.
     pub status: i32,
     /// Everything it wrote to standard output.
-    pub stdout: RVec<u8>,
+    pub stdout: Vec<u8>,
     /// Everything it wrote to standard error.
-    pub stderr: RVec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl CommandOutput {
+    /// The output of a finished command.
+    pub fn new(status: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Self {
+        Self { status, stdout, stderr }
+    }
+
     /// Standard output as text (lossy UTF-8).
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
@@ -107,8 +138,14 @@ impl CommandOutput {
 }
 
 /// The type of a file in the rootfs, as seen without following a final symlink.
+///
+/// **Compatibility:** a minor version may add kinds; match with a `_` arm. A
+/// plugin reads a kind newer than itself as [`FileKind::Other`]. Crosses the
+/// boundary as `FileKind_NE`, abi_stable's non-exhaustive enum.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
 pub enum FileKind {
     /// A regular file.
     File,
@@ -118,6 +155,23 @@ pub enum FileKind {
     Symlink,
     /// A device, fifo or socket.
     Other,
+    /// Only in `--cfg lxc_tmpl_api_preview` builds: an appended variant.
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    Preview,
+}
+
+impl FileKind {
+    /// Decodes a kind received across the boundary; one this build does not
+    /// know (from a newer host) is [`FileKind::Other`].
+    pub fn from_abi(kind: &FileKind_NE) -> Self {
+        kind.as_enum().copied().unwrap_or(FileKind::Other)
+    }
+
+    /// Encodes the kind for the boundary.
+    pub fn to_abi(self) -> FileKind_NE {
+        FileKind_NE::new(self)
+    }
 }
 
 impl std::fmt::Display for FileKind {
@@ -128,19 +182,25 @@ impl std::fmt::Display for FileKind {
             FileKind::Dir => "a directory",
             FileKind::Symlink => "a symlink",
             FileKind::Other => "a device, fifo or socket",
+            #[cfg(lxc_tmpl_api_preview)]
+            FileKind::Preview => "a preview kind",
         })
     }
 }
 
 /// One LXC config entry, written with the LXC 2.1+ key names; the host
 /// translates them when the target LXC is older.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+///
+/// **Compatibility:** as [`CommandSpec`]: a minor version may append fields
+/// with defaults; build it with [`ConfigEntry::new`]. Crosses the boundary as
+/// [`abi::ConfigEntryAbi`](crate::abi::ConfigEntryAbi).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigEntry {
     /// The key (`lxc.uts.name`, `lxc.include`, `lxc.mount.entry`).
-    pub key: RString,
+    pub key: String,
     /// The value.
-    pub value: RString,
+    pub value: String,
 }
 
 impl ConfigEntry {
@@ -151,8 +211,14 @@ impl ConfigEntry {
 }
 
 /// Severity of a log line.
+///
+/// **Compatibility:** a minor version may add levels; match with a `_` arm. A
+/// host reads a level newer than itself as [`LogLevel::Info`]. Crosses the
+/// boundary as `LogLevel_NE`, abi_stable's non-exhaustive enum.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
 pub enum LogLevel {
     /// Shown with `-v`.
     Debug,
@@ -160,6 +226,26 @@ pub enum LogLevel {
     Info,
     /// Always shown.
     Warn,
+    /// Only in `--cfg lxc_tmpl_api_preview` builds: an appended variant.
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    Preview,
+}
+
+impl LogLevel {
+    /// Decodes a level received across the boundary; one this build does not
+    /// know is [`LogLevel::Info`].
+    pub fn from_abi(level: &LogLevel_NE) -> Self {
+        level.as_enum().copied().unwrap_or(LogLevel::Info)
+    }
+}
+
+impl RunPlace {
+    /// Decodes a place received across the boundary; `None` for one this
+    /// build does not know (the host refuses such a command).
+    pub fn from_abi(place: &RunPlace_NE) -> Option<Self> {
+        place.as_enum().ok().copied()
+    }
 }
 
 /// The callbacks the host implements for plugins. Plugins use [`Host`].
@@ -169,7 +255,7 @@ pub enum LogLevel {
 #[sabi_trait]
 pub trait HostApi {
     /// Runs a command; see [`CommandSpec`].
-    fn run(&mut self, command: &CommandSpec) -> RResult<CommandOutput, PluginError>;
+    fn run(&mut self, command: CommandSpecRef<'_>) -> RResult<CommandOutputBox, PluginError>;
     /// Reads a rootfs file.
     fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError>;
     /// Creates or replaces a rootfs file with `data` and permission bits `mode`.
@@ -189,17 +275,17 @@ pub trait HostApi {
     /// Removes a rootfs file, symlink or directory tree; missing is not an error.
     fn remove(&mut self, path: RStr<'_>) -> RResult<(), PluginError>;
     /// The kind of a rootfs path, `None` if it does not exist.
-    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError>;
+    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind_NE>, PluginError>;
     /// Copies a host file into the rootfs with permission bits `mode`.
     fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError>;
     /// Reads a host file (`/etc/timezone`, a key given on the command line).
     fn read_host_file(&mut self, host_path: RStr<'_>) -> RResult<RVec<u8>, PluginError>;
     /// The kind of a host path, following symlinks; `None` if it does not exist.
-    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError>;
+    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind_NE>, PluginError>;
     /// Renders a minijinja template; `context_json` is a JSON object.
     fn render(&mut self, name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError>;
     /// Adds an entry to the container's LXC config.
-    fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError>;
+    fn config(&mut self, entry: ConfigEntryRef<'_>) -> RResult<(), PluginError>;
     /// The last value of a key in the base config the container starts from.
     fn config_value(&mut self, key: RStr<'_>) -> ROption<RString>;
     /// The host path of the root the current hook acts on (the cache staging
@@ -207,7 +293,7 @@ pub trait HostApi {
     /// build a rootfs themselves such as `debootstrap`.
     fn root_path(&mut self) -> RResult<RString, PluginError>;
     /// Logs a line.
-    fn log(&mut self, level: LogLevel, message: RStr<'_>);
+    fn log(&mut self, level: LogLevel_NE, message: RStr<'_>);
     /// Reports the start of a long step (shown as progress on a terminal).
     fn progress(&mut self, step: RStr<'_>);
     /// The target of the host symlink `host_path`, as stored (`readlink(2)`,
@@ -237,7 +323,7 @@ pub trait HostApi {
     /// missing (the message says "No such file or directory"), it is not a
     /// directory, or an entry name is not UTF-8.
     #[sabi(last_prefix_field)]
-    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind>>, PluginError>;
+    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind_NE>>, PluginError>;
 }
 
 /// The host callbacks as passed across the boundary.
@@ -265,7 +351,8 @@ impl<'a> Host<'a> {
 
     /// Runs a command; with [`CommandSpec::check`] a failure is an error.
     pub fn run(&mut self, command: &CommandSpec) -> Result<CommandOutput, PluginError> {
-        self.api.run(command).into_result()
+        let output = self.api.run(CommandSpecAbi_TO::from_ptr(command, TD_Opaque)).into_result()?;
+        Ok(CommandOutput::from_abi(&output))
     }
 
     /// Runs a checked command inside the rootfs and returns its output.
@@ -325,7 +412,7 @@ impl<'a> Host<'a> {
 
     /// The kind of a rootfs path, `None` if absent.
     pub fn file_kind(&mut self, path: &str) -> Result<Option<FileKind>, PluginError> {
-        self.api.file_kind(path.into()).into_result().map(ROption::into_option)
+        Ok(self.api.file_kind(path.into()).into_result()?.as_ref().map(FileKind::from_abi).into_option())
     }
 
     /// Copies a host file into the rootfs.
@@ -340,7 +427,7 @@ impl<'a> Host<'a> {
 
     /// The kind of a host path (symlinks followed), `None` if absent.
     pub fn host_file_kind(&mut self, host_path: &str) -> Result<Option<FileKind>, PluginError> {
-        self.api.host_file_kind(host_path.into()).into_result().map(ROption::into_option)
+        Ok(self.api.host_file_kind(host_path.into()).into_result()?.as_ref().map(FileKind::from_abi).into_option())
     }
 
     /// Renders a minijinja template with a serializable context.
@@ -369,7 +456,7 @@ impl<'a> Host<'a> {
 
     /// Adds an LXC config entry.
     pub fn config(&mut self, entry: ConfigEntry) -> Result<(), PluginError> {
-        self.api.config(&entry).into_result()
+        self.api.config(ConfigEntryAbi_TO::from_ptr(&entry, TD_Opaque)).into_result()
     }
 
     /// The last value of a key in the base config.
@@ -386,17 +473,17 @@ impl<'a> Host<'a> {
 
     /// Logs at debug level (shown with `-v`).
     pub fn debug(&mut self, message: &str) {
-        self.api.log(LogLevel::Debug, message.into());
+        self.api.log(LogLevel_NE::new(LogLevel::Debug), message.into());
     }
 
     /// Logs at info level.
     pub fn info(&mut self, message: &str) {
-        self.api.log(LogLevel::Info, message.into());
+        self.api.log(LogLevel_NE::new(LogLevel::Info), message.into());
     }
 
     /// Logs a warning.
     pub fn warn(&mut self, message: &str) {
-        self.api.log(LogLevel::Warn, message.into());
+        self.api.log(LogLevel_NE::new(LogLevel::Warn), message.into());
     }
 
     /// Announces a long step.
@@ -427,6 +514,6 @@ impl<'a> Host<'a> {
     /// see [`HostApi::read_dir`].
     pub fn read_dir(&mut self, path: &str) -> Result<Vec<(String, FileKind)>, PluginError> {
         let entries = self.api.read_dir(path.into()).into_result()?;
-        Ok(entries.into_iter().map(|Tuple2(name, kind)| (name.into_string(), kind)).collect())
+        Ok(entries.into_iter().map(|Tuple2(name, kind)| (name.into_string(), FileKind::from_abi(&kind))).collect())
     }
 }

@@ -120,15 +120,35 @@ lxc-tmpl-plugin-api = { version = "1", features = ["testing"] }
 The crate version is the API version ([`API_VERSION`]). The host loads a
 plugin when both have the same major version and the plugin's minor version is
 not newer than the host's: a plugin built against 1.0 loads in any 1.x host.
-Minor versions only append: new hooks (an old plugin gets the default), new
-[`Host`] methods, new option fields. Anything else is a new major version, and
-the host refuses such a plugin with a message naming both versions.
+Another major version, or a newer minor, is refused with a message naming
+both versions. abi_stable checks, when the plugin is loaded, that every type
+it reaches is a prefix of the host's.
+
+What a minor version (1.x) may change, per public item:
+
+| item | a minor version may | a plugin built before it sees |
+|---|---|---|
+| [`Distro`] / [`PluginModule`] | append hooks | the hook's do-nothing default |
+| [`HostApi`] / [`Host`] | append callbacks | nothing (it does not call them) |
+| [`HookContext`], [`HostFacts`], [`CommandOutput`] (host to plugin) | append fields | nothing: it copies the fields it knows |
+| [`Manifest`], [`ReleaseInfo`], [`OptionSpec`], [`CommandSpec`], [`ConfigEntry`] (plugin to host) | append fields, each with a default that keeps the earlier behaviour | the host reads its value as that default |
+| [`RunPlace`], [`FileKind`], [`LogLevel`] | add variants | an unknown [`FileKind`] as [`FileKind::Other`] |
+| [`ErrorKind`] | add kinds (it is an open `u8`) | the name "error" |
+| [`PluginError`], [`OptionValue`] | nothing | |
+
+The structs are `#[non_exhaustive]` and the enums too, so that an appended
+field or variant breaks no plugin's source either: build the structs with
+their constructors and builders, and match the enums with a `_` arm. How the
+types cross the boundary, and why that lets them grow, is in [`abi`].
+Anything else (removing or reordering, changing a type) is a new major
+version. The changes of each version are in the crate's `CHANGELOG.md`.
 */
 
 #![deny(missing_docs)]
 // abi_stable's derives name the generated reference types `Foo_Ref`/`Foo_TO`.
 #![allow(non_camel_case_types)]
 
+pub mod abi;
 mod context;
 mod distro;
 mod error;
@@ -146,7 +166,8 @@ pub use distro::Distro;
 pub use error::{ErrorKind, PluginError};
 pub use hook::Hook;
 pub use host::{
-    CommandOutput, CommandSpec, ConfigEntry, FileKind, Host, HostApi, HostApi_TO, HostApiMut, LogLevel, RunPlace,
+    CommandOutput, CommandSpec, ConfigEntry, FileKind, FileKind_NE, Host, HostApi, HostApi_TO, HostApiMut, LogLevel,
+    LogLevel_NE, RunPlace, RunPlace_NE,
 };
 pub use manifest::{Manifest, OptionSpec, ReleaseInfo};
 pub use module::{PluginModule, PluginModule_Ref};

@@ -3,46 +3,47 @@
 //! Everything here is data, so that the host can build `--help`, parse
 //! arguments (also the ones `lxc-create` passes in template mode) and answer
 //! `lxc-tmpl info` without calling into the plugin again.
-
-use abi_stable::{
-    StableAbi,
-    std_types::{ROption, RString, RVec},
-};
+//!
+//! The plugin builds these with the constructors and builder methods; they
+//! cross the boundary as the accessor tables of [`crate::abi`].
 
 /// The description of a distro plugin, returned by [`Distro::manifest`](crate::Distro::manifest).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+///
+/// **Compatibility:** a minor version may append fields, each with a default
+/// that keeps the behaviour of the version before; a host reads a plugin
+/// built against an older minor as having that default. `#[non_exhaustive]`:
+/// build it with [`Manifest::new`] and the builder methods. Crosses the
+/// boundary as [`abi::ManifestAbi`](crate::abi::ManifestAbi).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Manifest {
     /// The distro name used on the command line (`--distro NAME`), lowercase
     /// letters, digits and `-`.
-    pub name: RString,
+    pub name: String,
     /// The plugin's own version, semver (`0.3.1`).
-    pub version: RString,
+    pub version: String,
     /// One line for `lxc-tmpl list`.
-    pub summary: RString,
+    pub summary: String,
     /// Architectures the plugin can build, dpkg names (`amd64`, `arm64`);
     /// empty means "whatever the host runs".
-    pub arches: RVec<RString>,
+    pub arches: Vec<String>,
     /// Releases the plugin knows; empty for distros without releases.
-    pub releases: RVec<ReleaseInfo>,
+    pub releases: Vec<ReleaseInfo>,
     /// How the default release is chosen, in words (`host release on Ubuntu, else latest LTS`).
-    pub default_release: RString,
+    pub default_release: String,
     /// The plugin's own command-line options.
-    pub options: RVec<OptionSpec>,
+    pub options: Vec<OptionSpec>,
+    /// Only in `--cfg lxc_tmpl_api_preview` builds: an appended field; `None`
+    /// when the plugin was built against an older minor version.
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    pub preview: Option<String>,
 }
 
 impl Manifest {
     /// A manifest with a name, version and summary and nothing else.
     pub fn new(name: &str, version: &str, summary: &str) -> Self {
-        Self {
-            name: name.into(),
-            version: version.into(),
-            summary: summary.into(),
-            arches: RVec::new(),
-            releases: RVec::new(),
-            default_release: RString::new(),
-            options: RVec::new(),
-        }
+        Self { name: name.into(), version: version.into(), summary: summary.into(), ..Self::default() }
     }
 
     /// Adds an option.
@@ -59,7 +60,7 @@ impl Manifest {
 
     /// Sets the supported architectures.
     pub fn arches(mut self, arches: &[&str]) -> Self {
-        self.arches = arches.iter().map(|a| RString::from(*a)).collect();
+        self.arches = arches.iter().map(|a| (*a).to_owned()).collect();
         self
     }
 
@@ -76,31 +77,29 @@ impl Manifest {
 }
 
 /// One release of a distribution.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+///
+/// **Compatibility:** as [`Manifest`]: a minor version may append fields with
+/// defaults; build it with [`ReleaseInfo::new`]. Crosses the boundary as
+/// [`abi::ReleaseInfoAbi`](crate::abi::ReleaseInfoAbi).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ReleaseInfo {
     /// The codename (`jammy`, `bookworm`).
-    pub codename: RString,
+    pub codename: String,
     /// The version number (`22.04`, `12`), empty if none.
-    pub version: RString,
+    pub version: String,
     /// Other accepted names (`stable`).
-    pub aliases: RVec<RString>,
+    pub aliases: Vec<String>,
     /// Long-term support release.
     pub lts: bool,
     /// End of life as `YYYY-MM-DD`, empty if unknown.
-    pub eol: RString,
+    pub eol: String,
 }
 
 impl ReleaseInfo {
     /// A release with a codename and version.
     pub fn new(codename: &str, version: &str) -> Self {
-        Self {
-            codename: codename.into(),
-            version: version.into(),
-            aliases: RVec::new(),
-            lts: false,
-            eol: RString::new(),
-        }
+        Self { codename: codename.into(), version: version.into(), ..Self::default() }
     }
 
     /// Whether `wanted` names this release (codename, version or alias).
@@ -117,65 +116,66 @@ impl ReleaseInfo {
 /// template mode, shows it in `--help` and `lxc-tmpl info`, applies the
 /// environment fallback and the default, and hands the result to every hook
 /// in [`HookContext::options`](crate::HookContext::options).
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+///
+/// **Compatibility:** as [`Manifest`]: a minor version may append fields with
+/// defaults that keep an older plugin's option working as before; build it
+/// with [`OptionSpec::value`] or [`OptionSpec::flag`]. Crosses the boundary
+/// as [`abi::OptionSpecAbi`](crate::abi::OptionSpecAbi).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct OptionSpec {
     /// Long name without dashes (`busybox-path`).
-    pub long: RString,
-    /// Short name, one ASCII letter, if any (`r` for `-r`).
-    pub short: ROption<u8>,
+    pub long: String,
+    /// Short name, one ASCII letter or digit, if any (`r` for `-r`).
+    pub short: Option<char>,
     /// Placeholder for the value in help (`PATH`); `None` makes a flag that
     /// takes no value.
-    pub value_name: ROption<RString>,
+    pub value_name: Option<String>,
     /// One line of help.
-    pub help: RString,
+    pub help: String,
     /// Value used when neither the command line nor the environment gives one.
-    pub default: ROption<RString>,
+    pub default: Option<String>,
     /// Environment variable read when the option is not given (`MIRROR`).
-    pub env: ROption<RString>,
+    pub env: Option<String>,
     /// May be given more than once; hooks see every value.
     pub repeatable: bool,
     /// The value is a secret (a password): the host never writes it into
     /// the config header or logs, only `<redacted>`.
     pub secret: bool,
+    /// Only in `--cfg lxc_tmpl_api_preview` builds: an appended field; `None`
+    /// when the plugin was built against an older minor version.
+    #[cfg(lxc_tmpl_api_preview)]
+    #[doc(hidden)]
+    pub preview: Option<String>,
 }
 
 impl OptionSpec {
     /// An option that takes a value.
     pub fn value(long: &str, value_name: &str, help: &str) -> Self {
-        Self {
-            long: long.into(),
-            short: ROption::RNone,
-            value_name: ROption::RSome(value_name.into()),
-            help: help.into(),
-            default: ROption::RNone,
-            env: ROption::RNone,
-            repeatable: false,
-            secret: false,
-        }
+        Self { long: long.into(), value_name: Some(value_name.into()), help: help.into(), ..Self::default() }
     }
 
     /// A flag that takes no value; hooks see it as present or absent.
     pub fn flag(long: &str, help: &str) -> Self {
-        Self { value_name: ROption::RNone, ..Self::value(long, "", help) }
+        Self { value_name: None, ..Self::value(long, "", help) }
     }
 
     /// Sets the short name (`'r'` for `-r`).
     pub fn short(mut self, short: char) -> Self {
         assert!(short.is_ascii_alphanumeric(), "short option must be an ASCII letter or digit");
-        self.short = ROption::RSome(short as u8);
+        self.short = Some(short);
         self
     }
 
     /// Sets the default value.
     pub fn default_value(mut self, default: &str) -> Self {
-        self.default = ROption::RSome(default.into());
+        self.default = Some(default.into());
         self
     }
 
     /// Sets the environment variable read when the option is absent.
     pub fn env(mut self, var: &str) -> Self {
-        self.env = ROption::RSome(var.into());
+        self.env = Some(var.into());
         self
     }
 

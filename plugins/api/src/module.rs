@@ -19,7 +19,11 @@ use abi_stable::{
     std_types::{ROption, RResult, RStr, RString},
 };
 
-use crate::{context::HookContext, error::PluginError, host::HostApiMut, manifest::Manifest};
+use crate::{
+    abi::{HookContextRef, ManifestBox},
+    error::PluginError,
+    host::HostApiMut,
+};
 
 /// The root module of a plugin library.
 #[allow(missing_debug_implementations)] // a table of function pointers
@@ -31,35 +35,35 @@ pub struct PluginModule {
     /// The API version the plugin was built against ([`API_VERSION`](crate::API_VERSION)
     /// of the API crate it linked). The host checks it before any call.
     pub api_version: RStr<'static>,
-    /// Returns the plugin's [`Manifest`].
-    pub manifest: extern "C" fn() -> RResult<Manifest, PluginError>,
+    /// Returns the plugin's [`Manifest`](crate::Manifest).
+    pub manifest: extern "C" fn() -> RResult<ManifestBox, PluginError>,
     /// [`Distro::validate`](crate::Distro::validate).
-    pub validate: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub validate: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::cache_key`](crate::Distro::cache_key).
-    pub cache_key: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+    pub cache_key: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
     /// [`Distro::download`](crate::Distro::download).
-    pub download: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub download: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::sources_list`](crate::Distro::sources_list).
-    pub sources_list: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub sources_list: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::configure`](crate::Distro::configure).
-    pub configure: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub configure: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::config`](crate::Distro::config).
-    pub config: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub config: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::trim`](crate::Distro::trim).
-    pub trim: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub trim: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::post_process`](crate::Distro::post_process).
-    pub post_process: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub post_process: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::finalize`](crate::Distro::finalize).
-    pub finalize: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub finalize: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
     /// [`Distro::message`](crate::Distro::message).
     #[sabi(last_prefix_field)]
-    pub message: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
+    pub message: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<ROption<RString>, PluginError>,
     /// Only in `--cfg lxc_tmpl_api_preview` builds: a hook appended the way
     /// a minor version appends one, so that the test suite can load a 1.0
     /// plugin into a 1.1 host (the host sees `None` and uses the default).
     #[cfg(lxc_tmpl_api_preview)]
     #[doc(hidden)]
-    pub preview: extern "C" fn(&HookContext, HostApiMut<'_>) -> RResult<(), PluginError>,
+    pub preview: extern "C" fn(HookContextRef<'_>, HostApiMut<'_>) -> RResult<(), PluginError>,
 }
 
 impl RootModule for PluginModule_Ref {

@@ -69,12 +69,13 @@ use std::{
 use abi_stable::{
     sabi_trait::TD_Opaque,
     sabi_types::RMut,
-    std_types::{RNone, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
+    std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
 };
 
 use crate::{
-    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, Hook, HookContext, Host, HostApi, HostApi_TO,
-    HostFacts, LogLevel, OptionValue, PluginError, RunPlace,
+    CommandOutput, CommandSpec, ConfigEntry, Distro, ErrorKind, FileKind, FileKind_NE, Hook, HookContext, Host,
+    HostApi, HostApi_TO, HostFacts, LogLevel, LogLevel_NE, OptionValue, PluginError, RunPlace,
+    abi::{CommandOutputBox, CommandSpecRef, ConfigEntryRef},
 };
 
 pub mod conformance;
@@ -268,7 +269,7 @@ impl Default for FakeHost {
 
 /// An output with the given status and texts.
 pub fn output(status: i32, stdout: &str, stderr: &str) -> CommandOutput {
-    CommandOutput { status, stdout: stdout.as_bytes().into(), stderr: stderr.as_bytes().into() }
+    CommandOutput::new(status, stdout.as_bytes().into(), stderr.as_bytes().into())
 }
 
 /// A [`Responder`] that runs host commands on the real machine (with their
@@ -303,11 +304,11 @@ pub fn run_on_machine(command: &RecordedCommand, _world: &mut World<'_>) -> Opti
         let _ = stdin.write_all(&command.stdin);
     }
     match child.wait_with_output() {
-        Ok(out) => Some(CommandOutput {
-            status: out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
-            stdout: out.stdout.into(),
-            stderr: out.stderr.into(),
-        }),
+        Ok(out) => Some(CommandOutput::new(
+            out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+            out.stdout,
+            out.stderr,
+        )),
         Err(e) => Some(output(127, "", &format!("cannot wait for {program}: {e}"))),
     }
 }
@@ -715,13 +716,13 @@ pub fn context(distro: &str, name: &str, options: &[(&str, &[&str])]) -> HookCon
         distro: distro.into(),
         name: name.into(),
         hostname: name.into(),
-        container_path: format!("/var/lib/lxc/{name}").into(),
-        rootfs_path: format!("/var/lib/lxc/{name}/rootfs").into(),
+        container_path: format!("/var/lib/lxc/{name}"),
+        rootfs_path: format!("/var/lib/lxc/{name}/rootfs"),
         options: options
             .iter()
             .map(|(long, values)| OptionValue {
                 long: (*long).into(),
-                values: values.iter().map(|v| RString::from(*v)).collect(),
+                values: values.iter().map(|v| (*v).to_owned()).collect(),
             })
             .collect(),
         facts: HostFacts {
@@ -729,11 +730,10 @@ pub fn context(distro: &str, name: &str, options: &[(&str, &[&str])]) -> HookCon
             distro_id: "debian".into(),
             distro_codename: "bookworm".into(),
             lxc_version: "5.0.2".into(),
-            mapped_uid: RNone,
-            mapped_gid: RNone,
-            in_user_namespace: false,
+            ..HostFacts::default()
         },
         create_id: crate::new_create_id(),
+        ..HookContext::default()
     }
 }
 
@@ -751,11 +751,14 @@ fn render_template(name: &str, source: &str, context_json: &str) -> Result<Strin
 }
 
 impl HostApi for FakeHost {
-    fn run(&mut self, command: &CommandSpec) -> RResult<CommandOutput, PluginError> {
+    fn run(&mut self, command: CommandSpecRef<'_>) -> RResult<CommandOutputBox, PluginError> {
+        let Some(command) = CommandSpec::from_abi(&command) else {
+            return err("run: the command names a place this host does not know".into());
+        };
         let recorded = RecordedCommand {
-            argv: command.argv.iter().map(|a| a.to_string()).collect(),
-            env: command.env.iter().map(|t| (t.0.to_string(), t.1.to_string())).collect(),
-            stdin: command.stdin.to_vec(),
+            argv: command.argv.clone(),
+            env: command.env.clone(),
+            stdin: command.stdin.clone(),
             place: command.place,
         };
         let out = self.answer(&recorded);
@@ -768,7 +771,7 @@ impl HostApi for FakeHost {
                 out.status
             )));
         }
-        RResult::ROk(out)
+        RResult::ROk(out.into_abi())
     }
 
     fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
@@ -807,8 +810,8 @@ impl HostApi for FakeHost {
         self.fs().remove(&path).into()
     }
 
-    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
-        self.fs().file_kind(&path).map(ROption::from).into()
+    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind_NE>, PluginError> {
+        self.fs().file_kind(&path).map(|kind| kind.map(FileKind::to_abi).into()).into()
     }
 
     fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
@@ -823,7 +826,7 @@ impl HostApi for FakeHost {
         self.host_bytes(&host_path).map(RVec::from).into()
     }
 
-    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
+    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind_NE>, PluginError> {
         let path = resolve_host(&self.host_links, &host_path);
         let kind = if self.host_files.contains_key(&path) {
             Some(FileKind::File)
@@ -842,7 +845,7 @@ impl HostApi for FakeHost {
         } else {
             None
         };
-        RResult::ROk(kind.into())
+        RResult::ROk(kind.map(FileKind::to_abi).into())
     }
 
     fn render(&mut self, name: RStr<'_>, source: RStr<'_>, context_json: RStr<'_>) -> RResult<RString, PluginError> {
@@ -852,12 +855,13 @@ impl HostApi for FakeHost {
         }
     }
 
-    fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError> {
+    fn config(&mut self, entry: ConfigEntryRef<'_>) -> RResult<(), PluginError> {
+        let entry = ConfigEntry::from_abi(&entry);
         let key = entry.key.as_str();
         if !key.starts_with("lxc.") || key.contains(char::is_whitespace) || entry.value.contains('\n') {
             return err(format!("config entry '{key} = {}' is not a valid LXC entry", entry.value));
         }
-        self.config.push((key.to_owned(), entry.value.to_string()));
+        self.config.push((key.to_owned(), entry.value.clone()));
         RResult::ROk(())
     }
 
@@ -872,8 +876,8 @@ impl HostApi for FakeHost {
         }
     }
 
-    fn log(&mut self, level: LogLevel, message: RStr<'_>) {
-        self.logs.push((level, message.to_string()));
+    fn log(&mut self, level: LogLevel_NE, message: RStr<'_>) {
+        self.logs.push((LogLevel::from_abi(&level), message.to_string()));
     }
 
     fn progress(&mut self, step: RStr<'_>) {
@@ -892,9 +896,11 @@ impl HostApi for FakeHost {
         self.make_scratch_dir().map(RString::from).into()
     }
 
-    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind>>, PluginError> {
+    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind_NE>>, PluginError> {
         let entries = self.fs().read_dir(&path);
-        entries.map(|entries| entries.into_iter().map(|(name, kind)| Tuple2(name.into(), kind)).collect()).into()
+        entries
+            .map(|entries| entries.into_iter().map(|(name, kind)| Tuple2(name.into(), kind.to_abi())).collect())
+            .into()
     }
 }
 

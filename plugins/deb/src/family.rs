@@ -324,7 +324,7 @@ macro_rules! __family_hooks {
 
 #[cfg(test)]
 mod tests {
-    use lxc_tmpl_plugin_api::{Distro, ErrorKind, abi_stable::std_types::RSome};
+    use lxc_tmpl_plugin_api::{Distro, ErrorKind};
 
     use super::*;
     use crate::{
@@ -415,7 +415,7 @@ mod tests {
     fn validate_refuses_a_user_namespace_and_warns_about_no_check_gpg() {
         let mut fake = testix_host();
         let mut ctx = context("testix", "t1", &[]);
-        ctx.facts.mapped_uid = RSome(65_536);
+        ctx.facts.mapped_uid = Some(65_536);
         ctx.facts.in_user_namespace = true;
         // In a user namespace only the cache can be used.
         with_host(&mut fake, |h| Testix.validate(&ctx, h)).unwrap();

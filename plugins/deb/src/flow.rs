@@ -444,7 +444,7 @@ mod tests {
 
         // Unprivileged: the distro's userns.conf, else LXC's generic one.
         let mut ctx = ctx;
-        ctx.facts.mapped_uid = lxc_tmpl_plugin_api::abi_stable::std_types::RSome(65_536);
+        ctx.facts.mapped_uid = Some(65_536);
         let mut fake = FakeHost::sealed();
         fake.put_host("/usr/share/lxc/config/testix.common.conf", "");
         with_host(&mut fake, |h| emit_lxc_config(h, &ctx, "testix", "one", "amd64")).unwrap();

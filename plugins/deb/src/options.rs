@@ -362,8 +362,7 @@ mod tests {
     #[test]
     fn specs_keep_the_old_short_flags_and_say_their_defaults() {
         let specs: Vec<OptionSpec> = bootstrap_options(&TEXTS).into_iter().chain(user_options(&TEXTS)).collect();
-        let short =
-            |long: &str| specs.iter().find(|s| s.long == long).and_then(|s| s.short.into_option()).map(char::from);
+        let short = |long: &str| specs.iter().find(|s| s.long == long).and_then(|s| s.short);
         assert_eq!(short(RELEASE), Some('r'));
         assert_eq!(short(ARCH), Some('a'));
         assert_eq!(short(VARIANT), Some('v'));
@@ -374,9 +373,7 @@ mod tests {
             let says = spec.help.contains("default") || spec.default.is_some();
             assert!(says, "--{} does not say its default: {}", spec.long, spec.help);
         }
-        let env = |long: &str| {
-            specs.iter().find(|s| s.long == long).and_then(|s| s.env.clone().into_option()).map(|e| e.to_string())
-        };
+        let env = |long: &str| specs.iter().find(|s| s.long == long).and_then(|s| s.env.clone());
         assert_eq!(env(MIRROR).as_deref(), Some("MIRROR"));
         assert_eq!(env(HTTP_PROXY).as_deref(), Some("HTTP_PROXY"));
         assert!(specs.iter().find(|s| s.long == PACKAGES).unwrap().repeatable);

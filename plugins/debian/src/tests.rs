@@ -68,9 +68,9 @@ fn manifest_lists_every_option_of_lxc_debian_with_its_default() {
         "locale",
     ];
     assert_options_documented(&manifest, &options);
-    let short = |long: &str| manifest.options.iter().find(|o| o.long == long).and_then(|o| o.short.into_option());
+    let short = |long: &str| manifest.options.iter().find(|o| o.long == long).and_then(|o| o.short);
     for (long, letter) in
-        [("release", b'r'), ("arch", b'a'), ("interpreter-path", b'I'), ("auth-key", b'S'), ("clean", b'c')]
+        [("release", 'r'), ("arch", 'a'), ("interpreter-path", 'I'), ("auth-key", 'S'), ("clean", 'c')]
     {
         assert_eq!(short(long), Some(letter), "--{long}");
     }

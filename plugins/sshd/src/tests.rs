@@ -9,7 +9,6 @@
 
 use lxc_tmpl_plugin_api::{
     CommandOutput, Distro, ErrorKind, HookContext, LogLevel, PluginError,
-    abi_stable::std_types::RSome,
     testing::{FakeHost, Node, RecordedCommand, World, output, run_hooks, run_on_machine, with_host},
 };
 
@@ -131,10 +130,10 @@ fn manifest_describes_the_plugin_and_its_options() {
     assert_eq!(manifest.version, env!("CARGO_PKG_VERSION"));
     assert!(manifest.releases.is_empty());
     let auth = manifest.options.iter().find(|o| o.long == "auth-key").unwrap();
-    assert_eq!(auth.short, RSome(b'S'));
+    assert_eq!(auth.short, Some('S'));
     assert!(auth.takes_value() && auth.repeatable && auth.default.is_none());
     let sshd = manifest.options.iter().find(|o| o.long == "sshd-path").unwrap();
-    assert_eq!(sshd.default, RSome("/usr/sbin/sshd".into()));
+    assert_eq!(sshd.default.as_deref(), Some("/usr/sbin/sshd"));
 }
 
 /// The whole create against this very machine: its layout, its sshd, its
@@ -427,7 +426,7 @@ fn validate_refuses_what_cannot_work() {
     let ctx = || context("x", &[("auth-key", "/home/alice/.ssh/id_ed25519.pub")]);
 
     let mut unprivileged = ctx();
-    unprivileged.facts.mapped_uid = RSome(0);
+    unprivileged.facts.mapped_uid = Some(0);
     let error = refused(debian_host(), &unprivileged);
     assert_eq!(error.kind, ErrorKind::UNSUPPORTED);
     assert!(error.message.contains("unprivileged"), "{}", error.message);

@@ -5,7 +5,7 @@ use lxc_tmpl_deb::fake::{
     FakeHost, Node, PUBLIC_KEY, Refused, assert_options_documented, assert_refused, context, output, run_hooks,
     with_host,
 };
-use lxc_tmpl_plugin_api::{Distro, ErrorKind, HookContext, PluginError, RunPlace, abi_stable::std_types::RSome};
+use lxc_tmpl_plugin_api::{Distro, ErrorKind, HookContext, PluginError, RunPlace};
 
 use lxc_tmpl_deb::{
     family::PlanOnce,
@@ -76,7 +76,7 @@ fn manifest_lists_every_option_with_its_default() {
         ],
     );
     let user = manifest.options.iter().find(|o| o.long == "user").unwrap();
-    assert_eq!(user.default, RSome("ubuntu".into()));
+    assert_eq!(user.default.as_deref(), Some("ubuntu"));
     assert!(manifest.find_release("22.04").is_some_and(|r| r.codename == "jammy" && r.lts));
     assert!(manifest.arches.iter().any(|a| a == "arm64"));
 }

@@ -81,11 +81,11 @@ fn details_json(p: &LoadedPlugin) -> Value {
         .map(|o| {
             json!({
                 "long": o.long.as_str(),
-                "short": o.short.into_option().map(|c| (c as char).to_string()),
-                "value_name": o.value_name.as_ref().into_option().map(|s| s.as_str()),
+                "short": o.short.map(|c| c.to_string()),
+                "value_name": o.value_name.as_deref(),
                 "help": o.help.as_str(),
-                "default": o.default.as_ref().into_option().map(|s| s.as_str()),
-                "env": o.env.as_ref().into_option().map(|s| s.as_str()),
+                "default": o.default.as_deref(),
+                "env": o.env.as_deref(),
                 "repeatable": o.repeatable,
                 "secret": o.secret,
             })
@@ -111,10 +111,10 @@ fn print_details(p: &LoadedPlugin) {
     }
     println!("options:");
     for o in m.options.iter() {
-        let short = o.short.into_option().map(|c| format!("-{}, ", c as char)).unwrap_or_default();
-        let value = o.value_name.as_ref().into_option().map(|v| format!(" {v}")).unwrap_or_default();
-        let default = o.default.as_ref().into_option().map(|d| format!(" [default: {d}]")).unwrap_or_default();
-        let env = o.env.as_ref().into_option().map(|e| format!(" [env: {e}]")).unwrap_or_default();
+        let short = o.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let value = o.value_name.as_ref().map(|v| format!(" {v}")).unwrap_or_default();
+        let default = o.default.as_ref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
+        let env = o.env.as_ref().map(|e| format!(" [env: {e}]")).unwrap_or_default();
         println!("  {short}--{}{value}\n      {}{default}{env}", o.long, o.help);
     }
 }

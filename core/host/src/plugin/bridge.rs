@@ -13,7 +13,9 @@ use std::path::Path;
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use lxc_tmpl_plugin_api::{
-    CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, HostApi, LogLevel, PluginError, RunPlace,
+    API_VERSION, CommandOutput, CommandSpec, ConfigEntry, ErrorKind, FileKind, FileKind_NE, HostApi, LogLevel,
+    LogLevel_NE, PluginError, RunPlace,
+    abi::{CommandOutputBox, CommandSpecRef, ConfigEntryRef},
 };
 
 use crate::{
@@ -84,8 +86,7 @@ impl Bridge<'_> {
     }
 
     fn run_command(&mut self, spec: &CommandSpec) -> Result<CommandOutput, PluginError> {
-        let argv: Vec<String> = spec.argv.iter().map(|a| a.to_string()).collect();
-        let env: Vec<(String, String)> = spec.env.iter().map(|t| (t.0.to_string(), t.1.to_string())).collect();
+        let (argv, env) = (&spec.argv, &spec.env);
         let Some(program) = argv.first() else {
             return Err(host_error("run: empty command (plugin bug)".into()));
         };
@@ -97,8 +98,8 @@ impl Bridge<'_> {
                     .runner
                     .run(&RunRequest {
                         root: &root,
-                        argv: &argv,
-                        env: &env,
+                        argv,
+                        env,
                         stdin: &spec.stdin,
                         hostname: Some(self.hostname),
                         bind_resolv_conf: self.bind_resolv_conf,
@@ -111,15 +112,17 @@ impl Bridge<'_> {
             RunPlace::Host => {
                 let output = self
                     .runner
-                    .run_on_host(&HostCommand { argv: &argv, env: &env, stdin: &spec.stdin, hold: None })
+                    .run_on_host(&HostCommand { argv, env, stdin: &spec.stdin, hold: None })
                     .map_err(|e| host_error(format!("cannot run {program} on the host: {}", error_chain(&e))))?;
                 (output.status, output.stdout, output.stderr)
             }
+            // `RunPlace::from_abi` knows only this build's places.
+            _ => unreachable!("run place {:?} decoded by this build", spec.place),
         };
         if spec.check && status != 0 {
-            return Err(PluginError::failed(command_failure(&argv, spec.place, status, &stdout, &stderr)));
+            return Err(PluginError::failed(command_failure(argv, spec.place, status, &stdout, &stderr)));
         }
-        Ok(CommandOutput { status, stdout: stdout.into(), stderr: stderr.into() })
+        Ok(CommandOutput::new(status, stdout, stderr))
     }
 }
 
@@ -127,6 +130,7 @@ fn place_name(place: RunPlace) -> &'static str {
     match place {
         RunPlace::Rootfs => "in rootfs",
         RunPlace::Host => "on host",
+        _ => "elsewhere",
     }
 }
 
@@ -179,8 +183,17 @@ fn kind_of(meta: &std::fs::Metadata) -> FileKind {
 }
 
 impl HostApi for Bridge<'_> {
-    fn run(&mut self, command: &CommandSpec) -> RResult<CommandOutput, PluginError> {
-        self.run_command(command).into()
+    fn run(&mut self, command: CommandSpecRef<'_>) -> RResult<CommandOutputBox, PluginError> {
+        let Some(command) = CommandSpec::from_abi(&command) else {
+            return RResult::RErr(PluginError::unsupported(format!(
+                "run: the plugin asks for a place to run commands that API {API_VERSION} does not know"
+            )));
+        };
+        #[cfg(lxc_tmpl_api_preview)]
+        if command.preview.is_none() {
+            self.reporter.log(LogLevel::Debug, "appended field CommandSpec.preview: absent (older plugin)");
+        }
+        self.run_command(&command).map(CommandOutput::into_abi).into()
     }
 
     fn read_file(&mut self, path: RStr<'_>) -> RResult<RVec<u8>, PluginError> {
@@ -219,8 +232,8 @@ impl HostApi for Bridge<'_> {
         self.with_root(&format!("remove {path}"), |r| r.remove(path.as_str()))
     }
 
-    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
-        self.with_root(&format!("stat {path}"), |r| r.file_kind(path.as_str()).map(ROption::from))
+    fn file_kind(&mut self, path: RStr<'_>) -> RResult<ROption<FileKind_NE>, PluginError> {
+        self.with_root(&format!("stat {path}"), |r| r.file_kind(path.as_str()).map(|k| k.map(FileKind::to_abi).into()))
     }
 
     fn copy_from_host(&mut self, host_path: RStr<'_>, path: RStr<'_>, mode: u32) -> RResult<(), PluginError> {
@@ -236,9 +249,9 @@ impl HostApi for Bridge<'_> {
             .into()
     }
 
-    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind>, PluginError> {
+    fn host_file_kind(&mut self, host_path: RStr<'_>) -> RResult<ROption<FileKind_NE>, PluginError> {
         match std::fs::metadata(host_path.as_str()) {
-            Ok(meta) => RResult::ROk(ROption::RSome(kind_of(&meta))),
+            Ok(meta) => RResult::ROk(ROption::RSome(kind_of(&meta).to_abi())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => RResult::ROk(ROption::RNone),
             Err(e) => RResult::RErr(host_error(format!("cannot stat {host_path}: {e}"))),
         }
@@ -251,7 +264,8 @@ impl HostApi for Bridge<'_> {
             .into()
     }
 
-    fn config(&mut self, entry: &ConfigEntry) -> RResult<(), PluginError> {
+    fn config(&mut self, entry: ConfigEntryRef<'_>) -> RResult<(), PluginError> {
+        let entry = ConfigEntry::from_abi(&entry);
         let key = entry.key.as_str();
         if !key.starts_with("lxc.") || key.contains(char::is_whitespace) || entry.value.contains('\n') {
             return RResult::RErr(host_error(format!(
@@ -259,7 +273,7 @@ impl HostApi for Bridge<'_> {
                 entry.value
             )));
         }
-        self.entries.push(entry.clone());
+        self.entries.push(entry);
         RResult::ROk(())
     }
 
@@ -271,8 +285,8 @@ impl HostApi for Bridge<'_> {
         self.root("root_path").map(|r| RString::from(r.path().display().to_string())).into()
     }
 
-    fn log(&mut self, level: LogLevel, message: RStr<'_>) {
-        self.reporter.log(level, message.as_str());
+    fn log(&mut self, level: LogLevel_NE, message: RStr<'_>) {
+        self.reporter.log(LogLevel::from_abi(&level), message.as_str());
     }
 
     fn progress(&mut self, step: RStr<'_>) {
@@ -313,14 +327,14 @@ impl HostApi for Bridge<'_> {
             .into()
     }
 
-    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind>>, PluginError> {
+    fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind_NE>>, PluginError> {
         let operation = format!("list {path}");
         let entries = self.with_root(&operation, |r| r.read_dir(path.as_str())).into_result();
         (|| {
             entries?
                 .into_iter()
                 .map(|(name, kind)| match name.into_string() {
-                    Ok(name) => Ok(Tuple2(RString::from(name), kind)),
+                    Ok(name) => Ok(Tuple2(RString::from(name), kind.to_abi())),
                     Err(name) => Err(host_error(format!("{operation}: entry {name:?} is not UTF-8"))),
                 })
                 .collect::<Result<RVec<_>, PluginError>>()

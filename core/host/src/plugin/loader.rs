@@ -169,11 +169,12 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     if !api_compatible(&api_version, &host) {
         // abi_stable has verified the layout, so asking for the manifest is
         // safe; it only serves to name the distro in the message.
-        let name = module.manifest()().into_result().map(|m| m.name.into_string()).unwrap_or_else(|_| stem(file));
+        let name = module.manifest()().into_result().map(|m| m.name().to_string()).unwrap_or_else(|_| stem(file));
         return Err(api_mismatch(file, name, api_version, host));
     }
     let manifest = module.manifest()()
         .into_result()
+        .map(|m| Manifest::from_abi(&m))
         .map_err(|e| LoadError::Manifest { file: file.to_owned(), detail: e.message.into_string() })?;
     check_manifest(file, &manifest)?;
     Ok(LoadedPlugin { file: file.to_owned(), api_version, manifest, module })
@@ -291,10 +292,10 @@ fn check_manifest(file: &Path, manifest: &Manifest) -> Result<(), LoadError> {
         if !longs.insert(long) {
             return bad(format!("option --{long} is declared twice"));
         }
-        if let Some(short) = option.short.into_option()
+        if let Some(short) = option.short
             && !shorts.insert(short)
         {
-            return bad(format!("short option -{} is declared twice", short as char));
+            return bad(format!("short option -{short} is declared twice"));
         }
     }
     Ok(())

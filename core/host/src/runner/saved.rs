@@ -43,7 +43,8 @@ impl SavedFile {
                 Some(SavedFile::File { path, data: rootfs.read_file(path)?, mode: rootfs.mode(path)? })
             }
             Some(FileKind::Symlink) => Some(SavedFile::Symlink(path, rootfs.read_link(path)?)),
-            Some(FileKind::Dir | FileKind::Other) => None,
+            // Directories, special files (and kinds a later API may add) are left alone.
+            Some(_) => None,
         })
     }
 
