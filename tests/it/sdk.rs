@@ -76,6 +76,39 @@ fn generated_plugin_builds_out_of_tree_loads_creates_and_starts() {
 }
 
 #[test]
+fn generated_plugin_is_held_to_the_plugin_lints() {
+    // The generated crate carries lxc-tmpl's plugin lint rules: `cargo
+    // clippy` passes on it as made, and refuses a host-path write added to it.
+    require_root();
+    let dir = TestDir::new("sdk-lints");
+    dir.command().args(["new-plugin", "lint-demo", "--dir"]).arg(dir.path()).stdout();
+    let crate_dir = dir.path().join("lint-demo");
+    let target = paths::build_dir().parent().expect("target/debug has a parent").join("sdk-plugin");
+    let clippy = || {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        Command::new(cargo)
+            .arg("clippy")
+            .arg("--manifest-path")
+            .arg(crate_dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .output()
+            .expect("cannot run cargo clippy")
+    };
+    let clean = clippy();
+    assert!(clean.status.success(), "clippy fails on the generated plugin:\n{}", String::from_utf8_lossy(&clean.stderr));
+
+    let lib = crate_dir.join("src/lib.rs");
+    let mut source = fs::read_to_string(&lib).unwrap();
+    source.push_str("\n#[allow(dead_code)]\nfn leak() {\n    let _ = std::fs::write(\"/etc/motd\", \"hi\");\n}\n");
+    fs::write(&lib, source).unwrap();
+    let refused = clippy();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "clippy accepted a host-path write in a plugin:\n{stderr}");
+    assert!(stderr.contains("a plugin never writes host paths"), "{stderr}");
+}
+
+#[test]
 fn new_plugin_refuses_bad_names_and_existing_dirs() {
     require_root();
     let dir = TestDir::new("sdk-bad");

@@ -11,12 +11,15 @@ use serde_json::json;
 
 const CARGO_TOML: &str = include_str!("../../../../templates/new-plugin/Cargo.toml.j2");
 const LIB_RS: &str = include_str!("../../../../templates/new-plugin/lib.rs.j2");
+/// The lint rules of lxc-tmpl's own plugins (no fork, no host-path writes),
+/// so that `cargo clippy` holds a new plugin to them too.
+const CLIPPY_TOML: &str = include_str!("../../../../plugins/clippy.toml");
 
 /// Where this binary's API crate sources were when it was built; used as a
 /// path dependency when they are still there (a source checkout).
 const BUILT_API_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/api");
 
-/// Writes `<dir>/<name>/{Cargo.toml,src/lib.rs}` and returns the crate directory.
+/// Writes `<dir>/<name>/{Cargo.toml,clippy.toml,src/lib.rs}` and returns the crate directory.
 pub fn new_plugin(name: &str, dir: &Path, api_path: Option<&Path>) -> Result<PathBuf> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         bail!("plugin name '{name}' must be lowercase letters, digits and '-' (it becomes the distro name)");
@@ -44,6 +47,7 @@ pub fn new_plugin(name: &str, dir: &Path, api_path: Option<&Path>) -> Result<Pat
     std::fs::create_dir_all(crate_dir.join("src")).with_context(|| format!("cannot create {}", crate_dir.display()))?;
     std::fs::write(crate_dir.join("Cargo.toml"), cargo_toml)?;
     std::fs::write(crate_dir.join("src/lib.rs"), lib_rs)?;
+    std::fs::write(crate_dir.join("clippy.toml"), CLIPPY_TOML)?;
     Ok(crate_dir)
 }
 
