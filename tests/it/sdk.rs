@@ -96,7 +96,11 @@ fn generated_plugin_is_held_to_the_plugin_lints() {
             .expect("cannot run cargo clippy")
     };
     let clean = clippy();
-    assert!(clean.status.success(), "clippy fails on the generated plugin:\n{}", String::from_utf8_lossy(&clean.stderr));
+    assert!(
+        clean.status.success(),
+        "clippy fails on the generated plugin:\n{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
 
     let lib = crate_dir.join("src/lib.rs");
     let mut source = fs::read_to_string(&lib).unwrap();
