@@ -169,7 +169,7 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     let entries = cache_entries(&dir.cache(), "debian");
     assert_eq!(entries.len(), 1, "{entries:?}");
     let cached = entries[0].clone();
-    let key_text = read(cached.parent().unwrap().join("key"));
+    let key_text = read(cached.parent().unwrap().parent().unwrap().join("key"));
     assert!(key_text.starts_with("debian-v1 release=bookworm arch=amd64 variant=minbase"), "{key_text}");
     assert!(key_text.contains(&format!("keyring={}@", fixture.keyring.display())), "{key_text}");
     assert!(ssh_host_keys(&cached).is_empty(), "the cache ships ssh host keys");

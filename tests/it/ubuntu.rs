@@ -176,7 +176,7 @@ fn ubuntu_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
 
     // The cache: complete, keyed with the keyring, no ssh host keys.
     let cached = cache_rootfs(&dir.cache());
-    let key_text = read(cached.parent().unwrap().join("key"));
+    let key_text = read(cached.parent().unwrap().parent().unwrap().join("key"));
     assert!(
         key_text.contains("release=jammy") && key_text.contains(&format!("keyring={}@", fixture.keyring.display()))
     );

@@ -33,11 +33,17 @@ pub fn ssh_host_keys(rootfs: &Path) -> Vec<(String, String)> {
     keys
 }
 
-/// The complete entries (`<cache>/<distro>/<hash>/rootfs`) of a cache dir,
+/// The current rootfs of each complete entry of a cache dir
+/// (`<cache>/<distro>/<hash>/gen.<id>/rootfs`, what `current` names),
 /// sorted; none when the distro has no cache dir.
 pub fn cache_entries(cache: &Path, distro: &str) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = fs::read_dir(cache.join(distro))
-        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path().join("rootfs")).filter(|p| p.is_dir()).collect())
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| fs::canonicalize(e.path().join("current/rootfs")).ok())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     entries.sort();
     entries

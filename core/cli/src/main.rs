@@ -157,10 +157,18 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             );
         }
         Commands::Cache(cli::CacheCommand::Purge { distro, cache_dir }) => {
-            let removed = lxc_tmpl_host::cache::purge_distro(cache_dir, distro, |holder| {
+            let purged = lxc_tmpl_host::cache::purge_distro(cache_dir, distro, |holder| {
                 eprintln!("waiting for a cache lock held by {holder}");
             })?;
-            println!("removed {} cached {distro} rootfs(es) from {}", removed.len(), cache_dir.display());
+            println!("removed {} cached {distro} rootfs(es) from {}", purged.removed.len(), cache_dir.display());
+            for (generation, users) in &purged.kept {
+                let users: Vec<String> = users.iter().map(|u| u.display().to_string()).collect();
+                println!(
+                    "kept {}: the lower layer of overlay container(s) {}; it goes at a later purge once they are destroyed",
+                    generation.display(),
+                    users.join(", ")
+                );
+            }
         }
         Commands::InstallTemplates(install) => commands::install::install_templates(
             &commands::install::InstallRequest {

@@ -1,15 +1,27 @@
-//! The rootfs cache: one directory per cache key, built in a staging
-//! directory and renamed into place only when complete.
+//! The rootfs cache: one directory per cache key, holding generations of the
+//! rootfs. Each generation is built in a staging directory and renamed into
+//! place only when complete, and never changes after that.
 //!
 //! Layout under the cache dir (`$LXC_CACHE_PATH`, `/var/cache/lxc-tmpl` by default):
 //!
 //! ```text
-//! <distro>/<hash>.lock      flock: exclusive to build/flush, shared to copy out
-//! <distro>/<hash>/key       the full key text, compared with the wanted key before every use
-//! <distro>/<hash>/rootfs/   the finished rootfs; exists only when complete
-//! <distro>/<hash>/rootfs.tar the same, as a tar with numeric owners, for unprivileged lxc-create
-//! <distro>/<hash>/staging.* a build in progress (or a killed one, removed by the next builder)
+//! <distro>/<hash>.lock               flock: exclusive to build/flush/purge, shared to use
+//! <distro>/<hash>/key                the full key text, compared with the wanted key before every use
+//! <distro>/<hash>/current            symlink to the generation new containers use
+//! <distro>/<hash>/gen.<id>/rootfs/   a finished rootfs
+//! <distro>/<hash>/gen.<id>/rootfs.tar the same, as a tar with numeric owners, for unprivileged lxc-create
+//! <distro>/<hash>/gen.<id>/users/    one file per overlay container using it as its lower layer
+//! <distro>/<hash>/staging.<pid>/     a build in progress (or a killed one, removed by the next builder)
 //! ```
+//!
+//! Generations exist for the overlay backing store: an overlay container's
+//! config names its generation's `rootfs` as the read-only lower layer for
+//! good, so that directory must neither change nor go away while the
+//! container exists. `--flush-cache` therefore builds a new generation and
+//! moves `current` to it; `cache purge` unlinks `current`; and a generation
+//! that is not current is removed only once no container in its `users/`
+//! still exists and names it ([`generation_users`]). A container made by
+//! copying (`dir`, `btrfs`) does not depend on the cache after its create.
 //!
 //! Inside the user namespace of an unprivileged lxc-create, files owned by
 //! ids the namespace does not map read as `nobody`, so the rootfs cannot be
@@ -22,7 +34,8 @@
 //! key differs is refused, never used as if it matched.
 //!
 //! A killed build leaves only a `staging.*` directory, which nothing mistakes
-//! for a cache: completeness is the `rootfs` name, given by one `rename(2)`.
+//! for a cache: a generation is complete once renamed to `gen.<id>`, and in
+//! use once `current` (replaced by one `rename(2)`) names it.
 //!
 //! The copy tools (cp, tar) run through a [`ToolRunner`]: the host's
 //! [`Runner`] in production, which gives each its own PID namespace that dies
@@ -137,7 +150,8 @@ pub struct CacheEntry {
 /// be flushed or rebuilt while this value lives.
 #[derive(Debug)]
 pub struct ReadyCache {
-    /// The cached rootfs.
+    /// The cached rootfs: `<entry>/gen.<id>/rootfs`, a path that holds the
+    /// same tree for as long as the generation exists.
     pub rootfs: PathBuf,
     /// Whether this call built it (false: it was already there).
     pub built: bool,
@@ -149,6 +163,87 @@ impl ReadyCache {
     pub fn lock_fd(&self) -> BorrowedFd<'_> {
         self.lock.as_fd()
     }
+
+    /// The generation directory (`<entry>/gen.<id>`).
+    pub fn generation(&self) -> &Path {
+        self.rootfs.parent().expect("a generation's rootfs is inside it")
+    }
+
+    /// Records that the container in `container_dir` uses this generation as
+    /// its overlay lower layer, so that no flush or purge removes it while
+    /// that container exists. Call it before the container's config exists:
+    /// until then the container directory alone keeps the generation.
+    ///
+    /// # Errors
+    /// [`CacheError::Io`] when the record cannot be written.
+    pub fn add_user(&self, container_dir: &Path) -> Result<()> {
+        let users = self.generation().join(USERS);
+        fs::create_dir_all(&users).map_err(io_err("cannot create", &users))?;
+        let name: String =
+            Sha256::digest(container_dir.as_os_str().as_encoded_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let record = users.join(name);
+        let text = container_dir.to_str().ok_or_else(|| CacheError::Io {
+            what: "container directory is not UTF-8",
+            path: container_dir.to_owned(),
+            source: io::Error::from(io::ErrorKind::InvalidData),
+        })?;
+        fs::write(&record, format!("{text}\n")).map_err(io_err("cannot write", &record))
+    }
+}
+
+/// The directory in a generation that records its overlay users.
+const USERS: &str = "users";
+
+/// The containers that still use `generation` (`<entry>/gen.<id>`) as their
+/// overlay lower layer; records of containers that are gone (destroyed, or a
+/// create that rolled back) or whose config names another rootfs are removed.
+/// A container directory without a config yet is a create in progress, and
+/// counts.
+///
+/// # Errors
+/// [`CacheError::Io`] when the records cannot be read or a stale one removed.
+pub fn generation_users(generation: &Path) -> Result<Vec<PathBuf>> {
+    let users = generation.join(USERS);
+    let records = match fs::read_dir(&users) {
+        Ok(records) => records,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("cannot read", &users)(e)),
+    };
+    let lower = generation.join("rootfs");
+    let mut live = Vec::new();
+    for record in records {
+        let record = record.map_err(io_err("cannot read", &users))?.path();
+        let text = fs::read_to_string(&record).map_err(io_err("cannot read", &record))?;
+        let container = PathBuf::from(text.trim_end_matches('\n'));
+        let in_use = match fs::read_to_string(container.join("config")) {
+            Ok(config) => lxc_rootfs_lower_layers(&config).any(|layer| Path::new(layer) == lower),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => container.is_dir(),
+            Err(e) => return Err(io_err("cannot read", &container.join("config"))(e)),
+        };
+        if in_use {
+            live.push(container);
+        } else {
+            fs::remove_file(&record).map_err(io_err("cannot remove", &record))?;
+        }
+    }
+    Ok(live)
+}
+
+/// The lower layers of every `lxc.rootfs.path = overlay:LOWER[:LOWER...]:UPPER`
+/// line in a config (lxc.container.conf(5); `overlayfs:` is the older spelling).
+fn lxc_rootfs_lower_layers(config: &str) -> impl Iterator<Item = &str> {
+    config
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            matches!(key.trim(), "lxc.rootfs.path" | "lxc.rootfs").then_some(value.trim())
+        })
+        .filter_map(|value| value.strip_prefix("overlay:").or_else(|| value.strip_prefix("overlayfs:")))
+        .flat_map(|layers| {
+            let layers: Vec<&str> = layers.split(':').collect();
+            // The last layer is the upper (the container's own) directory.
+            layers[..layers.len().saturating_sub(1)].to_vec()
+        })
 }
 
 impl CacheEntry {
@@ -174,15 +269,35 @@ impl CacheEntry {
         &self.dir
     }
 
-    fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
+    /// The generation `current` names, when it is complete.
+    fn current_generation(&self) -> Result<Option<PathBuf>> {
+        let link = self.dir.join("current");
+        let target = match fs::read_link(&link) {
+            Ok(target) => target,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", &link)(e)),
+        };
+        // Only a sibling `gen.*` counts: the link is ours, but the cache dir may be shared.
+        let name = target.to_str().filter(|n| n.starts_with("gen.") && !n.contains('/'));
+        let generation = name.map(|n| self.dir.join(n));
+        Ok(generation.filter(|g| g.join("rootfs").is_dir()))
+    }
+
+    /// Points `current` at `generation` with one `rename(2)`.
+    fn set_current(&self, generation: &Path) -> Result<()> {
+        let name = generation.file_name().expect("a generation has a name");
+        let staged = self.dir.join("current.new");
+        let _ = fs::remove_file(&staged);
+        std::os::unix::fs::symlink(name, &staged).map_err(io_err("cannot create", &staged))?;
+        fs::rename(&staged, self.dir.join("current")).map_err(io_err("cannot move into place", &staged))
     }
 
     /// Makes sure the entry is complete, building it with `build` (given an
-    /// empty staging dir) if needed and `can_build`, and returns it under a
-    /// shared lock.
-    /// With `flush`, an existing entry is removed first. `on_wait` is told
-    /// who holds the lock whenever this call has to wait.
+    /// empty directory to fill with the rootfs) if needed and `can_build`,
+    /// and returns it under a shared lock.
+    /// With `flush`, a new generation is built even if one exists; the old
+    /// one goes once nothing uses it. `on_wait` is told who holds the lock
+    /// whenever this call has to wait.
     pub fn ensure<E: From<CacheError>>(
         &self,
         tools: &dyn ToolRunner,
@@ -198,9 +313,9 @@ impl CacheEntry {
         if !flush {
             let lock = FileLock::acquire(&self.lock_path, LockMode::Shared, "copying from it", &mut on_wait)
                 .map_err(lock_err)?;
-            if self.rootfs().is_dir() {
+            if let Some(generation) = self.current_generation()? {
                 self.check_key()?;
-                return Ok(ReadyCache { rootfs: self.rootfs(), built: false, lock });
+                return Ok(ReadyCache { rootfs: generation.join("rootfs"), built: false, lock });
             }
         }
         if !can_build {
@@ -208,49 +323,116 @@ impl CacheEntry {
         }
         let mut lock =
             FileLock::acquire(&self.lock_path, LockMode::Exclusive, &building, &mut on_wait).map_err(lock_err)?;
+        self.adopt_unversioned()?;
         if flush {
-            remove_if_present(&self.dir)?;
+            let _ = fs::remove_file(self.dir.join("current"));
         }
         // Someone may have built it while we waited for the exclusive lock.
-        let built = if self.rootfs().is_dir() {
-            self.check_key()?;
-            false
-        } else {
-            self.build_into_place(tools, build)?;
-            true
+        let (generation, built) = match self.current_generation()? {
+            Some(generation) => {
+                self.check_key()?;
+                (generation, false)
+            }
+            None => (self.build_into_place(tools, build)?, true),
         };
+        self.remove_unused_generations()?;
         lock.set_mode(LockMode::Shared, "copying from it").map_err(lock_err)?;
-        Ok(ReadyCache { rootfs: self.rootfs(), built, lock })
+        Ok(ReadyCache { rootfs: generation.join("rootfs"), built, lock })
     }
 
+    /// Builds a new generation and makes it current; returns its directory.
     fn build_into_place<E: From<CacheError>>(
         &self,
         tools: &dyn ToolRunner,
         build: impl FnOnce(&Path) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), E> {
+    ) -> std::result::Result<PathBuf, E> {
         fs::create_dir_all(&self.dir).map_err(io_err("cannot create cache entry", &self.dir))?;
         self.remove_stale_staging()?;
         let staging = self.dir.join(format!("staging.{}", std::process::id()));
-        fs::create_dir(&staging).map_err(io_err("cannot create staging directory", &staging))?;
+        let rootfs = staging.join("rootfs");
+        fs::create_dir_all(&rootfs).map_err(io_err("cannot create staging directory", &rootfs))?;
         // From here on the staging dir is ours to remove if the build fails.
-        if let Err(e) = build(&staging) {
+        if let Err(e) = build(&rootfs) {
             let _ = remove_if_present(&staging);
             // An entry that never held a rootfs goes too (the lock file
             // stays: another create may be waiting on it).
-            let _ = fs::remove_dir(&self.dir);
+            if !self.has_generations() {
+                let _ = fs::remove_file(self.dir.join("key"));
+                let _ = fs::remove_dir(&self.dir);
+            }
             return Err(e);
         }
+        let generation = self.new_generation_path();
         let finish = || -> Result<()> {
             fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
-            pack_rootfs(tools, &staging, &self.dir.join("rootfs.tar"))?;
-            fs::rename(&staging, self.rootfs()).map_err(io_err("cannot move into place", &staging))
+            pack_rootfs(tools, &rootfs, &staging.join("rootfs.tar"))?;
+            fs::rename(&staging, &generation).map_err(io_err("cannot move into place", &staging))?;
+            self.set_current(&generation)
         };
         // An interrupted or failed pack leaves no staging dir or half tar behind.
         finish().inspect_err(|_| {
             let _ = remove_if_present(&staging);
-            let _ = fs::remove_file(self.dir.join("rootfs.tar.partial"));
         })?;
-        Ok(())
+        Ok(generation)
+    }
+
+    /// The `gen.*` directories of the entry.
+    fn generations(&self) -> Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(io_err("cannot read", &self.dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err("cannot read", &self.dir))?;
+            if entry.file_name().to_string_lossy().starts_with("gen.") {
+                found.push(entry.path());
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    fn has_generations(&self) -> bool {
+        self.generations().is_ok_and(|g| !g.is_empty())
+    }
+
+    /// Removes every generation that is not current and that no container
+    /// uses. Returns the generations kept for their users. Only an
+    /// exclusive holder calls this.
+    fn remove_unused_generations(&self) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
+        let current = self.current_generation()?;
+        let mut kept = Vec::new();
+        for generation in self.generations()? {
+            if Some(&generation) == current.as_ref() {
+                continue;
+            }
+            let users = generation_users(&generation)?;
+            if users.is_empty() {
+                remove_if_present(&generation)?;
+            } else {
+                kept.push((generation, users));
+            }
+        }
+        Ok(kept)
+    }
+
+    /// An entry built before generations existed holds `rootfs` (and
+    /// `rootfs.tar`) directly: move them into a generation of their own.
+    fn adopt_unversioned(&self) -> Result<()> {
+        let old = self.dir.join("rootfs");
+        if !old.is_dir() || self.current_generation()?.is_some() {
+            return Ok(());
+        }
+        let generation = self.new_generation_path();
+        fs::create_dir(&generation).map_err(io_err("cannot create", &generation))?;
+        fs::rename(&old, generation.join("rootfs")).map_err(io_err("cannot move into place", &old))?;
+        let tar = self.dir.join("rootfs.tar");
+        if tar.is_file() {
+            fs::rename(&tar, generation.join("rootfs.tar")).map_err(io_err("cannot move into place", &tar))?;
+        }
+        self.set_current(&generation)
     }
 
     /// Fails unless the entry's `key` file holds exactly this entry's key.
@@ -281,20 +463,49 @@ impl CacheEntry {
     }
 }
 
+impl CacheEntry {
+    /// A name for a new generation: `gen.<build time, unix seconds>.<n>`,
+    /// unused in the entry. Only an exclusive holder calls this.
+    fn new_generation_path(&self) -> PathBuf {
+        let seconds =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        (0..)
+            .map(|n| self.dir.join(format!("gen.{seconds}.{n}")))
+            .find(|path| !path.exists())
+            .expect("an unused generation name")
+    }
+}
+
+/// What [`purge_distro`] did.
+#[derive(Debug, Default)]
+pub struct Purged {
+    /// Entry directories removed with everything in them.
+    pub removed: Vec<PathBuf>,
+    /// Generations kept because overlay containers use them, with those
+    /// containers' directories; they go at a later purge or flush once the
+    /// containers are destroyed.
+    pub kept: Vec<(PathBuf, Vec<PathBuf>)>,
+}
+
 /// Removes every cache entry of `distro` under `cache_dir` (and nothing of
 /// any other distro), each under its exclusive lock so that no create is
-/// building or copying it meanwhile. Returns the removed entry directories.
-pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str)) -> Result<Vec<PathBuf>> {
+/// building or copying it meanwhile. A generation an overlay container
+/// still uses is kept (and no longer current, so the next create builds
+/// afresh) until a later purge finds it unused.
+///
+/// # Errors
+/// [`CacheError::BadDistro`] for a name that is no distro name; I/O and lock errors.
+pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str)) -> Result<Purged> {
     if distro.is_empty() || !distro.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         return Err(CacheError::BadDistro(distro.to_owned()));
     }
     let distro_dir = cache_dir.join(distro);
     let entries = match fs::read_dir(&distro_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Purged::default()),
         Err(e) => return Err(io_err("cannot read", &distro_dir)(e)),
     };
-    let mut removed = Vec::new();
+    let mut purged = Purged::default();
     for entry in entries {
         let lock_path = entry.map_err(io_err("cannot read", &distro_dir))?.path();
         let Some(hash) = lock_path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
@@ -303,12 +514,23 @@ pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str
         let dir = distro_dir.join(hash);
         let _lock =
             FileLock::acquire(&lock_path, LockMode::Exclusive, &format!("purging the {distro} cache"), &mut on_wait)?;
-        if dir.exists() {
+        if !dir.exists() {
+            continue;
+        }
+        let entry =
+            CacheEntry { dir: dir.clone(), lock_path: lock_path.clone(), key: String::new(), label: String::new() };
+        entry.adopt_unversioned()?;
+        let _ = fs::remove_file(dir.join("current"));
+        let kept = entry.remove_unused_generations()?;
+        if kept.is_empty() {
             remove_if_present(&dir)?;
-            removed.push(dir);
+            purged.removed.push(dir);
+        } else {
+            entry.remove_stale_staging()?;
+            purged.kept.extend(kept);
         }
     }
-    Ok(removed)
+    Ok(purged)
 }
 
 /// Copies a cached rootfs into an empty container rootfs, keeping owners,
@@ -400,8 +622,7 @@ fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
 /// they are left out.
 /// `tar` holds the entry's shared lock until it exits.
 pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
-    let entry = cache.rootfs.parent().expect("the cached rootfs is inside its entry");
-    let tar = entry.join("rootfs.tar");
+    let tar = cache.generation().join("rootfs.tar");
     if !tar.is_file() {
         return Err(CacheError::Copy {
             from: tar,
@@ -574,11 +795,12 @@ mod tests {
             let entry = CacheEntry::new(cache.path(), distro, key);
             drop(entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap());
         }
-        let removed = purge_distro(cache.path(), "debian", |_| {}).unwrap();
-        assert_eq!(removed.len(), 2);
-        assert!(removed.iter().all(|d| !d.exists()));
-        assert!(CacheEntry::new(cache.path(), "ubuntu", "jammy").dir().join("rootfs").is_dir(), "ubuntu untouched");
-        assert!(purge_distro(cache.path(), "alpine", |_| {}).unwrap().is_empty());
+        let purged = purge_distro(cache.path(), "debian", |_| {}).unwrap();
+        assert_eq!(purged.removed.len(), 2);
+        assert!(purged.removed.iter().all(|d| !d.exists()) && purged.kept.is_empty());
+        let ubuntu = CacheEntry::new(cache.path(), "ubuntu", "jammy");
+        assert!(ubuntu.dir().join("current/rootfs").is_dir(), "ubuntu untouched");
+        assert!(purge_distro(cache.path(), "alpine", |_| {}).unwrap().removed.is_empty());
         assert!(matches!(purge_distro(cache.path(), "../x", |_| {}), Err(CacheError::BadDistro(_))));
     }
 
@@ -611,6 +833,84 @@ mod tests {
         // --flush-cache replaces the forged entry.
         let rebuilt = entry.ensure(&DirectTools, true, true, |_| {}, build).unwrap();
         assert!(rebuilt.built);
+    }
+
+    /// A container directory whose config uses `lower` as its overlay lower layer.
+    fn overlay_container(root: &Path, name: &str, lower: &Path) -> PathBuf {
+        let dir = root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let config = format!("lxc.rootfs.path = overlay:{}:{}/overlay/delta\n", lower.display(), dir.display());
+        fs::write(dir.join("config"), config).unwrap();
+        dir
+    }
+
+    #[test]
+    fn flush_and_purge_keep_a_generation_overlay_containers_use() {
+        let cache = tempfile::tempdir().unwrap();
+        let lxcpath = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "k");
+        let build = |marker: &'static str| move |s: &Path| -> TestResult { Ok(fs::write(s.join(marker), "")?) };
+        let first = entry.ensure(&DirectTools, false, true, |_| {}, build("first")).unwrap();
+        let lower = first.rootfs.clone();
+        first.add_user(&lxcpath.path().join("c1")).unwrap();
+        let c1 = overlay_container(lxcpath.path(), "c1", &lower);
+        drop(first);
+
+        // A flush builds a new generation for new containers; c1's lower layer stays as it was.
+        let second = entry.ensure(&DirectTools, true, true, |_| {}, build("second")).unwrap();
+        assert!(second.built && second.rootfs != lower && second.rootfs.join("second").exists());
+        assert!(lower.join("first").exists(), "a flush removed the lower layer of an overlay container");
+        assert_eq!(generation_users(lower.parent().unwrap()).unwrap(), vec![c1.clone()]);
+        drop(second);
+
+        // A purge keeps it too, and names the container.
+        let purged = purge_distro(cache.path(), "demo", |_| {}).unwrap();
+        assert!(purged.removed.is_empty(), "{purged:?}");
+        assert_eq!(purged.kept, vec![(lower.parent().unwrap().to_owned(), vec![c1.clone()])]);
+        assert!(lower.join("first").exists());
+        assert!(!entry.dir().join("current").exists(), "a purged entry is rebuilt by the next create");
+
+        // Once the container is destroyed, the next purge removes the whole entry.
+        fs::remove_dir_all(&c1).unwrap();
+        let purged = purge_distro(cache.path(), "demo", |_| {}).unwrap();
+        assert_eq!(purged.removed, vec![entry.dir().to_owned()]);
+        assert!(!entry.dir().exists());
+    }
+
+    #[test]
+    fn a_container_that_names_another_lower_layer_does_not_keep_a_generation() {
+        let cache = tempfile::tempdir().unwrap();
+        let lxcpath = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "k");
+        let ready = entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { Ok(()) }).unwrap();
+        let in_progress = lxcpath.path().join("creating");
+        fs::create_dir(&in_progress).unwrap();
+        ready.add_user(&in_progress).unwrap();
+        ready.add_user(&overlay_container(lxcpath.path(), "moved", Path::new("/elsewhere/rootfs"))).unwrap();
+        ready.add_user(&lxcpath.path().join("gone")).unwrap();
+        // A create in progress (no config yet) counts; the other two records are dropped.
+        assert_eq!(generation_users(ready.generation()).unwrap(), vec![in_progress]);
+        assert_eq!(fs::read_dir(ready.generation().join(USERS)).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_entry_from_before_generations_is_adopted() {
+        let cache = tempfile::tempdir().unwrap();
+        let entry = CacheEntry::new(cache.path(), "demo", "k");
+        fs::create_dir_all(entry.dir().join("rootfs/etc")).unwrap();
+        fs::write(entry.dir().join("key"), "k\n").unwrap();
+        fs::write(entry.dir().join("rootfs.tar"), "").unwrap();
+        let ready =
+            entry.ensure(&DirectTools, false, true, |_| {}, |_| -> TestResult { panic!("must not rebuild") }).unwrap();
+        assert!(!ready.built && ready.rootfs.join("etc").is_dir() && ready.generation().join("rootfs.tar").is_file());
+        assert!(!entry.dir().join("rootfs").exists());
+    }
+
+    #[test]
+    fn overlay_lower_layers_are_read_from_the_rootfs_line() {
+        let config = "lxc.rootfs.path = overlay:/c/a/rootfs:/c/b/rootfs:/l/c1/overlay/delta\nlxc.uts.name = c1\n";
+        assert_eq!(lxc_rootfs_lower_layers(config).collect::<Vec<_>>(), ["/c/a/rootfs", "/c/b/rootfs"]);
+        assert_eq!(lxc_rootfs_lower_layers("lxc.rootfs.path = dir:/l/c1/rootfs\n").count(), 0);
     }
 
     #[test]
