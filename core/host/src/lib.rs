@@ -32,6 +32,7 @@ Errors are typed per module (`thiserror`); the `lxc-tmpl` binary adds context.
 // root chose (container dir, cache bookkeeping, locks) allow them, each saying why.
 #![deny(clippy::disallowed_methods)]
 
+pub mod backing;
 pub mod cache;
 pub mod container;
 pub mod create;

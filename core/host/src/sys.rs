@@ -6,8 +6,8 @@
 //!
 //! The few process-level operations that need `unsafe` (fork, claiming an inherited fd,
 //! resetting signal dispositions, `_exit`, passing fds to a spawned child, pidfds) also live here,
-//! and so do the descriptor-relative file operations nix lacks (xattrs of an open file, reading
-//! a directory through its descriptor), each behind a safe function that checks or documents its
+//! and so do the descriptor-relative file operations nix lacks (xattrs of an open file or of an
+//! `O_PATH` descriptor, reflinks, reading a directory through its descriptor), each behind a safe function that checks or documents its
 //! precondition, so that no other module of the crate needs `unsafe`.
 
 use std::ffi::{CStr, OsStr};
@@ -453,6 +453,119 @@ pub fn read_dir_fd(dir: OwnedFd) -> std::io::Result<Vec<std::ffi::OsString>> {
     result.map(|()| names)
 }
 
+/// `ioctl(dst, FICLONE, src)` (ioctl_ficlone(2)): make the regular file `dst` share all of
+/// `src`'s data blocks (a reflink, what `cp --reflink` does), replacing `dst`'s contents.
+///
+/// Fails with `EOPNOTSUPP` (or `ENOTTY`, `EINVAL`) where the filesystem cannot share blocks
+/// (ext4, tmpfs), `EXDEV` when the two files are on different filesystems; callers fall back to
+/// copying the data.
+pub fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> std::io::Result<()> {
+    // SAFETY: FICLONE takes the source descriptor as its integer argument and touches no memory
+    // of ours; both fds are valid for the duration of the call (borrowed).
+    #[allow(unsafe_code)]
+    let rc = unsafe { nix::libc::ioctl(dst.as_raw_fd(), nix::libc::FICLONE, src.as_raw_fd()) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Calls `call(buffer, size)` first with an empty buffer to learn the size of a variable-length
+/// value (an xattr value or name list), then with a buffer of that size; asks again when the
+/// value grew in between (`ERANGE`). `call` returns what the syscall returned (-1 on error).
+fn sized_read(mut call: impl FnMut(*mut nix::libc::c_void, usize) -> isize) -> std::io::Result<Vec<u8>> {
+    loop {
+        let size = call(std::ptr::null_mut(), 0);
+        let Ok(size) = usize::try_from(size) else { return Err(std::io::Error::last_os_error()) };
+        let mut value = vec![0u8; size];
+        match usize::try_from(call(value.as_mut_ptr().cast(), value.len())) {
+            Ok(len) => {
+                value.truncate(len);
+                return Ok(value);
+            }
+            Err(_) if Errno::last() == Errno::ERANGE => continue,
+            Err(_) => return Err(std::io::Error::last_os_error()),
+        }
+    }
+}
+
+/// Splits a `listxattr(2)` result (NUL-terminated names, one after the other) into names.
+fn split_xattr_names(list: &[u8]) -> Vec<std::ffi::CString> {
+    list.split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| std::ffi::CString::new(n).expect("split at NUL"))
+        .collect()
+}
+
+/// `flistxattr(2)`: the names of the extended attributes of the file `fd` refers to (an fd opened
+/// for reading or writing, not `O_PATH`), with no path lookup. Empty when its filesystem keeps
+/// none (`EOPNOTSUPP`). Without `CAP_SYS_ADMIN` the kernel leaves `trusted.*` names out.
+pub fn flistxattr(fd: BorrowedFd<'_>) -> std::io::Result<Vec<std::ffi::CString>> {
+    // SAFETY: the kernel writes at most `size` bytes to `buf`, which is NULL only with size 0 or
+    // a writable buffer of `size` bytes (see sized_read).
+    #[allow(unsafe_code)]
+    let list = sized_read(|buf, size| unsafe { nix::libc::flistxattr(fd.as_raw_fd(), buf.cast(), size) });
+    match list {
+        Ok(list) => Ok(split_xattr_names(&list)),
+        Err(err) if err.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => Ok(Vec::new()),
+        Err(err) => Err(err),
+    }
+}
+
+/// `fremovexattr(2)`: removes the extended attribute `name` of the file `fd` refers to; a missing
+/// attribute (`ENODATA`) is not an error.
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> std::io::Result<()> {
+    // SAFETY: `name` is a valid C string for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { nix::libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
+    if rc == 0 || Errno::last() == Errno::ENODATA { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// `listxattr(2)` of the inode an `O_PATH` descriptor refers to, through its `/proc/self/fd/N`
+/// magic link: the f*xattr calls refuse `O_PATH` fds, and symlinks, device nodes and fifos can
+/// only be opened as `O_PATH` without following or opening them. The magic link resolves to
+/// exactly the inode of `fd` (a symlink's own inode for an `O_PATH|O_NOFOLLOW` fd), with no
+/// lookup by name. Needs `/proc` mounted. Empty when the filesystem keeps no xattrs
+/// (`EOPNOTSUPP`).
+pub fn path_fd_listxattr(fd: BorrowedFd<'_>) -> std::io::Result<Vec<std::ffi::CString>> {
+    let path = proc_fd_cpath(fd);
+    // SAFETY: as in flistxattr; `path` is a valid C string for the duration of the calls.
+    #[allow(unsafe_code)]
+    let list = sized_read(|buf, size| unsafe { nix::libc::listxattr(path.as_ptr(), buf.cast(), size) });
+    match list {
+        Ok(list) => Ok(split_xattr_names(&list)),
+        Err(err) if err.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => Ok(Vec::new()),
+        Err(err) => Err(err),
+    }
+}
+
+/// `getxattr(2)` of the inode an `O_PATH` descriptor refers to (see [`path_fd_listxattr`]);
+/// `None` when it has no such attribute (`ENODATA`) or its filesystem keeps none.
+pub fn path_fd_getxattr(fd: BorrowedFd<'_>, name: &CStr) -> std::io::Result<Option<Vec<u8>>> {
+    let path = proc_fd_cpath(fd);
+    // SAFETY: as in flistxattr; `path` and `name` are valid C strings for the duration of the
+    // calls.
+    #[allow(unsafe_code)]
+    let value = sized_read(|buf, size| unsafe { nix::libc::getxattr(path.as_ptr(), name.as_ptr(), buf, size) });
+    match value {
+        Ok(value) => Ok(Some(value)),
+        Err(err) => absent_xattr(err),
+    }
+}
+
+/// `setxattr(2)` (create or replace) of the inode an `O_PATH` descriptor refers to (see
+/// [`path_fd_listxattr`]).
+pub fn path_fd_setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> std::io::Result<()> {
+    let path = proc_fd_cpath(fd);
+    // SAFETY: `value` is readable for `value.len()` bytes, `path` and `name` are valid C strings
+    // for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { nix::libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// [`proc_fd_path`] as a C string.
+fn proc_fd_cpath(fd: BorrowedFd<'_>) -> std::ffi::CString {
+    std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +599,51 @@ mod tests {
         // The test harness runs tests on worker threads, so this process has several threads.
         let _keep = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
         assert_eq!(fork_single_threaded().err(), Some(Errno::EDEADLK));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a fixture file
+    fn sys_xattrs_through_open_and_path_fds() {
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::Mode;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let open = |flags| nix::fcntl::openat(AT_FDCWD, &file, flags | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        let (fd, path_fd) = (open(OFlag::O_RDONLY), open(OFlag::O_PATH | OFlag::O_NOFOLLOW));
+        if path_fd_setxattr(path_fd.as_fd(), c"user.a", b"1").is_err() {
+            eprintln!("skipped: the temp dir's filesystem keeps no user.* xattrs");
+            return;
+        }
+        fsetxattr(fd.as_fd(), c"user.b", b"2").unwrap();
+        let names = |v: Vec<std::ffi::CString>| {
+            let mut v: Vec<String> = v.into_iter().map(|n| n.into_string().unwrap()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(flistxattr(fd.as_fd()).unwrap()), ["user.a", "user.b"]);
+        assert_eq!(names(path_fd_listxattr(path_fd.as_fd()).unwrap()), ["user.a", "user.b"]);
+        assert_eq!(path_fd_getxattr(path_fd.as_fd(), c"user.b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(path_fd_getxattr(path_fd.as_fd(), c"user.none").unwrap(), None);
+        fremovexattr(fd.as_fd(), c"user.a").unwrap();
+        fremovexattr(fd.as_fd(), c"user.a").unwrap();
+        assert_eq!(names(flistxattr(fd.as_fd()).unwrap()), ["user.b"]);
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // fixture files
+    fn sys_ficlone_shares_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("src"), b"data").unwrap();
+        let src = std::fs::File::open(dir.path().join("src")).unwrap();
+        let dst = std::fs::File::create(dir.path().join("dst")).unwrap();
+        match ficlone(dst.as_fd(), src.as_fd()) {
+            Ok(()) => assert_eq!(std::fs::read(dir.path().join("dst")).unwrap(), b"data"),
+            Err(err) => {
+                let errno = Errno::from_raw(err.raw_os_error().unwrap());
+                assert!(matches!(errno, Errno::EOPNOTSUPP | Errno::ENOTTY | Errno::EINVAL | Errno::EXDEV), "{err}");
+            }
+        }
     }
 
     #[test]
