@@ -98,8 +98,9 @@ impl FakeHost {
 /// A responder that acts like the tools a debootstrap plugin runs:
 /// debootstrap "installs" a small rootfs (apt-get, ssh-keygen, ifup, bash,
 /// systemd, passwd/group/shadow with a locked root, the host's resolv.conf
-/// and hostname, an ssh host key, a zone file, root's home); useradd,
-/// groupadd and `ssh-keygen -A` change it as the real tools would.
+/// and hostname, an ssh host key, tzdata as bookworm's leaves it: a zone
+/// file, `/etc/timezone` and the `/etc/localtime` link; root's home);
+/// useradd, groupadd and `ssh-keygen -A` change it as the real tools would.
 pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Option<CommandOutput> {
     match cmd.argv[0].rsplit('/').next().unwrap_or_default() {
         "debootstrap" if !cmd.argv.contains(&"--second-stage".to_owned()) => {
@@ -116,6 +117,9 @@ pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Op
             world.put("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAA root@buildhost\n", 0o644);
             world.put("etc/apt/sources.list", b"deb http://mirror suite main\n", 0o644);
             world.put("usr/share/zoneinfo/Etc/UTC", b"TZif", 0o644);
+            world.put("etc/timezone", b"Etc/UTC\n", 0o644);
+            world.put("var/lib/dpkg/info/tzdata.list", b"/usr/share/zoneinfo\n", 0o644);
+            world.insert("etc/localtime".into(), Node::Symlink { target: "/usr/share/zoneinfo/Etc/UTC".into() });
             world.insert("root".into(), Node::Dir { mode: 0o700 });
             Some(output(0, "I: Base system installed successfully.\n", ""))
         }

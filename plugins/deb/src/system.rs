@@ -337,27 +337,49 @@ pub fn host_timezone(host: &mut Host<'_>) -> Result<Option<String>, PluginError>
     Ok(host.read_host_link("/etc/localtime")?.and_then(|target| parse_zone(&target)))
 }
 
-/// Gives the container the host's time zone: `/etc/timezone`, the
-/// `/etc/localtime` link, and `dpkg-reconfigure tzdata` when tzdata is
-/// installed. Logged and skipped when the host's zone is unknown or the
-/// rootfs has no such zone file.
+/// Where tzdata keeps its zone files (tzfile(5)).
+pub const ZONEINFO: &str = "usr/share/zoneinfo";
+
+/// Gives the container the host's time zone as files, the way
+/// `dpkg-reconfigure tzdata` leaves them, without running it:
+///
+/// - `/etc/localtime`, a symlink to `/usr/share/zoneinfo/<Zone>` (tzfile(5),
+///   localtime(5); tzdata's postinst makes it with `ln -nsf`);
+/// - `/etc/timezone` with the zone name, only where the rootfs has that file:
+///   the release's tzdata wrote it when debootstrap configured the package
+///   (bookworm's postinst writes it on every configure); a release whose
+///   tzdata no longer writes it gets none.
+///
+/// tzdata's debconf answer is not updated: its `config` script reads the
+/// zone back from the `/etc/localtime` link first on every reconfigure or
+/// upgrade, so the link is what counts.
+///
+/// Logged and skipped when the host's zone is unknown or the rootfs has no
+/// tzdata (no `/usr/share/zoneinfo`). A zone the rootfs's tzdata lacks is
+/// refused in one line: the container would fall back to UTC without a word.
 pub fn configure_timezone(host: &mut Host<'_>) -> Result<(), PluginError> {
     let Some(zone) = host_timezone(host)? else {
         host.info("the host's time zone is unknown (no /etc/timezone, no /etc/localtime link): left as is");
         return Ok(());
     };
-    let zone_file = format!("usr/share/zoneinfo/{zone}");
-    if host.file_kind(&zone_file)?.is_none() {
-        host.info(&format!("the rootfs has no /{zone_file} (tzdata not installed?): time zone left as is"));
-        return Ok(());
+    let zone_file = format!("{ZONEINFO}/{zone}");
+    let kind = host.file_kind(&zone_file)?;
+    if !matches!(kind, Some(FileKind::File | FileKind::Symlink)) {
+        if host.file_kind(ZONEINFO)? != Some(FileKind::Dir) {
+            host.info(&format!("the rootfs has no /{zone_file} and no tzdata (no /{ZONEINFO}): time zone left as is"));
+            return Ok(());
+        }
+        return Err(PluginError::failed(format!(
+            "the host's time zone {zone} is not in the rootfs's tzdata (no file /{zone_file}; an old name, \
+             which newer releases keep only in tzdata-legacy?): give the host the zone's current name"
+        )));
     }
     host.mkdir_all("etc", 0o755)?;
-    write_text(host, "etc/timezone", &format!("{zone}\n"), 0o644)?;
+    if host.file_kind("etc/timezone")?.is_some() {
+        write_text(host, "etc/timezone", &format!("{zone}\n"), 0o644)?;
+    }
     host.remove("etc/localtime")?;
     host.symlink(&format!("/{zone_file}"), "etc/localtime")?;
-    if host.file_kind("var/lib/dpkg/info/tzdata.list")?.is_some() {
-        host.run(&CommandSpec::in_rootfs(&["dpkg-reconfigure", "-f", "noninteractive", "tzdata"]))?;
-    }
     host.debug(&format!("time zone set to {zone}"));
     Ok(())
 }
@@ -677,22 +699,56 @@ mod tests {
     }
 
     #[test]
-    fn timezone_from_the_host() {
+    fn timezone_from_the_host_as_files() {
         let mut fake = FakeHost::sealed();
         fake.put_host("/etc/timezone", "Europe/Berlin\n");
         fake.put("usr/share/zoneinfo/Europe/Berlin", "TZif");
-        fake.put("var/lib/dpkg/info/tzdata.list", "");
+        // What bookworm's tzdata left at bootstrap.
+        fake.put("etc/timezone", "Etc/UTC\n");
         fake.rootfs.insert("etc/localtime".into(), Node::Symlink { target: "/usr/share/zoneinfo/Etc/UTC".into() });
         with_host(&mut fake, configure_timezone).unwrap();
         assert_eq!(fake.text("etc/timezone"), "Europe/Berlin\n");
         assert_eq!(fake.rootfs["etc/localtime"], Node::Symlink { target: "/usr/share/zoneinfo/Europe/Berlin".into() });
-        assert_eq!(fake.lines(), ["dpkg-reconfigure -f noninteractive tzdata"]);
+        assert!(fake.commands.is_empty(), "no dpkg-reconfigure: {:?}", fake.lines());
 
+        // A tzdata that keeps no /etc/timezone gets none.
+        fake.rootfs.remove("etc/timezone");
+        fake.put_host("/etc/timezone", "America/New_York\n");
+        fake.put("usr/share/zoneinfo/America/New_York", "TZif");
+        with_host(&mut fake, configure_timezone).unwrap();
+        assert!(!fake.exists("etc/timezone"));
+        assert_eq!(
+            fake.rootfs["etc/localtime"],
+            Node::Symlink { target: "/usr/share/zoneinfo/America/New_York".into() }
+        );
+
+        // No tzdata at all: left as is.
         let mut fake = FakeHost::sealed();
         fake.put_host_link("/etc/localtime", "/usr/share/zoneinfo/Asia/Tokyo");
         with_host(&mut fake, configure_timezone).unwrap();
         assert!(fake.logged("no /usr/share/zoneinfo/Asia/Tokyo"));
-        assert!(!fake.exists("etc/timezone"));
+        assert!(!fake.exists("etc/timezone") && !fake.exists("etc/localtime"));
+    }
+
+    #[test]
+    fn a_zone_the_rootfs_lacks_is_refused_in_one_line() {
+        let mut fake = FakeHost::sealed();
+        fake.put_host("/etc/timezone", "US/Pacific-New\n");
+        fake.put("usr/share/zoneinfo/Etc/UTC", "TZif");
+        fake.mkdir("usr/share/zoneinfo/US");
+        fake.put("etc/timezone", "Etc/UTC\n");
+        let err = with_host(&mut fake, configure_timezone).unwrap_err();
+        assert!(!err.message.contains('\n'), "one line: {}", err.message);
+        assert!(
+            err.message.contains("time zone US/Pacific-New")
+                && err.message.contains("/usr/share/zoneinfo/US/Pacific-New"),
+            "{}",
+            err.message
+        );
+        assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n", "nothing written");
+        // A directory of zones is no zone either.
+        fake.put_host("/etc/timezone", "US\n");
+        assert!(with_host(&mut fake, configure_timezone).is_err());
     }
 
     #[test]
