@@ -3,7 +3,8 @@
 //! [`testing::FakeHost`](lxc_tmpl_plugin_api::testing::FakeHost): a host that
 //! has debootstrap and acts like it ([`FakeHost::debootstrap_host`],
 //! [`debootstrap_responder`]: debootstrap, useradd, groupadd and
-//! `ssh-keygen -A` change the in-memory rootfs as the real tools would), the
+//! `ssh-keygen -A` change the in-memory rootfs as the real tools would, the
+//! host's `ssh-keygen` writes a fresh key pair into a host dir), the
 //! made-up "Testix" archive for tests of the shared steps, and checks of
 //! refusals and option docs. The generic fake, [`with_host`], [`run_hooks`]
 //! and [`context`] are re-exported from the API's `testing` module.
@@ -16,7 +17,10 @@
 //! assert_eq!(fake.text("etc/hostname"), "c1\n");
 //! ```
 
-use std::ops::{Deref, DerefMut};
+use std::{
+    ops::{Deref, DerefMut},
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 pub use lxc_tmpl_plugin_api::testing::{Node, RecordedCommand, World, context, output, run_hooks, with_host};
 use lxc_tmpl_plugin_api::{CommandOutput, Distro, ErrorKind, HookContext, Manifest, PluginError, RunPlace, testing};
@@ -64,7 +68,8 @@ impl FakeHost {
     /// `<lxc_name>.common.conf`, the distro's `keyring` (text `archive
     /// keys`), a fixture keyring `/fixture.gpg` (`fixture keys`), an
     /// `--auth-key` file `/key.pub` ([`PUBLIC_KEY`]), the time zone
-    /// `Etc/UTC`, apt 2.6 in the rootfs, and [`debootstrap_responder`].
+    /// `Etc/UTC`, `ssh-keygen`, apt 2.6 in the rootfs, and
+    /// [`debootstrap_responder`].
     pub fn debootstrap_host(scripts: &[&str], lxc_name: &str, keyring: &Keyring) -> Self {
         let mut fake = Self::sealed();
         for file in ["/usr/sbin/debootstrap", "/usr/share/lxc/config/common.conf"] {
@@ -78,6 +83,7 @@ impl FakeHost {
         fake.put_host("/fixture.gpg", "fixture keys");
         fake.put_host("/key.pub", PUBLIC_KEY);
         fake.put_host("/etc/timezone", "Etc/UTC\n");
+        fake.put_host("/usr/bin/ssh-keygen", "");
         fake.on("apt-get --version", output(0, "apt 2.6.1 (amd64)\n", ""));
         fake.set_responder(debootstrap_responder);
         fake
@@ -101,6 +107,8 @@ impl FakeHost {
 /// and hostname, an ssh host key, tzdata as bookworm's leaves it: a zone
 /// file, `/etc/timezone` and the `/etc/localtime` link; root's home);
 /// useradd, groupadd and `ssh-keygen -A` change it as the real tools would.
+/// The host's `ssh-keygen -t TYPE ... -C COMMENT -f FILE` writes `FILE` and
+/// `FILE.pub`, a key pair never made before (`ssh-TYPE KEY<n> COMMENT`).
 pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Option<CommandOutput> {
     match cmd.argv[0].rsplit('/').next().unwrap_or_default() {
         "debootstrap" if !cmd.argv.contains(&"--second-stage".to_owned()) => {
@@ -134,6 +142,15 @@ pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Op
         }
         "groupadd" => {
             world.append("etc/group", format!("{}:x:27:\n", cmd.argv.last()?).as_bytes());
+            Some(output(0, "", ""))
+        }
+        "ssh-keygen" if cmd.place == RunPlace::Host => {
+            static MADE: AtomicU64 = AtomicU64::new(0);
+            let n = MADE.fetch_add(1, Ordering::Relaxed);
+            let arg = |flag: &str| cmd.argv.iter().position(|a| a == flag).and_then(|i| cmd.argv.get(i + 1));
+            let (kind, comment, file) = (arg("-t")?, arg("-C")?, arg("-f")?);
+            world.host_files.insert(file.clone(), format!("PRIVATE {kind} {n}\n").into_bytes());
+            world.host_files.insert(format!("{file}.pub"), format!("ssh-{kind} KEY{n} {comment}\n").into_bytes());
             Some(output(0, "", ""))
         }
         "ssh-keygen" => {

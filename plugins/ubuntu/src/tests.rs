@@ -127,7 +127,8 @@ fn full_create_from_a_local_mirror() {
     assert!(!fake.exists("etc/netplan/10-lxc.yaml"));
     assert!(fake.logged("netplan is not installed"));
     assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n");
-    assert_eq!(fake.text("etc/ssh/ssh_host_ed25519_key.pub"), "ssh-ed25519 NEWKEY root@u1\n");
+    let public = fake.text("etc/ssh/ssh_host_ed25519_key.pub");
+    assert!(public.starts_with("ssh-ed25519 KEY") && public.ends_with(" root@u1\n"), "{public}");
     assert!(!fake.text("etc/resolv.conf").contains("10.1.1.1"), "the host's resolver is not kept");
     assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
     assert!(lines.contains(&"locale-gen en_US.UTF-8".to_owned()), "{lines:?}");
@@ -270,7 +271,7 @@ fn hostname_is_the_host_name_not_the_container_name() {
         assert_eq!(fake.text("etc/hostname"), format!("{short}\n"));
         assert!(fake.text("etc/hosts").contains(hosts_line), "{}", fake.text("etc/hosts"));
         assert_eq!(fake.config_values("lxc.uts.name"), [short]);
-        assert_eq!(fake.text("etc/ssh/ssh_host_ed25519_key.pub"), format!("ssh-ed25519 NEWKEY root@{short}\n"));
+        assert!(fake.text("etc/ssh/ssh_host_ed25519_key.pub").ends_with(&format!(" root@{short}\n")));
         let message = message.unwrap();
         assert!(message.contains("lxc-attach -n web_01") && message.contains("'web_01'"), "{message}");
     }
