@@ -183,6 +183,11 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     warm.assert_success();
     assert!(warm.stderr.contains("cache reused"), "{warm}");
     assert!(!warm.stderr.contains("debootstrap"), "the warm create ran debootstrap:\n{warm}");
+    // Nothing heavy on the warm path: the locale came with the cache entry,
+    // the time zone is files, the host keys come from the host's ssh-keygen.
+    for heavy in ["in rootfs: locale-gen", "in rootfs: update-locale", "dpkg-reconfigure", "in rootfs: ssh-keygen"] {
+        assert!(!warm.stderr.contains(heavy), "the warm create ran {heavy}:\n{warm}");
+    }
     assert_eq!(
         cache_entries(&dir.cache(), "debian"),
         std::slice::from_ref(&cached),
@@ -238,7 +243,14 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
         "for i in $(seq 60); do systemctl is-active --quiet ssh getty@tty1 getty@tty4 && break; sleep 0.5; done; \
          systemctl is-active ssh getty@tty1 getty@tty4",
     ]);
-    assert_eq!(active.split_whitespace().collect::<Vec<_>>(), ["active", "active", "active"], "{active}");
+    if active.split_whitespace().ne(["active", "active", "active"]) {
+        let status = d1.attach(&["sh", "-c", "systemctl status --no-pager ssh getty@tty1 getty@tty4 2>&1; true"]);
+        panic!("not every unit is active after 30 s: {active}\n{status}");
+    }
+    // The locale generated with the cache entry is usable, and the container's
+    // sshd loads every host key the host's ssh-keygen made.
+    assert_eq!(d1.attach(&["sh", "-c", ". /etc/default/locale && LANG=$LANG locale 2>&1 >/dev/null"]), "");
+    assert_eq!(d1.attach(&["sh", "-c", "/usr/sbin/sshd -t 2>&1"]), "", "sshd -t");
 }
 
 /// Bad input is refused before anything is made: one `error:` line naming

@@ -2,7 +2,7 @@
 //! (feature `test-support`), built on the plugin API's
 //! [`testing::FakeHost`](lxc_tmpl_plugin_api::testing::FakeHost): a host that
 //! has debootstrap and acts like it ([`FakeHost::debootstrap_host`],
-//! [`debootstrap_responder`]: debootstrap, useradd, groupadd and
+//! [`debootstrap_responder`]: debootstrap, useradd, groupadd, locale-gen and
 //! `ssh-keygen -A` change the in-memory rootfs as the real tools would, the
 //! host's `ssh-keygen` writes a fresh key pair into a host dir), the
 //! made-up "Testix" archive for tests of the shared steps, and checks of
@@ -18,12 +18,16 @@
 //! ```
 
 use std::{
+    collections::BTreeMap,
     ops::{Deref, DerefMut},
     sync::atomic::{AtomicU64, Ordering},
 };
 
 pub use lxc_tmpl_plugin_api::testing::{Node, RecordedCommand, World, context, output, run_hooks, with_host};
-use lxc_tmpl_plugin_api::{CommandOutput, Distro, ErrorKind, HookContext, Manifest, PluginError, RunPlace, testing};
+use lxc_tmpl_plugin_api::{
+    CommandOutput, Distro, ErrorKind, Hook, HookContext, Manifest, PluginError, RunPlace, testing,
+    testing::call_unit_hook,
+};
 
 use crate::{
     debootstrap::Keyring,
@@ -106,9 +110,10 @@ impl FakeHost {
 /// systemd, passwd/group/shadow with a locked root, the host's resolv.conf
 /// and hostname, an ssh host key, tzdata as bookworm's leaves it: a zone
 /// file, `/etc/timezone` and the `/etc/localtime` link; root's home);
-/// useradd, groupadd and `ssh-keygen -A` change it as the real tools would.
-/// The host's `ssh-keygen -t TYPE ... -C COMMENT -f FILE` writes `FILE` and
-/// `FILE.pub`, a key pair never made before (`ssh-TYPE KEY<n> COMMENT`).
+/// useradd, groupadd, locale-gen (a `locale-archive`) and `ssh-keygen -A`
+/// change it as the real tools would. The host's `ssh-keygen -t TYPE ... -C
+/// COMMENT -f FILE` writes `FILE` and `FILE.pub`, a key pair never made
+/// before (`ssh-TYPE KEY<n> COMMENT`).
 pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Option<CommandOutput> {
     match cmd.argv[0].rsplit('/').next().unwrap_or_default() {
         "debootstrap" if !cmd.argv.contains(&"--second-stage".to_owned()) => {
@@ -153,6 +158,10 @@ pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Op
             world.host_files.insert(format!("{file}.pub"), format!("ssh-{kind} KEY{n} {comment}\n").into_bytes());
             Some(output(0, "", ""))
         }
+        "locale-gen" => {
+            world.put("usr/lib/locale/locale-archive", b"archive", 0o644);
+            Some(output(0, "", ""))
+        }
         "ssh-keygen" => {
             world.put("etc/ssh/ssh_host_ed25519_key", b"NEW", 0o600);
             world.put("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 NEWKEY root@buildhost\n", 0o644);
@@ -160,6 +169,45 @@ pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Op
         }
         _ => None,
     }
+}
+
+/// The rootfs a cache entry holds: `validate`, `cache_key` and `download`
+/// of `plugin` run on `fake` (as a cold create builds the entry), and the
+/// rootfs they leave.
+pub fn build_cache_entry<D: Distro>(
+    plugin: &D,
+    fake: &mut FakeHost,
+    ctx: &HookContext,
+) -> Result<BTreeMap<String, Node>, PluginError> {
+    with_host(fake, |host| {
+        plugin.validate(ctx, host)?;
+        plugin.cache_key(ctx, host)?;
+        plugin.download(ctx, host)
+    })?;
+    Ok(fake.rootfs.clone())
+}
+
+/// A warm create: every hook but `download`, in the host's order, on a
+/// `fake` whose rootfs is a copy of a cache entry ([`build_cache_entry`]),
+/// as the host runs them when the entry exists. Returns the cache key and
+/// the message, as [`run_hooks`].
+pub fn run_hooks_from_cache<D: Distro>(
+    plugin: &D,
+    fake: &mut FakeHost,
+    ctx: &HookContext,
+) -> Result<(Option<String>, Option<String>), PluginError> {
+    with_host(fake, |host| {
+        let (mut key, mut message) = (None, None);
+        for hook in Hook::ORDER {
+            match hook {
+                Hook::Download => {}
+                Hook::CacheKey => key = plugin.cache_key(ctx, host)?,
+                Hook::Message => message = plugin.message(ctx, host)?,
+                unit => call_unit_hook(plugin, unit, ctx, host)?,
+            }
+        }
+        Ok((key, message))
+    })
 }
 
 /// A minimal ELF header and program header table (a `PT_LOAD`, then a

@@ -175,6 +175,8 @@ pub fn download<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>)
         install_keyring: deb.keyring_to_install(&signature),
         proxy: deb.boot.proxy.resolve(host)?,
         second_stage,
+        locale: &deb.locale,
+        locale_gen: deb.archive.locale_gen,
     };
     build_cached_rootfs(host, &spec)
 }
@@ -199,13 +201,8 @@ pub fn sources_list<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<
 pub fn configure<F: PlanOnce>(family: &F, ctx: &HookContext, host: &mut Host<'_>) -> HookResult<()> {
     let plan = &*planned(family, ctx, host)?;
     let deb = plan.as_ref();
-    let spec = SystemSpec {
-        hostname: &ctx.hostname,
-        network: deb.archive.network,
-        interface: INTERFACE,
-        locale: &deb.locale,
-        locale_gen: deb.archive.locale_gen,
-    };
+    let spec =
+        SystemSpec { hostname: &ctx.hostname, network: deb.archive.network, interface: INTERFACE, locale: &deb.locale };
     configure_system(host, &spec)?;
     let ttys = tty_count(host);
     container_gettys(host, ttys)?;
@@ -324,12 +321,18 @@ macro_rules! __family_hooks {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use lxc_tmpl_plugin_api::{Distro, ErrorKind};
 
     use super::*;
     use crate::{
-        fake::{FakeHost, Refused, assert_refused, context, output, run_hooks, testix_archive, testix_plan, with_host},
+        fake::{
+            FakeHost, Node, Refused, assert_refused, build_cache_entry, context, output, run_hooks,
+            run_hooks_from_cache, testix_archive, testix_plan, with_host,
+        },
         flow::setup_root_access,
+        system::LOCALE_MARKER,
     };
 
     crate::debootstrap_plugin! {
@@ -402,6 +405,110 @@ mod tests {
         assert_eq!(fake.config_values("lxc.include"), ["/usr/share/lxc/config/testix.common.conf"]);
         assert_eq!(message.unwrap(), "Testix t1 is ready.\nGet in with:  lxc-start -n t1 && lxc-attach -n t1");
         assert!(fake.logged("Testix one (1) amd64 from http://127.0.0.1:1/testix"));
+    }
+
+    /// A Testix host whose debootstrap also "installs" glibc's locales.
+    fn testix_host_with_locales() -> FakeHost {
+        let mut fake = testix_host();
+        fake.put("usr/share/i18n/SUPPORTED", "de_DE.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n");
+        fake.put("etc/locale.gen", "# de_DE.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n");
+        fake.put_program("usr/sbin/locale-gen");
+        fake
+    }
+
+    const MIRROR: (&str, &[&str]) = ("mirror", &["http://127.0.0.1:1/testix"]);
+
+    /// A cache entry built by a cold create of `t0` with `locale`.
+    fn cache_entry(locale: &str) -> BTreeMap<String, Node> {
+        let mut builder = testix_host_with_locales();
+        let ctx = context("testix", "t0", &[MIRROR, ("locale", &[locale])]);
+        build_cache_entry(&Testix, &mut builder, &ctx).unwrap()
+    }
+
+    /// A warm create of `name` from `cache`: its fake host after the hooks.
+    fn warm_create(cache: &BTreeMap<String, Node>, name: &str, options: &[(&str, &[&str])]) -> FakeHost {
+        let mut fake = testix_host();
+        fake.rootfs = cache.clone();
+        let ctx = context("testix", name, options);
+        run_hooks_from_cache(&Testix, &mut fake, &ctx).unwrap();
+        fake
+    }
+
+    #[test]
+    fn the_cache_build_generates_the_locale_and_keeps_no_host_keys() {
+        let mut builder = testix_host_with_locales();
+        let ctx = context("testix", "t0", &[MIRROR, ("locale", &["de_DE.UTF-8"])]);
+        let cache = build_cache_entry(&Testix, &mut builder, &ctx).unwrap();
+        let locale_gen = builder.command("locale-gen").expect("the build ran locale-gen");
+        assert_eq!(locale_gen.place, lxc_tmpl_plugin_api::RunPlace::Rootfs);
+        assert_eq!(builder.text("etc/locale.gen"), "de_DE.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n");
+        assert_eq!(builder.text(LOCALE_MARKER), "de_DE.UTF-8 UTF-8\n");
+        assert!(cache.contains_key("usr/lib/locale/locale-archive"));
+        assert!(!cache.keys().any(|p| p.starts_with("etc/ssh/ssh_host_")), "host keys in the cache");
+    }
+
+    #[test]
+    fn a_warm_create_runs_no_generator_in_the_rootfs() {
+        let cache = cache_entry("en_US.UTF-8");
+        let fake = warm_create(&cache, "t1", &[MIRROR]);
+        let in_rootfs: Vec<String> = fake
+            .commands
+            .iter()
+            .filter(|c| c.place == lxc_tmpl_plugin_api::RunPlace::Rootfs)
+            .map(|c| c.line())
+            .collect();
+        assert!(in_rootfs.is_empty(), "the warm create ran in the rootfs: {in_rootfs:?}");
+        for heavy in ["locale-gen", "dpkg-reconfigure", "update-locale", "ssh-keygen -A", "debootstrap"] {
+            assert!(fake.lines().iter().all(|l| !l.contains(heavy)), "{heavy}: {:?}", fake.lines());
+        }
+        // ...and still leaves everything configured.
+        assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
+        assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n");
+        assert_eq!(fake.rootfs["etc/localtime"], Node::Symlink { target: "/usr/share/zoneinfo/Etc/UTC".into() });
+        assert!(fake.text("etc/ssh/ssh_host_ed25519_key.pub").ends_with(" root@t1\n"));
+        assert_eq!(fake.text("etc/hostname"), "t1\n");
+
+        // Packages asked for are the one exception.
+        let with_packages = warm_create(&cache, "t2", &[MIRROR, ("packages", &["less"])]);
+        assert!(with_packages.lines().iter().any(|l| l.ends_with("install less")), "{:?}", with_packages.lines());
+    }
+
+    #[test]
+    fn two_containers_from_one_cache_get_their_own_host_keys() {
+        let cache = cache_entry("en_US.UTF-8");
+        let (a, b) = (warm_create(&cache, "t1", &[MIRROR]), warm_create(&cache, "t2", &[MIRROR]));
+        for kind in ["rsa", "ecdsa", "ed25519"] {
+            let private = format!("etc/ssh/ssh_host_{kind}_key");
+            assert_ne!(a.bytes(&private), b.bytes(&private), "{private} shared");
+            assert_ne!(a.bytes(&format!("{private}.pub")), b.bytes(&format!("{private}.pub")));
+            assert_eq!((a.mode(&private), a.mode(&format!("{private}.pub"))), (0o600, 0o644));
+        }
+        assert!(b.text("etc/ssh/ssh_host_rsa_key.pub").ends_with(" root@t2\n"));
+    }
+
+    #[test]
+    fn the_cache_key_names_the_locale_the_entry_was_built_with() {
+        let key = |locale: &str| {
+            let ctx = context("testix", "t1", &[MIRROR, ("locale", &[locale])]);
+            with_host(&mut testix_host(), |h| Testix.cache_key(&ctx, h)).unwrap().unwrap()
+        };
+        assert_ne!(key("en_US.UTF-8"), key("de_DE.UTF-8"));
+        // An entry of another locale cannot serve this one (the host would
+        // not pick it; if it did, the create says how to fix it).
+        let mut fake = testix_host();
+        fake.rootfs = cache_entry("de_DE.UTF-8");
+        let ctx = context("testix", "t1", &[MIRROR, ("locale", &["en_US.UTF-8"])]);
+        let err = run_hooks_from_cache(&Testix, &mut fake, &ctx).unwrap_err();
+        assert!(err.message.contains("--flush-cache") && !err.message.contains('\n'), "{}", err.message);
+    }
+
+    #[test]
+    fn an_uncached_plan_generates_its_locale_once() {
+        let mut fake = testix_host_with_locales();
+        let ctx = context("testix", "t1", &[MIRROR, ("clean", &[])]);
+        run_hooks(&Testix, &mut fake, &ctx).unwrap();
+        assert_eq!(fake.lines().iter().filter(|l| l.starts_with("locale-gen")).count(), 1, "{:?}", fake.lines());
+        assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
     }
 
     #[test]

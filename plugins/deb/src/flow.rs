@@ -23,8 +23,9 @@ use crate::{
     options::{AuthKey, UserOptions},
     sources::write_sources_list,
     system::{
-        LocaleGen, NetworkStyle, any_exists, choose_network_style, configure_locale, configure_timezone,
-        install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, write_hostname, write_hosts, write_network,
+        LocaleGen, NetworkStyle, any_exists, choose_network_style, configure_timezone, generate_locale,
+        install_apt_keyring, regenerate_ssh_host_keys, scrub_for_cache, set_locale, write_hostname, write_hosts,
+        write_network,
     },
     users::{
         PasswdEntry, Password, add_to_group, create_user, import_host_user, install_authorized_keys, rootfs_user,
@@ -56,6 +57,10 @@ pub struct BuildSpec<'a> {
     pub proxy: Option<String>,
     /// With `plan.foreign`: the second stage, run inside the rootfs.
     pub second_stage: Option<SecondStage>,
+    /// The locale generated into the rootfs (part of the cache key).
+    pub locale: &'a str,
+    /// How this distro's locale-gen is driven.
+    pub locale_gen: LocaleGen,
 }
 
 /// debootstrap's second stage, run inside the rootfs after a `--foreign`
@@ -73,8 +78,11 @@ pub struct SecondStage {
 /// The `download` hook of a debootstrap plugin: debootstrap into the current
 /// root (the cache staging dir) with signature checks, the package sources,
 /// the keyring, `apt-get update --error-on=any` + `dist-upgrade` + `clean`
-/// in the host's namespaced runner, and finally the scrub that keeps ssh host
-/// keys and host state out of the cache.
+/// in the host's namespaced runner, the locale ([`generate_locale`]: here,
+/// once per cache entry, so that a create from the cache runs no
+/// `locale-gen`), and finally the scrub that keeps ssh host keys and host
+/// state out of the cache. Without a cache (`--clean`) it builds the
+/// container's rootfs itself, just before `configure`.
 pub fn build_cached_rootfs(host: &mut Host<'_>, spec: &BuildSpec<'_>) -> Result<(), PluginError> {
     let plan = DebootstrapPlan { target: host.root_path()?, ..spec.plan.clone() };
     host.progress(&format!("debootstrap {} {} from {}", plan.suite, plan.arch, plan.mirror));
@@ -108,6 +116,7 @@ pub fn build_cached_rootfs(host: &mut Host<'_>, spec: &BuildSpec<'_>) -> Result<
     apt.update(host).map_err(hint("apt-get update"))?;
     apt.dist_upgrade(host).map_err(hint("apt-get dist-upgrade"))?;
     apt.clean(host)?;
+    generate_locale(host, spec.locale, spec.locale_gen)?;
     scrub_for_cache(host)
 }
 
@@ -145,20 +154,22 @@ pub struct SystemSpec<'a> {
     pub network: NetworkStyle,
     /// The interface configured by DHCP (`eth0`).
     pub interface: &'a str,
-    /// The locale.
+    /// The locale, which [`build_cached_rootfs`] generated.
     pub locale: &'a str,
-    /// How this distro's locale-gen is driven.
-    pub locale_gen: LocaleGen,
 }
 
 /// The `configure` hook's common part: hostname, hosts, the network file,
-/// locale, the host's time zone and fresh ssh host keys.
+/// LANG, the host's time zone and fresh ssh host keys. It runs no
+/// package-manager or generator command in the rootfs, so that a create
+/// from the cache stays light: the locale was generated with the cache
+/// entry ([`build_cached_rootfs`]), the time zone is files, the host keys
+/// are made by the host's `ssh-keygen`.
 pub fn configure_system(host: &mut Host<'_>, spec: &SystemSpec<'_>) -> Result<(), PluginError> {
     write_hostname(host, spec.hostname)?;
     write_hosts(host, spec.hostname)?;
     let style = choose_network_style(host, spec.network)?;
     write_network(host, style, spec.interface)?;
-    configure_locale(host, spec.locale, spec.locale_gen)?;
+    set_locale(host, spec.locale)?;
     configure_timezone(host)?;
     if !regenerate_ssh_host_keys(host, short_hostname(spec.hostname))? {
         host.info("no ssh in the container: no ssh host keys generated");

@@ -19,7 +19,7 @@ templates are rendered by it.
 | [`debootstrap`] | the debootstrap argument vector (variant, components, include list, arch, `--foreign`, `--keyring` + `--force-check-gpg`, `--no-check-gpg` only on request, the 4th positional script argument for suites debootstrap has no script for), the distro [`debootstrap::Keyring`], running it, explaining its failures |
 | [`sources`] | `sources.list` in the native and the multiarch (`deb [arch=...]`) form, with `-updates` and a per-distro security suite; a distro's default [`sources::Mirrors`]; mirror URL checks |
 | [`apt`] | `apt-get update` that fails on any missing index (`--error-on=any`), `dist-upgrade`, `install --no-install-recommends`, `clean`, never forcing unauthenticated packages; package name checks; the `HTTP_PROXY` setting (`none`, `apt`, URL) and `70proxy` |
-| [`system`] | hostname and hosts from the RFC 1123 host name, netplan or ifupdown (chosen by release, with a fallback on what is installed), the locale (checked against the rootfs's `SUPPORTED` list), time zone from the host, fresh ssh host keys per container, scrubbing a rootfs before it becomes a cache, systemd unit masks, the apt keyring |
+| [`system`] | hostname and hosts from the RFC 1123 host name, netplan or ifupdown (chosen by release, with a fallback on what is installed), the locale (checked against the rootfs's `SUPPORTED` list, generated with the cache entry, `LANG` per container), the host's time zone as files, fresh ssh host keys per container from the host's `ssh-keygen`, scrubbing a rootfs before it becomes a cache, systemd unit masks, the apt keyring |
 | [`systemd`] | a getty on each tty LXC makes (a drop-in for `getty@.service`, which wants a `/dev/tty0` LXC does not make), the tty count of the base config |
 | [`users`] | the login user (useradd, sudo group, locked password unless one is given, passwords on chpasswd's stdin), authorized_keys with the right owner and modes, `--bindhome` users |
 | [`flow`] | the steps the hooks are made of, in order: [`flow::build_cached_rootfs`] (one stage, or two with [`flow::SecondStage`]), [`flow::configure_system`], [`flow::check_lxc_config`] and [`flow::emit_lxc_config`], [`flow::install_packages`], [`flow::setup_login_user`] or [`flow::setup_root_access`], [`flow::keyring_cache_id`], [`flow::warn_about_choices`], [`flow::attach_hint`] |
@@ -56,9 +56,10 @@ steps, for what a distro does differently.
 
 Tests of such plugins drive their hooks against `fake::FakeHost` (feature
 `test-support`, on the plugin API's `testing` feature):
-`FakeHost::debootstrap_host` acts like debootstrap, useradd and ssh-keygen on
-the in-memory rootfs, `fake::run_hooks` (the API's) runs a whole create,
-`fake::assert_refused` checks bad input.
+`FakeHost::debootstrap_host` acts like debootstrap, useradd, locale-gen and
+ssh-keygen on the in-memory rootfs, `fake::run_hooks` (the API's) runs a whole
+create, `fake::build_cache_entry` and `fake::run_hooks_from_cache` a cold
+build and a warm create, `fake::assert_refused` checks bad input.
 */
 
 // No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).

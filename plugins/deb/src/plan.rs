@@ -201,14 +201,16 @@ impl DebPlan {
 
     /// The cache key: everything that changes the cached rootfs (release,
     /// arch, variant, mirrors, components, include list, keyring path and
-    /// content, the second-stage interpreter). The proxy and the
-    /// per-container options (`--packages`, users, locale) are not in it.
+    /// content, the second-stage interpreter, and the locale, which the
+    /// download generates so that a create from the cache runs no
+    /// `locale-gen`). The proxy and the per-container options
+    /// (`--packages`, users) are not in it.
     pub fn cache_key(&self, host: &mut Host<'_>) -> Result<String, PluginError> {
         let signature = self.signature(host)?;
         let keyring = keyring_cache_id(host, &signature)?;
         let mut key = format!(
             "{} release={} arch={} variant={} mirror={} security-mirror={} components={} sources={} include={} \
-             keyring={keyring}",
+             keyring={keyring} locale={}",
             self.archive.cache_format,
             self.suite(),
             self.arch(),
@@ -218,6 +220,7 @@ impl DebPlan {
             self.archive.components.join(","),
             self.archive.sources_components.join(","),
             self.archive.include.join(","),
+            self.locale,
         );
         if self.two_stage()
             && let ArchSupport::Emulated { interpreter, copy_from, .. } = self.arch_support(host)?
@@ -297,5 +300,8 @@ mod tests {
         assert_ne!(base, key(&[(SECURITY_MIRROR, &["http://m/testix"])]));
         assert_ne!(base, key(&[(NO_CHECK_GPG, &[])]));
         assert_eq!(base, key(&[("packages", &["less"])]), "per-container packages are not cached");
+        // The download generates the locale into the entry.
+        assert!(base.ends_with(" locale=en_US.UTF-8"), "{base}");
+        assert_ne!(base, key(&[("locale", &["de_DE.UTF-8"])]));
     }
 }

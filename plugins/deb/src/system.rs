@@ -245,35 +245,64 @@ pub enum LocaleGen {
     LocaleGenFile,
 }
 
-/// Makes `locale` the container's locale, if the rootfs can have it.
+/// Where the `download` hook records the locale it generated into the rootfs
+/// (a cache entry, or the container's own without a cache): its
+/// `locale.gen` line (`en_US.UTF-8 UTF-8`).
 ///
-/// The rootfs's [`SUPPORTED`] list decides: a locale it does not name is
-/// refused (invalid input, one line), because LANG naming a locale that
-/// does not exist makes every perl and apt run inside warn "Setting locale
-/// failed". A supported one is enabled in `/etc/locale.gen` with the list's
-/// charset, generated with `locale-gen` (a failure is an error), and set as
-/// `LANG` under the list's name (`update-locale`, else
-/// `/etc/default/locale` directly). A rootfs without the list or without
-/// `locale-gen` (no `locales` package) cannot generate anything: LANG is
-/// left unset, with a warning, as lxc-debian left it for a locale it could
-/// not make.
-pub fn configure_locale(host: &mut Host<'_>, locale: &str, style: LocaleGen) -> Result<(), PluginError> {
+/// A warm create checks this file instead of the locale archive itself:
+/// `/usr/lib/locale/locale-archive` exists for any generated locale and says
+/// which only through `localedef --list-archive`, a command in the rootfs,
+/// while this one line is read like any file and is written only after
+/// `locale-gen` succeeded. It stays in the container, saying what lxc-tmpl
+/// generated.
+pub const LOCALE_MARKER: &str = "var/lib/lxc-tmpl/locale";
+
+/// The [`SUPPORTED`] entry of `locale`; `None` (with a warning that LANG
+/// stays unset, as lxc-debian left it for a locale it could not make) when
+/// the rootfs has no `locales` package (no list or no `locale-gen`).
+///
+/// A locale the list does not name is refused (invalid input, one line),
+/// because LANG naming a locale that does not exist makes every perl and apt
+/// run inside warn "Setting locale failed".
+pub fn supported_locale(host: &mut Host<'_>, locale: &str) -> Result<Option<SupportedLocale>, PluginError> {
     let has_locale_gen = any_exists(host, &["usr/sbin/locale-gen", "sbin/locale-gen"])?;
     if host.file_kind(SUPPORTED)? != Some(FileKind::File) || !has_locale_gen {
         host.warn(&format!(
             "the rootfs has no locales package (no /{SUPPORTED} or locale-gen): locale {locale} is not generated \
              and LANG is left unset"
         ));
-        return Ok(());
+        return Ok(None);
     }
     let supported = String::from_utf8_lossy(&host.read_file(SUPPORTED)?).into_owned();
-    let Some(found) = find_supported(&supported, locale) else {
-        let examples = same_language(&supported, locale, 4);
-        let examples = if examples.is_empty() { "en_US.UTF-8".to_owned() } else { examples.join(", ") };
-        return Err(PluginError::invalid_input(format!(
-            "locale '{locale}' (from --locale or LANG) is not supported by the rootfs (not in /{SUPPORTED}): \
-             choose one it lists, such as {examples}"
-        )));
+    match find_supported(&supported, locale) {
+        Some(found) => Ok(Some(found)),
+        None => {
+            let examples = same_language(&supported, locale, 4);
+            let examples = if examples.is_empty() { "en_US.UTF-8".to_owned() } else { examples.join(", ") };
+            Err(PluginError::invalid_input(format!(
+                "locale '{locale}' (from --locale or LANG) is not supported by the rootfs (not in /{SUPPORTED}): \
+                 choose one it lists, such as {examples}"
+            )))
+        }
+    }
+}
+
+/// Generates `locale` in the rootfs, if the rootfs can have it (see
+/// [`supported_locale`]), and returns its entry.
+///
+/// The locale is enabled in `/etc/locale.gen` with the list's charset (so
+/// that a later `locales` upgrade, which regenerates from that file, keeps
+/// it), generated with `locale-gen` (a failure is an error; locale-gen(8))
+/// and recorded in [`LOCALE_MARKER`]. The `download` hook runs this, into
+/// the cache entry (whose key names the locale) or, without a cache, into
+/// the container's rootfs; `configure` then only sets LANG ([`set_locale`]).
+pub fn generate_locale(
+    host: &mut Host<'_>,
+    locale: &str,
+    style: LocaleGen,
+) -> Result<Option<SupportedLocale>, PluginError> {
+    let Some(found) = supported_locale(host, locale)? else {
+        return Ok(None);
     };
     if style == LocaleGen::LocaleGenFile || host.file_kind("etc/locale.gen")? == Some(FileKind::File) {
         let current = match host.file_kind("etc/locale.gen")? {
@@ -286,28 +315,79 @@ pub fn configure_locale(host: &mut Host<'_>, locale: &str, style: LocaleGen) -> 
         LocaleGen::Argument => CommandSpec::in_rootfs(&["locale-gen", &found.name]),
         LocaleGen::LocaleGenFile => CommandSpec::in_rootfs(&["locale-gen"]),
     };
-    host.run(&command.unchecked()).and_then(|out| {
-        if out.status == 0 {
-            Ok(())
+    let out = host.run(&command.unchecked())?;
+    if out.status != 0 {
+        return Err(PluginError::failed(format!(
+            "locale-gen {} failed (exit status {}): {}",
+            found.locale_gen_line(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or_default()
+        )));
+    }
+    host.mkdir_all("var/lib/lxc-tmpl", 0o755)?;
+    write_text(host, LOCALE_MARKER, &format!("{}\n", found.locale_gen_line()), 0o644)?;
+    Ok(Some(found))
+}
+
+/// `/etc/default/locale` with `LANG=<name>`, the other lines of the file
+/// kept: what `update-locale LANG=<name>` leaves (locale(5) of Debian's
+/// `locales`: the file holds `VAR=value` lines that pam_env and systemd read
+/// at login), written without running it.
+pub fn set_lang(host: &mut Host<'_>, locale: &SupportedLocale) -> Result<(), PluginError> {
+    const FILE: &str = "etc/default/locale";
+    let current = match host.file_kind(FILE)? {
+        Some(FileKind::File) => String::from_utf8_lossy(&host.read_file(FILE)?).into_owned(),
+        _ => String::new(),
+    };
+    let lang = format!("LANG={}", locale.name);
+    let mut replaced = false;
+    let mut text = String::new();
+    for line in current.lines() {
+        if line.trim_start().starts_with("LANG=") {
+            // One LANG line, where the first one was.
+            if !replaced {
+                text.push_str(&lang);
+                text.push('\n');
+            }
+            replaced = true;
         } else {
-            Err(PluginError::failed(format!(
-                "locale-gen {} failed (exit status {}): {}",
-                found.locale_gen_line(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or_default()
-            )))
+            text.push_str(line);
+            text.push('\n');
         }
-    })?;
-    let lang = format!("LANG={}", found.name);
-    if any_exists(host, &["usr/sbin/update-locale", "sbin/update-locale"])? {
-        let out = host.run(&CommandSpec::in_rootfs(&["update-locale", &lang]).unchecked())?;
-        if out.status == 0 {
-            return Ok(());
-        }
-        host.warn(&format!("update-locale {lang} failed: writing /etc/default/locale directly"));
+    }
+    if !replaced {
+        text.push_str(&lang);
+        text.push('\n');
     }
     host.mkdir_all("etc/default", 0o755)?;
-    write_text(host, "etc/default/locale", &format!("{lang}\n"), 0o644)
+    write_text(host, FILE, &text, 0o644)
+}
+
+/// Makes `locale` the container's locale: [`set_lang`] only, no
+/// `locale-gen`. The `download` hook generated it ([`generate_locale`]),
+/// into the cache entry (whose key names the locale) or, without a cache,
+/// into this rootfs.
+///
+/// The [`SUPPORTED`] check runs again (a file read) so that the rules and
+/// messages are those of [`generate_locale`]; a [`LOCALE_MARKER`] that does
+/// not name the locale means the rootfs was not built for it (only a
+/// damaged cache entry gets here): refused with the fix, `--flush-cache`.
+pub fn set_locale(host: &mut Host<'_>, locale: &str) -> Result<(), PluginError> {
+    let Some(found) = supported_locale(host, locale)? else {
+        return Ok(());
+    };
+    let marker = match host.file_kind(LOCALE_MARKER)? {
+        Some(FileKind::File) => String::from_utf8_lossy(&host.read_file(LOCALE_MARKER)?).into_owned(),
+        _ => String::new(),
+    };
+    if !marker.lines().any(|l| l.trim() == found.locale_gen_line()) {
+        return Err(PluginError::failed(format!(
+            "the rootfs has no generated locale {} (no such line in /{LOCALE_MARKER}): \
+             rebuild its cache entry with --flush-cache",
+            found.locale_gen_line()
+        )));
+    }
+    set_lang(host, &found)
 }
 
 /// A zone name from `/etc/timezone` or the `/etc/localtime` link target:
@@ -693,11 +773,10 @@ mod tests {
         }
     }
 
-    /// A rootfs with glibc's locales: SUPPORTED, locale-gen, update-locale.
+    /// A rootfs with glibc's locales: SUPPORTED, locale-gen, locale.gen.
     fn locales_rootfs() -> FakeHost {
         let mut fake = FakeHost::sealed();
         fake.put_program("usr/sbin/locale-gen");
-        fake.put_program("usr/sbin/update-locale");
         fake.put(SUPPORTED, SUPPORTED_TEXT);
         fake.put("etc/locale.gen", "# de_DE.UTF-8 UTF-8\n# en_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
         fake
@@ -706,29 +785,60 @@ mod tests {
     #[test]
     fn a_locale_without_charset_enables_the_supported_line() {
         let mut fake = locales_rootfs();
-        with_host(&mut fake, |h| configure_locale(h, "en_IN", LocaleGen::LocaleGenFile)).unwrap();
+        let found = with_host(&mut fake, |h| generate_locale(h, "en_IN", LocaleGen::LocaleGenFile)).unwrap();
+        assert_eq!(found.map(|f| f.locale_gen_line()).as_deref(), Some("en_IN UTF-8"));
         assert_eq!(fake.text("etc/locale.gen"), "# de_DE.UTF-8 UTF-8\nen_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
-        assert_eq!(fake.lines(), ["locale-gen", "update-locale LANG=en_IN"]);
+        assert_eq!(fake.lines(), ["locale-gen"]);
+        assert_eq!(fake.text(LOCALE_MARKER), "en_IN UTF-8\n");
 
         // Ubuntu's locale-gen takes the name; the locale.gen line is
         // enabled too where the file exists.
         let mut fake = locales_rootfs();
-        with_host(&mut fake, |h| configure_locale(h, "hi_IN", LocaleGen::Argument)).unwrap();
-        assert_eq!(fake.lines(), ["locale-gen hi_IN", "update-locale LANG=hi_IN"]);
+        with_host(&mut fake, |h| generate_locale(h, "hi_IN", LocaleGen::Argument)).unwrap();
+        assert_eq!(fake.lines(), ["locale-gen hi_IN"]);
         assert!(fake.text("etc/locale.gen").ends_with("hi_IN UTF-8\n"));
+    }
 
-        // Without update-locale: /etc/default/locale, with the list's name.
+    #[test]
+    fn setting_a_generated_locale_runs_nothing_and_keeps_the_other_variables() {
         let mut fake = locales_rootfs();
-        fake.rootfs.remove("usr/sbin/update-locale");
-        with_host(&mut fake, |h| configure_locale(h, "en_US.utf8", LocaleGen::LocaleGenFile)).unwrap();
-        assert_eq!(fake.text("etc/default/locale"), "LANG=en_US.UTF-8\n");
-        assert!(fake.text("etc/locale.gen").contains("\nen_US.UTF-8 UTF-8\n"));
+        with_host(&mut fake, |h| generate_locale(h, "en_US.utf8", LocaleGen::LocaleGenFile)).unwrap();
+        fake.commands.clear();
+        fake.put("etc/default/locale", "LANGUAGE=en_US:en\nLANG=C\n");
+        with_host(&mut fake, |h| set_locale(h, "en_US.utf8")).unwrap();
+        // The list's name, where the old LANG line was, as update-locale writes it.
+        assert_eq!(fake.text("etc/default/locale"), "LANGUAGE=en_US:en\nLANG=en_US.UTF-8\n");
+        assert!(fake.commands.is_empty(), "{:?}", fake.lines());
+
+        let mut fresh = locales_rootfs();
+        fresh.put(LOCALE_MARKER, "de_DE.UTF-8 UTF-8\n");
+        with_host(&mut fresh, |h| set_locale(h, "de_DE.UTF-8")).unwrap();
+        assert_eq!(fresh.text("etc/default/locale"), "LANG=de_DE.UTF-8\n");
+    }
+
+    #[test]
+    fn a_locale_the_rootfs_was_not_built_with_is_refused_with_the_fix() {
+        for marker in [None, Some("en_IN UTF-8\n")] {
+            let mut fake = locales_rootfs();
+            if let Some(marker) = marker {
+                fake.put(LOCALE_MARKER, marker);
+            }
+            let err = with_host(&mut fake, |h| set_locale(h, "en_US.UTF-8")).unwrap_err();
+            assert!(!err.message.contains('\n'), "one line: {}", err.message);
+            assert!(
+                err.message.contains("en_US.UTF-8 UTF-8") && err.message.contains("--flush-cache"),
+                "{}",
+                err.message
+            );
+            assert!(!fake.exists("etc/default/locale"));
+            assert!(fake.commands.is_empty());
+        }
     }
 
     #[test]
     fn an_unsupported_locale_is_refused_before_anything_is_written() {
         let mut fake = locales_rootfs();
-        let err = with_host(&mut fake, |h| configure_locale(h, "en_XX.UTF-8", LocaleGen::LocaleGenFile)).unwrap_err();
+        let err = with_host(&mut fake, |h| generate_locale(h, "en_XX.UTF-8", LocaleGen::LocaleGenFile)).unwrap_err();
         assert_eq!(err.kind, lxc_tmpl_plugin_api::ErrorKind::INVALID_INPUT);
         assert!(!err.message.contains('\n'), "one line: {}", err.message);
         assert!(
@@ -737,8 +847,9 @@ mod tests {
             err.message
         );
         assert!(err.message.contains("en_US.UTF-8"), "names a supported one: {}", err.message);
+        assert_eq!(with_host(&mut fake, |h| set_locale(h, "en_XX.UTF-8")).unwrap_err(), err);
         assert!(fake.commands.is_empty());
-        assert!(!fake.exists("etc/default/locale"));
+        assert!(!fake.exists("etc/default/locale") && !fake.exists(LOCALE_MARKER));
         assert_eq!(fake.text("etc/locale.gen"), "# de_DE.UTF-8 UTF-8\n# en_IN UTF-8\n# en_US.UTF-8 UTF-8\n");
     }
 
@@ -746,15 +857,16 @@ mod tests {
     fn a_failing_locale_gen_is_an_error() {
         let mut fake = locales_rootfs();
         fake.on("locale-gen", output(1, "", "localedef: cannot write\n"));
-        let err = with_host(&mut fake, |h| configure_locale(h, "en_IN", LocaleGen::LocaleGenFile)).unwrap_err();
+        let err = with_host(&mut fake, |h| generate_locale(h, "en_IN", LocaleGen::LocaleGenFile)).unwrap_err();
         assert!(err.message.contains("locale-gen en_IN UTF-8 failed"), "{}", err.message);
-        assert!(!fake.exists("etc/default/locale"));
+        assert!(!fake.exists(LOCALE_MARKER), "no marker for a locale that was not generated");
     }
 
     #[test]
     fn without_locales_lang_stays_unset() {
         let mut fake = FakeHost::sealed();
-        with_host(&mut fake, |h| configure_locale(h, "en_US.UTF-8", LocaleGen::Argument)).unwrap();
+        assert_eq!(with_host(&mut fake, |h| generate_locale(h, "en_US.UTF-8", LocaleGen::Argument)).unwrap(), None);
+        with_host(&mut fake, |h| set_locale(h, "en_US.UTF-8")).unwrap();
         assert!(fake.commands.is_empty());
         assert!(!fake.exists("etc/default/locale"));
         assert!(fake.warnings().iter().any(|w| w.contains("LANG is left unset")), "{:?}", fake.warnings());

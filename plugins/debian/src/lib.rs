@@ -24,10 +24,10 @@ debian --help` lists every option with its default.
 | hook | shared step ([`lxc_tmpl_deb::family`]) | Debian's part |
 |---|---|---|
 | `validate` | options, arch support (binfmt_misc, `-I`), debootstrap, keyring, LXC's config | release notes: the alias resolved, LTS, archive.debian.org, debian-ports, development releases |
-| `cache_key` | release codename (never the alias), arch, mirrors, components, include list, keyring, second-stage interpreter | none with `--clean` |
-| `download` | `debootstrap --variant=minbase` (with `--foreign` and the second stage inside the rootfs for `-I`), keyring, sources, `apt-get update --error-on=any`, `dist-upgrade`, `clean`, scrub | |
+| `cache_key` | release codename (never the alias), arch, mirrors, components, include list, keyring, second-stage interpreter, locale | none with `--clean` |
+| `download` | `debootstrap --variant=minbase` (with `--foreign` and the second stage inside the rootfs for `-I`), keyring, sources, `apt-get update --error-on=any`, `dist-upgrade`, `clean`, the locale (`locale.gen`, `locale-gen`), scrub | |
 | `sources_list` | release, `-updates` and security lines | |
-| `configure` | hostname, hosts, `/etc/network/interfaces`, locale (`locale.gen`), time zone, ssh host keys, getty units on the LXC ttys | |
+| `configure` | hostname, hosts, `/etc/network/interfaces`, `LANG`, time zone (files), ssh host keys (the host's `ssh-keygen`), getty units on the LXC ttys; no `locale-gen`, `dpkg-reconfigure` or `ssh-keygen -A` in the rootfs | |
 | `config` | `debian.common.conf`, `lxc.uts.name`, `lxc.arch` | `lxc.tty.max`, `lxc.pty.max = 1024` |
 | `post_process` | `--packages` | |
 | `finalize` | | root locked, `--auth-key` in `/root/.ssh/authorized_keys` |

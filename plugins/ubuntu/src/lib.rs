@@ -23,10 +23,10 @@ the script did. A release is named by codename or version (`jammy`, `22.04`).
 | hook | what it does |
 |---|---|
 | `validate` | resolves and checks every option (release, arch and its emulation, keyring, key and password files, bindhome user, mirrors, packages); refuses unprivileged containers |
-| `cache_key` | release, arch, variant, mirrors, components, include list, keyring path and content |
-| `download` | debootstrap into the cache staging dir with signature checks, the keyring into `trusted.gpg.d`, sources.list, `apt-get update --error-on=any`, `dist-upgrade`, `clean` (in the host's namespaced runner with `policy-rc.d`), then removes ssh host keys, the machine id, the host's hostname and resolv.conf |
+| `cache_key` | release, arch, variant, mirrors, components, include list, keyring path and content, locale |
+| `download` | debootstrap into the cache staging dir with signature checks, the keyring into `trusted.gpg.d`, sources.list, `apt-get update --error-on=any`, `dist-upgrade`, `clean` (in the host's namespaced runner with `policy-rc.d`), `locale-gen` of the locale, then removes ssh host keys, the machine id, the host's hostname and resolv.conf |
 | `sources_list` | native or multiarch (`deb [arch=...]`) sources with `-updates` and `-security`; `70proxy` for a proxy |
-| `configure` | hostname, hosts (the RFC 1123 host name), netplan or ifupdown (by release, falling back on what is installed), locale (checked against the rootfs's `SUPPORTED`), time zone, fresh ssh host keys, a getty on each LXC tty |
+| `configure` | hostname, hosts (the RFC 1123 host name), netplan or ifupdown (by release, falling back on what is installed), `LANG` (checked against the rootfs's `SUPPORTED`), time zone (files), fresh ssh host keys (the host's `ssh-keygen`), a getty on each LXC tty; no `locale-gen`, `dpkg-reconfigure` or `ssh-keygen -A` in the rootfs |
 | `config` | `ubuntu.common.conf` (and `ubuntu.<release>.conf` when LXC ships one), `lxc.uts.name`, `lxc.arch`, the bindhome mount |
 | `trim` | upstart releases with `--trim`: the seed's trim; systemd releases: mask units that cannot work in a container (`--trim` masks more) |
 | `post_process` | multiarch for a foreign architecture, `--packages`, the `/dev/shm` link of 12.04 |
