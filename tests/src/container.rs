@@ -159,15 +159,22 @@ impl Container {
         self.lxc("lxc-destroy").run()
     }
 
-    /// Checks that the rootfs the config names is inside the test dir, so
-    /// that `lxc-destroy` can only ever delete test files.
+    /// Checks that the rootfs the config names (with every layer of an
+    /// overlay) is inside the test dir, so that `lxc-destroy` can only ever
+    /// delete test files.
     fn rootfs_is_private(&self) -> Result<(), String> {
         let text = fs::read_to_string(self.config_path()).map_err(|e| format!("cannot read the config: {e}"))?;
         let rootfs =
             config::value(&text, "lxc.rootfs.path").or_else(|| config::value(&text, "lxc.rootfs")).unwrap_or_default();
-        let rootfs = rootfs.strip_prefix("dir:").unwrap_or(&rootfs);
-        let path = Path::new(rootfs);
-        if path.is_absolute() && path.starts_with(&self.test_root) && !rootfs.contains("..") {
+        // `dir:PATH`, `btrfs:PATH`, `overlay:LOWER:UPPER` (lxc.container.conf(5)): every path
+        // named, the lower layers too, must be a test path.
+        let paths = ["dir:", "btrfs:", "overlay:", "overlayfs:"]
+            .iter()
+            .find_map(|prefix| rootfs.strip_prefix(prefix))
+            .unwrap_or(&rootfs);
+        let private =
+            |p: &str| Path::new(p).is_absolute() && Path::new(p).starts_with(&self.test_root) && !p.contains("..");
+        if !paths.is_empty() && paths.split(':').all(private) {
             Ok(())
         } else {
             Err(format!(

@@ -53,6 +53,7 @@ pub mod config;
 pub mod container;
 pub mod dir;
 pub mod leftovers;
+pub mod loopfs;
 pub mod mirror;
 pub mod paths;
 pub mod procs;

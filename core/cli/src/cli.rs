@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum, parser::ValueSource};
+use lxc_tmpl_host::backing::Backing;
 use lxc_tmpl_plugin_api::{Manifest, OptionSpec, OptionValue};
 
 /// Create LXC containers from distro plugins.
@@ -131,6 +132,11 @@ pub struct CreateArgs {
     /// Rebuild the distro's cached rootfs before using it.
     #[arg(short = 'F', long)]
     pub flush_cache: bool,
+    /// How the rootfs is made from the cache, as lxc-create's -B: dir (a copy, reflinked where
+    /// the filesystem can), overlay (the cache as a read-only lower layer), btrfs (a snapshot),
+    /// or auto (the fastest of these the filesystems allow).
+    #[arg(short = 'B', long, value_name = "BACKING", default_value = "dir", value_parser = parse_backing)]
+    pub backing: Backing,
     /// Print the steps and the config without touching the disk.
     #[arg(long)]
     pub dry_run: bool,
@@ -177,7 +183,11 @@ pub struct InfoArgs {
 
 /// Short options the fixed part of `create` uses; a plugin's short option
 /// with one of these letters is reachable by its long name only there.
-const CORE_SHORTS: &[char] = &['n', 'P', 'f', 'F', 'q', 'v', 'd', 'h', 'V'];
+const CORE_SHORTS: &[char] = &['n', 'P', 'f', 'F', 'B', 'q', 'v', 'd', 'h', 'V'];
+
+fn parse_backing(value: &str) -> Result<Backing, String> {
+    Backing::parse(value)
+}
 
 /// The clap id of a distro option.
 fn arg_id(long: &str) -> String {

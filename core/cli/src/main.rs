@@ -47,6 +47,12 @@ fn main() -> ExitCode {
         let status = lxc_tmpl_host::runner::helper_main();
         return ExitCode::from(u8::try_from(status).unwrap_or(1));
     }
+    // Before any thread exists (unshare(2) refuses a new mount namespace to a threaded
+    // process): a create gets a mount namespace of its own, so that the overlay it may mount
+    // on the rootfs is never seen on the host and dies with this process, however it ends.
+    if args.get(1).is_some_and(|a| a == "create") {
+        lxc_tmpl_host::backing::overlay::enter_private_mount_namespace();
+    }
     // Before any thread exists: signals must be blocked in every thread but the one that
     // handles them (see lxc_tmpl_host::interrupt).
     if handles_signals(&args)

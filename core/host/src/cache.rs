@@ -37,12 +37,13 @@
 //! for a cache: a generation is complete once renamed to `gen.<id>`, and in
 //! use once `current` (replaced by one `rename(2)`) names it.
 //!
-//! The copy tools (cp, tar) run through a [`ToolRunner`]: the host's
+//! The tools (tar, btrfs) run through a [`ToolRunner`]: the host's
 //! [`Runner`] in production, which gives each its own PID namespace that dies
-//! with lxc-tmpl. The process that copies out of an entry holds the entry's
+//! with lxc-tmpl. A process that reads out of an entry holds the entry's
 //! shared lock itself (the lock's descriptor is inherited by it), so a flush
 //! or purge can never remove a cache that a copy, even an orphaned one, still
-//! reads.
+//! reads. The `dir` backing store's copy runs in lxc-tmpl itself
+//! (`crate::backing::copy`), under the lock [`ReadyCache`] holds.
 
 // Cache bookkeeping (entry dirs, key files, staging, tars) under the cache dir root chose; the
 // rootfs inside an entry is only ever written by the build's hooks (through `Rootfs`) and the tools.
@@ -104,6 +105,9 @@ pub enum CacheError {
         /// The entry's directory.
         dir: PathBuf,
     },
+    /// The rootfs directory (a btrfs subvolume) of a build could not be made.
+    #[error(transparent)]
+    Subvolume(#[from] crate::backing::btrfs::BtrfsError),
     /// Copying the cached rootfs out failed.
     #[error("copying {from} to {to} failed: {detail}")]
     Copy {
@@ -118,7 +122,7 @@ pub enum CacheError {
 
 type Result<T> = std::result::Result<T, CacheError>;
 
-/// Runs the copy tools (`cp`, `tar`) of the cache.
+/// Runs the tools (`tar`, `btrfs`) of the cache.
 pub trait ToolRunner {
     /// Runs `argv` on the host; every process of the run keeps `hold` open until it exits.
     ///
@@ -350,7 +354,12 @@ impl CacheEntry {
         self.remove_stale_staging()?;
         let staging = self.dir.join(format!("staging.{}", std::process::id()));
         let rootfs = staging.join("rootfs");
-        fs::create_dir_all(&rootfs).map_err(io_err("cannot create staging directory", &rootfs))?;
+        fs::create_dir(&staging).map_err(io_err("cannot create staging directory", &staging))?;
+        // A subvolume on btrfs, so that containers can be snapshots of it.
+        if let Err(e) = crate::backing::btrfs::make_rootfs_dir(tools, &rootfs) {
+            let _ = remove_if_present(&staging);
+            return Err(CacheError::from(e).into());
+        }
         // From here on the staging dir is ours to remove if the build fails.
         if let Err(e) = build(&rootfs) {
             let _ = remove_if_present(&staging);
@@ -531,22 +540,6 @@ pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str
         }
     }
     Ok(purged)
-}
-
-/// Copies a cached rootfs into an empty container rootfs, keeping owners,
-/// modes, hard links, xattrs and device nodes, with reflinks where the
-/// filesystem offers them (`cp -a --reflink=auto`). `cp` itself holds the
-/// entry's shared lock until it exits.
-pub fn copy_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
-    let argv = vec![
-        "cp".to_owned(),
-        "-a".to_owned(),
-        "--reflink=auto".to_owned(),
-        "--".to_owned(),
-        path_arg(&cache.rootfs.join("."))?,
-        path_arg(to)?,
-    ];
-    run_copy_tool(tools, &argv, Some(cache.lock_fd()), &cache.rootfs, to)
 }
 
 /// A path as a command-line argument; the copy tools are given UTF-8 paths only.

@@ -32,7 +32,13 @@ use thiserror::Error;
 pub use crate::request::CreateRequest;
 
 use crate::{
-    cache::{CacheEntry, CacheError, copy_rootfs, unpack_rootfs},
+    backing::{
+        Backing,
+        btrfs::{self, BtrfsError},
+        copy::{CopyError, CopyOptions, copy_tree},
+        overlay::{MountedOverlay, OverlayError, OverlayLayout},
+    },
+    cache::{CacheEntry, CacheError, ReadyCache, unpack_rootfs},
     container::{ContainerDir, ContainerError, write_config},
     idmap::{IdMap, IdMapError},
     interrupt::{self, Interrupted},
@@ -101,6 +107,23 @@ pub enum CreateError {
         /// The distro.
         distro: String,
     },
+    /// The backing store asked for cannot hold this container.
+    #[error("--backing {backing} cannot be used here: {why}")]
+    BackingUnusable {
+        /// The backing store.
+        backing: Backing,
+        /// Why not, and what to use instead.
+        why: String,
+    },
+    /// The overlay rootfs could not be set up.
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
+    /// The btrfs snapshot could not be made.
+    #[error(transparent)]
+    Btrfs(#[from] BtrfsError),
+    /// Copying the cached rootfs failed.
+    #[error("cannot copy the cached rootfs")]
+    Copy(#[source] CopyError),
     /// LXC refused the config that was written.
     #[error("LXC {version} cannot load the generated config {path}: {detail}")]
     ConfigRejected {
@@ -124,6 +147,23 @@ pub struct CreateOutcome {
     pub message: Option<String>,
     /// The cache entry used, if any.
     pub cache: Option<CacheUse>,
+    /// How the rootfs was made: `dir`, `overlay` or `btrfs` (`auto` only in a
+    /// dry run, which makes nothing).
+    pub backing: Backing,
+}
+
+/// What [`Creator::populate`] made: the rootfs, filled by the hooks.
+struct Populated {
+    /// The plugin's config entries.
+    entries: Vec<ConfigEntry>,
+    /// The cache entry used, if any.
+    cache: Option<CacheUse>,
+    /// The backing store used.
+    backing: Backing,
+    /// The `lxc.rootfs.path` value for it.
+    rootfs_value: String,
+    /// The overlay mounted on the rootfs for the rest of the create.
+    mount: Option<MountedOverlay>,
 }
 
 /// The cache entry a create used.
@@ -295,23 +335,31 @@ impl<'a> Creator<'a> {
         .render()?)
     }
 
-    /// Builds the rootfs (from the cache or in place) and runs the hooks that
-    /// act on it; returns the config entries and the cache entry used.
+    /// Builds the rootfs (from the cache, with the backing store asked for,
+    /// or in place) and runs the hooks that act on it.
     fn populate(
         &self,
         req: &CreateRequest,
         ctx: &HookContext,
         key: Option<String>,
         rootfs: &Path,
-    ) -> Result<(Vec<ConfigEntry>, Option<CacheUse>), CreateError> {
-        let cache = match key {
-            Some(key) => Some(self.download_via_cache(req, ctx, &key, rootfs)?),
+    ) -> Result<Populated, CreateError> {
+        let (cache, backing, mount) = match key {
+            Some(key) => {
+                let (cache, backing, mount) = self.download_via_cache(req, ctx, &key, rootfs)?;
+                (Some(cache), backing, mount)
+            }
             None => {
                 self.step(Hook::Download.name())?;
                 let mut bridge = self.bridge(req, Some(Rootfs::open(rootfs)?), needs_dns(Hook::Download));
                 self.call_unit(Hook::Download, ctx, &mut bridge)?;
-                None
+                (None, Backing::Dir, None)
             }
+        };
+        let rootfs_value = match (&mount, backing) {
+            (Some(mount), _) => OverlayLayout::of(&req.spec.container_dir).rootfs_value(mount.lower())?,
+            (None, Backing::Btrfs) => format!("btrfs:{}", rootfs.display()),
+            (None, _) => dir_rootfs(rootfs),
         };
         let mut entries = Vec::new();
         for hook in Hook::ON_ROOTFS {
@@ -322,7 +370,36 @@ impl<'a> Creator<'a> {
         }
         #[cfg(lxc_tmpl_api_preview)]
         self.preview(req, ctx, rootfs)?;
-        Ok((entries, cache))
+        Ok(Populated { entries, cache, backing, rootfs_value, mount })
+    }
+
+    /// Refuses, before anything is made, a backing store that cannot hold
+    /// this container: overlay or btrfs without a cache to build on, or for
+    /// a rootfs of the user's choosing; overlay for an unprivileged
+    /// container, whose root could not own the cache's files.
+    fn check_backing(&self, req: &CreateRequest, cached: bool) -> Result<(), CreateError> {
+        let backing = req.spec.backing;
+        let unusable = |why: String| Err(CreateError::BackingUnusable { backing, why });
+        if !matches!(backing, Backing::Overlay | Backing::Btrfs) {
+            return Ok(());
+        }
+        if !cached {
+            return unusable(format!(
+                "{} keeps no rootfs cache to build on with these options; use --backing dir",
+                self.distro()
+            ));
+        }
+        if req.spec.rootfs.is_some() {
+            return unusable("the rootfs is a directory of your choosing (--rootfs); use --backing dir".into());
+        }
+        if backing == Backing::Overlay && IdMap::from_config(&req.spec.base)?.is_some() {
+            return unusable(
+                "an unprivileged (idmapped) container cannot use the cache, owned by host root, as its lower \
+                 layer; use --backing dir, or btrfs"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The hook a preview (1.1) host has and a 1.0 plugin lacks: how every
@@ -382,6 +459,7 @@ impl<'a> Creator<'a> {
                 dir: CacheEntry::new(&req.spec.cache_dir, self.distro(), &k).dir().to_owned(),
                 built: false,
             }),
+            backing: req.spec.backing,
         })
     }
 
@@ -409,6 +487,7 @@ impl<'a> Creator<'a> {
         self.step(Hook::Validate.name())?;
         self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
+        self.check_backing(req, key.is_some())?;
 
         let mut claim = ContainerDir::claim(&req.spec.name, &req.spec.container_dir, req.spec.rootfs.as_deref())?;
         if let Some(recovered) = claim.recovered() {
@@ -417,7 +496,8 @@ impl<'a> Creator<'a> {
         if req.spec.keep_on_failure {
             claim.keep_on_failure();
         }
-        let (entries, cache) = self.populate(req, &ctx, key, claim.rootfs())?;
+        let Populated { entries, cache, backing, rootfs_value, mount } =
+            self.populate(req, &ctx, key, claim.rootfs())?;
         // Built by real root; an unprivileged container owns it through its id map.
         let id_map = IdMap::from_config(&req.spec.base)?;
         if let Some(map) = &id_map {
@@ -426,7 +506,7 @@ impl<'a> Creator<'a> {
         }
         self.step("check init")?;
         check_init(claim.rootfs(), &entries, &req.spec.base, self.distro())?;
-        let config = self.render_config(req, dir_rootfs(claim.rootfs()), &entries, true)?;
+        let config = self.render_config(req, rootfs_value, &entries, true)?;
         let config_path = claim.config_path();
         write_config(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
@@ -438,13 +518,15 @@ impl<'a> Creator<'a> {
             checked?;
         }
         let message = self.message(req, &ctx, claim.rootfs())?;
+        // The hooks are done with the merged tree; LXC mounts it anew at start.
+        drop(mount);
         // As lxc-create: the container's root must reach its rootfs. Last, so
         // that nothing is written into the directory once it has changed hands.
         if let Some(map) = &id_map {
             map.give_to_container_root(claim.dir())?;
         }
         claim.commit()?;
-        Ok(CreateOutcome { config, config_path, message, cache })
+        Ok(CreateOutcome { config, config_path, message, cache, backing })
     }
 
     /// Template mode: `lxc-create` made the container directory, its config
@@ -466,7 +548,7 @@ impl<'a> Creator<'a> {
         self.step(Hook::Validate.name())?;
         self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
         let key = self.cache_key(req, &ctx)?;
-        let (entries, cache) = self.populate(req, &ctx, key, &rootfs)?;
+        let Populated { entries, cache, backing, .. } = self.populate(req, &ctx, key, &rootfs)?;
         self.step("check init")?;
         check_init(&rootfs, &entries, &req.spec.base, self.distro())?;
         let rootfs_value = req
@@ -481,7 +563,7 @@ impl<'a> Creator<'a> {
         write_config(&config_path, &config)
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
         let message = self.message(req, &ctx, &rootfs)?;
-        Ok(CreateOutcome { config, config_path, message, cache })
+        Ok(CreateOutcome { config, config_path, message, cache, backing })
     }
 
     fn download_via_cache(
@@ -490,7 +572,7 @@ impl<'a> Creator<'a> {
         ctx: &HookContext,
         key: &str,
         rootfs: &Path,
-    ) -> Result<CacheUse, CreateError> {
+    ) -> Result<(CacheUse, Backing, Option<MountedOverlay>), CreateError> {
         let entry = CacheEntry::new(&req.spec.cache_dir, self.distro(), key);
         let reporter = self.reporter;
         // Inside an unprivileged lxc-create's user namespace nothing can be
@@ -513,12 +595,82 @@ impl<'a> Creator<'a> {
             reporter.log(LogLevel::Info, &format!("using cached rootfs {}", ready.rootfs.display()));
         }
         self.step("copy rootfs")?;
-        if in_user_namespace {
+        let used = if in_user_namespace {
             unpack_rootfs(self.runner, &ready, rootfs)?;
+            (Backing::Dir, None)
         } else {
-            copy_rootfs(self.runner, &ready, rootfs)?;
+            self.make_rootfs(req, &ready, rootfs)?
+        };
+        Ok((CacheUse { dir: entry.dir().to_owned(), built: ready.built }, used.0, used.1))
+    }
+
+    /// Makes the container's rootfs from a ready cache entry with the
+    /// backing store asked for; `auto` tries btrfs, then overlay, then dir,
+    /// and the create says which it used and why.
+    fn make_rootfs(
+        &self,
+        req: &CreateRequest,
+        ready: &ReadyCache,
+        rootfs: &Path,
+    ) -> Result<(Backing, Option<MountedOverlay>), CreateError> {
+        let say = |backing: Backing, how: String| {
+            self.reporter.log(LogLevel::Info, &format!("rootfs: {backing}, {how}"));
+        };
+        let auto = req.spec.backing == Backing::Auto;
+        let lxcpath = &req.spec.lxcpath;
+        let own_rootfs = req.spec.rootfs.is_none();
+        if req.spec.backing == Backing::Btrfs
+            || (auto && own_rootfs && btrfs::is_subvolume(&ready.rootfs) && btrfs::is_btrfs(lxcpath))
+        {
+            if !btrfs::is_subvolume(&ready.rootfs) {
+                return Err(CreateError::BackingUnusable {
+                    backing: Backing::Btrfs,
+                    why: format!(
+                        "the cached rootfs {} is not a btrfs subvolume (the cache dir is not on btrfs, or the entry \
+                         was built before); put the cache dir on the lxcpath's btrfs filesystem and rebuild with \
+                         --flush-cache, or use --backing dir",
+                        ready.rootfs.display()
+                    ),
+                });
+            }
+            match btrfs::snapshot(self.runner, &ready.rootfs, rootfs) {
+                Ok(()) => {
+                    say(Backing::Btrfs, format!("a snapshot of {}", ready.rootfs.display()));
+                    return Ok((Backing::Btrfs, None));
+                }
+                Err(e) if auto => self.reporter.log(LogLevel::Debug, &format!("auto: no btrfs snapshot: {e}")),
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(CacheUse { dir: entry.dir().to_owned(), built: ready.built })
+        let privileged = IdMap::from_config(&req.spec.base)?.is_none();
+        if req.spec.backing == Backing::Overlay || (auto && own_rootfs && privileged) {
+            // Recorded first: from here on the generation must outlive this container.
+            ready.add_user(&req.spec.container_dir)?;
+            match MountedOverlay::mount(&crate::sys::LinuxSyscall, &ready.rootfs, &req.spec.container_dir, rootfs) {
+                Ok(mount) => {
+                    say(Backing::Overlay, format!("over the cached {}", ready.rootfs.display()));
+                    return Ok((Backing::Overlay, Some(mount)));
+                }
+                Err(e) if auto => self.reporter.log(LogLevel::Debug, &format!("auto: no overlay: {e}")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The copy runs in this process, which holds the entry's shared lock until it is done.
+        let stats = copy_tree(&ready.rootfs, rootfs, &CopyOptions::default()).map_err(|e| match e {
+            CopyError::Interrupted(signal) => CreateError::Interrupted { signal, step: self.step.get() },
+            other => CreateError::Copy(other),
+        })?;
+        let why = if auto { "; btrfs and overlay are not available here" } else { "" };
+        say(
+            Backing::Dir,
+            format!(
+                "a copy of {} ({} files reflinked, {} copied{why})",
+                ready.rootfs.display(),
+                stats.reflinked,
+                stats.copied
+            ),
+        );
+        Ok((Backing::Dir, None))
     }
 }
 

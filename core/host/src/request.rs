@@ -9,6 +9,7 @@ use lxc_tmpl_plugin_api::{HostFacts, OptionValue};
 use semver::Version;
 
 use crate::{
+    backing::Backing,
     facts,
     idmap::{IdMap, IdMapError},
     lxcconf::{BaseConfig, Dialect},
@@ -61,6 +62,9 @@ pub struct CreateSpec {
     pub cache_dir: PathBuf,
     /// Rebuild the cache entry even if it exists.
     pub flush_cache: bool,
+    /// How the rootfs is made from the cache entry (`-B`); template mode
+    /// always copies, as lxc-create has chosen the storage.
+    pub backing: Backing,
     /// The LXC version the config is written for (its dialect, and the
     /// version the plugin is told).
     pub lxc_version: Version,
@@ -112,6 +116,7 @@ mod tests {
             base: BaseConfig::parse(base),
             cache_dir: "/c".into(),
             flush_cache: false,
+            backing: Backing::Dir,
             lxc_version: Version::new(2, 0, 9),
             check_config: true,
             keep_on_failure: false,

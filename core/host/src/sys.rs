@@ -566,6 +566,15 @@ fn proc_fd_cpath(fd: BorrowedFd<'_>) -> std::ffi::CString {
     std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
 }
 
+/// `umount2(target, MNT_DETACH)`: detaches a mount now and lets the kernel
+/// finish unmounting once nothing uses it (umount(2)).
+///
+/// # Errors
+/// What `umount2` said (EINVAL when `target` is not a mount point).
+pub fn unmount_detached(target: &Path) -> nix::Result<()> {
+    nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

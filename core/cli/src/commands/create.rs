@@ -126,6 +126,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         base,
         cache_dir: args.cache_dir.clone(),
         flush_cache: args.flush_cache,
+        backing: args.backing,
         lxc_version: target,
         check_config,
         keep_on_failure: args.keep_on_failure,

@@ -179,6 +179,8 @@ fn request(
         base,
         cache_dir: matches.get_one::<PathBuf>("cache-dir").cloned().unwrap_or_default(),
         flush_cache: matches.get_flag("flush-cache"),
+        // lxc-create has chosen the storage and mounted it for us.
+        backing: lxc_tmpl_host::backing::Backing::Dir,
         lxc_version: facts::installed_lxc_version().unwrap_or_else(|| semver::Version::new(5, 0, 0)),
         // lxc-create reloads the config itself after we exit.
         check_config: false,

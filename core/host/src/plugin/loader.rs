@@ -41,6 +41,7 @@ pub const RESERVED_OPTIONS: &[&str] = &[
     "config",
     "cache-dir",
     "flush-cache",
+    "backing",
     "debug",
     "dry-run",
     "lxc-version",
