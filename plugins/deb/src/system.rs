@@ -435,8 +435,11 @@ pub const ZONEINFO: &str = "usr/share/zoneinfo";
 /// upgrade, so the link is what counts.
 ///
 /// Logged and skipped when the host's zone is unknown or the rootfs has no
-/// tzdata (no `/usr/share/zoneinfo`). A zone the rootfs's tzdata lacks is
-/// refused in one line: the container would fall back to UTC without a word.
+/// tzdata (no `/usr/share/zoneinfo`). A zone the rootfs's tzdata lacks (an
+/// old name a newer release keeps only in tzdata-legacy) gets a warning and
+/// the container keeps its own zone (UTC): the zone comes from the host, not
+/// from the user, so it must not fail the create, but it must not change
+/// without a word either.
 pub fn configure_timezone(host: &mut Host<'_>) -> Result<(), PluginError> {
     let Some(zone) = host_timezone(host)? else {
         host.info("the host's time zone is unknown (no /etc/timezone, no /etc/localtime link): left as is");
@@ -449,10 +452,12 @@ pub fn configure_timezone(host: &mut Host<'_>) -> Result<(), PluginError> {
             host.info(&format!("the rootfs has no /{zone_file} and no tzdata (no /{ZONEINFO}): time zone left as is"));
             return Ok(());
         }
-        return Err(PluginError::failed(format!(
-            "the host's time zone {zone} is not in the rootfs's tzdata (no file /{zone_file}; an old name, \
-             which newer releases keep only in tzdata-legacy?): give the host the zone's current name"
-        )));
+        host.warn(&format!(
+            "the host's time zone {zone} is not in the container's tzdata (no /{zone_file}; an old name that \
+             newer releases keep only in tzdata-legacy?): the container keeps its own time zone; give the host \
+             the zone's current name to pass it on"
+        ));
+        return Ok(());
     }
     host.mkdir_all("etc", 0o755)?;
     if host.file_kind("etc/timezone")?.is_some() {
@@ -678,6 +683,7 @@ pub fn install_apt_keyring(host: &mut Host<'_>, keyring: &str, name: &str) -> Re
 mod tests {
     use super::*;
     use crate::fake::{FakeHost, Node, output, with_host};
+    use lxc_tmpl_plugin_api::LogLevel;
 
     #[test]
     fn hostname_and_hosts() {
@@ -915,24 +921,26 @@ mod tests {
     }
 
     #[test]
-    fn a_zone_the_rootfs_lacks_is_refused_in_one_line() {
+    fn a_zone_the_rootfs_lacks_is_a_warning_and_changes_nothing() {
         let mut fake = FakeHost::sealed();
         fake.put_host("/etc/timezone", "US/Pacific-New\n");
         fake.put("usr/share/zoneinfo/Etc/UTC", "TZif");
         fake.mkdir("usr/share/zoneinfo/US");
         fake.put("etc/timezone", "Etc/UTC\n");
-        let err = with_host(&mut fake, configure_timezone).unwrap_err();
-        assert!(!err.message.contains('\n'), "one line: {}", err.message);
+        with_host(&mut fake, configure_timezone).unwrap();
+        let warnings = fake.logs_at(LogLevel::Warn);
         assert!(
-            err.message.contains("time zone US/Pacific-New")
-                && err.message.contains("/usr/share/zoneinfo/US/Pacific-New"),
-            "{}",
-            err.message
+            warnings
+                .iter()
+                .any(|w| w.contains("time zone US/Pacific-New") && w.contains("/usr/share/zoneinfo/US/Pacific-New")),
+            "{warnings:?}"
         );
         assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n", "nothing written");
         // A directory of zones is no zone either.
         fake.put_host("/etc/timezone", "US\n");
-        assert!(with_host(&mut fake, configure_timezone).is_err());
+        with_host(&mut fake, configure_timezone).unwrap();
+        assert_eq!(fake.logs_at(LogLevel::Warn).len(), 2);
+        assert_eq!(fake.text("etc/timezone"), "Etc/UTC\n");
     }
 
     #[test]
