@@ -5,7 +5,8 @@
 //! - overlay: the container starts, its writes land in its own upper layer
 //!   and never in the cache, and a `--flush-cache` or `cache purge` while it
 //!   exists leaves it working; once it is destroyed, a purge removes the
-//!   generation it kept.
+//!   generation it kept. The rebuild of `--flush-cache` fetches no package
+//!   the first build fetched (the mirror server counts the requests).
 //! - btrfs: on a loop-mounted btrfs holding both the cache and the lxcpath,
 //!   the rootfs is a snapshot subvolume that starts, and `auto` picks it.
 //! - auto on an ordinary filesystem picks overlay for a privileged container.
@@ -68,9 +69,22 @@ fn overlay_never_writes_the_cache_and_outlives_flush_and_purge() {
     assert!(leftovers::fingerprint(&cached) == fingerprint, "the overlay container changed the cached rootfs");
     ov1.stop_clean(30).assert_success();
 
-    // A flush builds a new generation for new containers and keeps ov1's.
+    // A flush builds a new generation for new containers and keeps ov1's;
+    // debootstrap takes the packages the first build fetched from the
+    // package cache instead of the mirror.
+    let debs = |served: &[lxc_tmpl_tests::mirror::Served]| -> Vec<String> {
+        served.iter().filter(|r| r.method == "GET" && r.target.ends_with(".deb")).map(|r| r.target.clone()).collect()
+    };
+    let fetched_before = debs(&server.served());
+    assert!(!fetched_before.is_empty(), "the cold build fetched no .deb from the mirror");
     let _ov2 = dir.container("ov2");
     create(&dir, &server, &fixture, "ov2", "overlay").arg("--flush-cache").stdout();
+    let refetched: Vec<String> = debs(&server.served()[..])
+        .split_off(fetched_before.len())
+        .into_iter()
+        .filter(|t| fetched_before.contains(t))
+        .collect();
+    assert!(refetched.is_empty(), "the rebuild fetched again: {refetched:?}");
     let [current] = &cache_entries(&dir.cache(), "debian")[..] else { panic!("expected one debian cache entry") };
     assert_ne!(current, &cached, "--flush-cache reused the old generation");
     assert!(leftovers::fingerprint(&cached) == fingerprint, "the flush touched ov1's lower layer");

@@ -12,6 +12,8 @@
 //! <distro>/<hash>/gen.<id>/rootfs.tar the same, as a tar with numeric owners, for unprivileged lxc-create
 //! <distro>/<hash>/gen.<id>/users/    one file per overlay container using it as its lower layer
 //! <distro>/<hash>/staging.<pid>/     a build in progress (or a killed one, removed by the next builder)
+//! <distro>/packages/<phash>/         downloaded packages a plugin keeps between builds ([`package_dir`])
+//! <distro>/packages/<phash>.lock     flock: exclusive while a build uses them
 //! ```
 //!
 //! Generations exist for the overlay backing store: an overlay container's
@@ -485,6 +487,52 @@ impl CacheEntry {
     }
 }
 
+/// A directory of downloaded packages that outlives cache entries, so that a
+/// rebuild (`--flush-cache`, another variant of the same release) fetches
+/// nothing it already has; held under an exclusive lock until dropped.
+#[derive(Debug)]
+pub struct PackageDir {
+    /// `<cache>/<distro>/packages/<sha256 of the key>`.
+    pub path: PathBuf,
+    /// The key it was asked for.
+    pub key: String,
+    _lock: FileLock,
+}
+
+/// The package directory of `key` (what decides which package files it can
+/// hold: release, architecture, mirror) for `distro`, created if missing,
+/// under an exclusive lock: two builds never write it at once. Its `key`
+/// file holds the key, for whoever looks.
+///
+/// # Errors
+/// [`CacheError::BadDistro`]; I/O and lock errors.
+pub fn package_dir(cache_dir: &Path, distro: &str, key: &str, on_wait: impl FnMut(&str)) -> Result<PackageDir> {
+    check_distro(distro)?;
+    let parent = cache_dir.join(distro).join(PACKAGES);
+    fs::create_dir_all(&parent).map_err(io_err("cannot create", &parent))?;
+    let hash: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let lock = FileLock::acquire(
+        &parent.join(format!("{hash}.lock")),
+        LockMode::Exclusive,
+        &format!("downloading {distro} packages"),
+        on_wait,
+    )?;
+    let path = parent.join(hash);
+    fs::create_dir_all(&path).map_err(io_err("cannot create", &path))?;
+    fs::write(path.join("key"), format!("{key}\n")).map_err(io_err("cannot write", &path))?;
+    Ok(PackageDir { path, key: key.to_owned(), _lock: lock })
+}
+
+/// The directory under `<cache>/<distro>` that holds [`package_dir`]s.
+const PACKAGES: &str = "packages";
+
+fn check_distro(distro: &str) -> Result<()> {
+    if distro.is_empty() || !distro.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(CacheError::BadDistro(distro.to_owned()));
+    }
+    Ok(())
+}
+
 /// What [`purge_distro`] did.
 #[derive(Debug, Default)]
 pub struct Purged {
@@ -496,19 +544,18 @@ pub struct Purged {
     pub kept: Vec<(PathBuf, Vec<PathBuf>)>,
 }
 
-/// Removes every cache entry of `distro` under `cache_dir` (and nothing of
-/// any other distro), each under its exclusive lock so that no create is
-/// building or copying it meanwhile. A generation an overlay container
+/// Removes every cache entry of `distro` under `cache_dir`, and its
+/// downloaded packages (and nothing of any other distro), each under its
+/// exclusive lock so that no create is building or copying it meanwhile. A generation an overlay container
 /// still uses is kept (and no longer current, so the next create builds
 /// afresh) until a later purge finds it unused.
 ///
 /// # Errors
 /// [`CacheError::BadDistro`] for a name that is no distro name; I/O and lock errors.
 pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str)) -> Result<Purged> {
-    if distro.is_empty() || !distro.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Err(CacheError::BadDistro(distro.to_owned()));
-    }
+    check_distro(distro)?;
     let distro_dir = cache_dir.join(distro);
+    purge_package_dirs(&distro_dir.join(PACKAGES), &mut on_wait)?;
     let entries = match fs::read_dir(&distro_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Purged::default()),
@@ -540,6 +587,24 @@ pub fn purge_distro(cache_dir: &Path, distro: &str, mut on_wait: impl FnMut(&str
         }
     }
     Ok(purged)
+}
+
+/// Removes every package directory under `dir`, each under its lock.
+fn purge_package_dirs(dir: &Path, on_wait: &mut impl FnMut(&str)) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("cannot read", dir)(e)),
+    };
+    for entry in entries {
+        let lock_path = entry.map_err(io_err("cannot read", dir))?.path();
+        let Some(hash) = lock_path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
+            continue;
+        };
+        let _lock = FileLock::acquire(&lock_path, LockMode::Exclusive, "purging downloaded packages", &mut *on_wait)?;
+        remove_if_present(&dir.join(hash))?;
+    }
+    Ok(())
 }
 
 /// A path as a command-line argument; the copy tools are given UTF-8 paths only.

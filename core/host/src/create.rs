@@ -276,6 +276,9 @@ impl<'a> Creator<'a> {
             entries: Vec::new(),
             reporter: self.reporter,
             scratch: &self.scratch,
+            cache_dir: &req.spec.cache_dir,
+            distro: self.distro(),
+            package_dirs: Vec::new(),
         }
     }
 

@@ -77,6 +77,9 @@ impl Subject for Real {
             entries: Vec::new(),
             reporter: &reporter,
             scratch: &self.scratch,
+            cache_dir: &self.root,
+            distro: "conformance",
+            package_dirs: Vec::new(),
         };
         let mut host = Host::new(HostApi_TO::from_ptr(&mut bridge, TD_Opaque));
         f(&mut host);

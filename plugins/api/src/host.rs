@@ -322,8 +322,18 @@ pub trait HostApi {
     /// sees it (a symlink entry is [`FileKind::Symlink`]). Errors: the path is
     /// missing (the message says "No such file or directory"), it is not a
     /// directory, or an entry name is not UTF-8.
-    #[sabi(last_prefix_field)]
     fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind_NE>>, PluginError>;
+    /// A host directory (absolute path) for downloaded packages that
+    /// outlives cache entries: the same `key` (write into it what decides
+    /// which package files it may hold, such as release, architecture and
+    /// mirror) gets the same directory in every create, so a rebuild
+    /// (`--flush-cache`) or another variant fetches nothing it already has.
+    /// It lives in the cache dir (`<cache>/<distro>/packages/`), goes with
+    /// `lxc-tmpl cache purge`, and is locked for this create until the hook
+    /// returns, so two builds never write it at once. Hand it to a host tool
+    /// (`debootstrap --cache-dir`); the plugin itself never writes host paths.
+    #[sabi(last_prefix_field)]
+    fn package_cache_dir(&mut self, key: RStr<'_>) -> RResult<RString, PluginError>;
 }
 
 /// The host callbacks as passed across the boundary.
@@ -508,6 +518,11 @@ impl<'a> Host<'a> {
     /// running `mktemp -d` and `rm -rf` on the host.
     pub fn scratch_dir(&mut self) -> Result<String, PluginError> {
         self.api.scratch_dir().into_result().map(RString::into_string)
+    }
+
+    /// The package directory for `key`; see [`HostApi::package_cache_dir`].
+    pub fn package_cache_dir(&mut self, key: &str) -> Result<String, PluginError> {
+        self.api.package_cache_dir(key.into()).into_result().map(RString::into_string)
     }
 
     /// The entries of a rootfs directory as `(name, kind)`, sorted by name;

@@ -215,6 +215,9 @@ pub struct FakeHost {
     /// The host paths `scratch_dir` handed out since the last
     /// [`end_create`](Self::end_create), in order.
     pub scratch_dirs: Vec<String>,
+    /// The keys `package_cache_dir` was asked for, in order, with the paths
+    /// handed out (the same key gets the same path, as from the real host).
+    pub package_dirs: Vec<(String, String)>,
     /// The real directory holding them, when host files are the machine's.
     scratch_root: Option<ScratchRoot>,
 }
@@ -424,6 +427,7 @@ impl FakeHost {
             base_config: BTreeMap::new(),
             root_path: Some("/fake-root".into()),
             scratch_dirs: Vec::new(),
+            package_dirs: Vec::new(),
             scratch_root: None,
         }
     }
@@ -894,6 +898,19 @@ impl HostApi for FakeHost {
 
     fn scratch_dir(&mut self) -> RResult<RString, PluginError> {
         self.make_scratch_dir().map(RString::from).into()
+    }
+
+    fn package_cache_dir(&mut self, key: RStr<'_>) -> RResult<RString, PluginError> {
+        let path = match self.package_dirs.iter().find(|(k, _)| k == key.as_str()) {
+            Some((_, path)) => path.clone(),
+            None => {
+                let path = format!("/var/cache/lxc-tmpl.fake/packages/{}", self.package_dirs.len() + 1);
+                self.host_dirs.insert(path.clone());
+                self.package_dirs.push((key.to_string(), path.clone()));
+                path
+            }
+        };
+        RResult::ROk(path.into())
     }
 
     fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind_NE>>, PluginError> {

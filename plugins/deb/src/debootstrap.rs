@@ -60,6 +60,20 @@ pub struct DebootstrapPlan {
     /// `--foreign`: only unpack; the second stage runs inside the rootfs
     /// (through an emulator, for a foreign architecture).
     pub foreign: bool,
+    /// `--cache-dir`: a host directory where debootstrap keeps the `.deb`
+    /// files it downloads and reuses those whose checksum the Release file
+    /// still lists (debootstrap(8)); `None` to download everything.
+    pub cache_dir: Option<String>,
+}
+
+impl DebootstrapPlan {
+    /// What decides which package files a run may download, and so which
+    /// package cache it shares ([`Host::package_cache_dir`]): the suite,
+    /// the architecture and the mirror. The variant, components and include
+    /// list only choose among those files.
+    pub fn package_cache_key(&self) -> String {
+        format!("debootstrap-packages suite={} arch={} mirror={}", self.suite, self.arch, self.mirror)
+    }
 }
 
 impl DebootstrapPlan {
@@ -73,6 +87,9 @@ impl DebootstrapPlan {
         argv.push(format!("--arch={}", self.arch));
         if self.foreign {
             argv.push("--foreign".to_owned());
+        }
+        if let Some(dir) = &self.cache_dir {
+            argv.push(format!("--cache-dir={dir}"));
         }
         if !self.components.is_empty() {
             argv.push(format!("--components={}", self.components.join(",")));
@@ -254,7 +271,21 @@ mod tests {
             signature: SignatureCheck::Keyring("/k.gpg".into()),
             script: None,
             foreign: false,
+            cache_dir: None,
         }
+    }
+
+    #[test]
+    fn argv_with_a_package_cache() {
+        let plan = DebootstrapPlan { cache_dir: Some("/c/ubuntu/packages/ab".into()), ..plan() };
+        let argv = plan.argv("debootstrap");
+        assert_eq!(argv[2], "--cache-dir=/c/ubuntu/packages/ab", "{argv:?}");
+        // Options before the positional suite, target and mirror.
+        assert_eq!(&argv[argv.len() - 3..], ["jammy", "/cache/staging.1", "http://127.0.0.1:8080/ubuntu"]);
+        let other_variant = DebootstrapPlan { variant: Some("minbase".into()), include: vec![], ..plan.clone() };
+        assert_eq!(plan.package_cache_key(), other_variant.package_cache_key(), "variants share the package files");
+        let other_mirror = DebootstrapPlan { mirror: "http://m/ubuntu".into(), ..plan.clone() };
+        assert_ne!(plan.package_cache_key(), other_mirror.package_cache_key());
     }
 
     #[test]

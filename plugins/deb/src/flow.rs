@@ -84,7 +84,9 @@ pub struct SecondStage {
 /// state out of the cache. Without a cache (`--clean`) it builds the
 /// container's rootfs itself, just before `configure`.
 pub fn build_cached_rootfs(host: &mut Host<'_>, spec: &BuildSpec<'_>) -> Result<(), PluginError> {
-    let plan = DebootstrapPlan { target: host.root_path()?, ..spec.plan.clone() };
+    // The packages of earlier builds of this suite, arch and mirror are reused, not fetched again.
+    let cache_dir = host.package_cache_dir(&spec.plan.package_cache_key())?;
+    let plan = DebootstrapPlan { target: host.root_path()?, cache_dir: Some(cache_dir), ..spec.plan.clone() };
     host.progress(&format!("debootstrap {} {} from {}", plan.suite, plan.arch, plan.mirror));
     run_debootstrap(host, spec.debootstrap, &plan, spec.proxy.as_deref())?;
     if let Some(stage) = &spec.second_stage {

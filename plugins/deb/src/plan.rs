@@ -196,6 +196,7 @@ impl DebPlan {
             signature: signature.clone(),
             script: script_for(host, self.suite(), self.archive.fallback_script)?,
             foreign: self.two_stage(),
+            cache_dir: None,
         })
     }
 

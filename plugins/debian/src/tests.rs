@@ -93,12 +93,16 @@ fn full_create_from_a_local_mirror() {
     // debootstrap on the host: lxc-debian's minbase and include list, signature checked.
     let (place, argv) = fake.debootstrap_run();
     assert_eq!(place, RunPlace::Host);
+    // Downloaded packages go to the host's package cache for this suite, arch and mirror.
+    assert_eq!(fake.package_dirs.len(), 1, "{:?}", fake.package_dirs);
+    assert!(fake.package_dirs[0].0.contains("suite=bookworm arch=amd64 mirror=http://127.0.0.1:8000/debian"));
     assert_eq!(
         argv,
         [
             "/usr/sbin/debootstrap",
             "--variant=minbase",
             "--arch=amd64",
+            "--cache-dir=/var/cache/lxc-tmpl.fake/packages/1",
             "--components=main",
             "--include=init,ifupdown,locales,ca-certificates,dialog,isc-dhcp-client,netbase,net-tools,iproute2,\
              openssh-server,dbus",

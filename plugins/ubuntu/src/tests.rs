@@ -94,6 +94,7 @@ fn full_create_from_a_local_mirror() {
         [
             "/usr/sbin/debootstrap",
             "--arch=amd64",
+            "--cache-dir=/var/cache/lxc-tmpl.fake/packages/1",
             "--components=main,universe",
             "--include=ssh,vim,sudo,language-pack-en,locales,dbus",
             "--keyring=/fixture.gpg",

@@ -19,6 +19,7 @@ use lxc_tmpl_plugin_api::{
 };
 
 use crate::{
+    cache::{self, PackageDir},
     lxcconf::BaseConfig,
     plugin::scratch::Scratch,
     render::render_template,
@@ -49,6 +50,12 @@ pub struct Bridge<'a> {
     pub reporter: &'a dyn Reporter,
     /// The create's scratch directories, which outlive this hook.
     pub scratch: &'a Scratch,
+    /// The cache dir, for [`HostApi::package_cache_dir`].
+    pub cache_dir: &'a Path,
+    /// The distro, whose part of the cache dir package dirs go in.
+    pub distro: &'a str,
+    /// Package dirs handed out in this hook, locked until it returns.
+    pub package_dirs: Vec<PackageDir>,
 }
 
 impl std::fmt::Debug for Bridge<'_> {
@@ -325,6 +332,24 @@ impl HostApi for Bridge<'_> {
             .map_err(|e| host_error(error_chain(&e)))
             .and_then(|dir| utf8_path("scratch dir", &dir))
             .into()
+    }
+
+    fn package_cache_dir(&mut self, key: RStr<'_>) -> RResult<RString, PluginError> {
+        if let Some(held) = self.package_dirs.iter().find(|d| d.key == key.as_str()) {
+            return utf8_path("package cache dir", &held.path).into();
+        }
+        let reporter = self.reporter;
+        let dir = cache::package_dir(self.cache_dir, self.distro, key.as_str(), |holder| {
+            reporter.log(LogLevel::Warn, &format!("waiting for the {} package cache: {holder} holds it", self.distro))
+        });
+        match dir {
+            Ok(dir) => {
+                let path = utf8_path("package cache dir", &dir.path);
+                self.package_dirs.push(dir);
+                path.into()
+            }
+            Err(e) => RResult::RErr(host_error(format!("package cache dir: {}", error_chain(&e)))),
+        }
     }
 
     fn read_dir(&mut self, path: RStr<'_>) -> RResult<RVec<Tuple2<RString, FileKind_NE>>, PluginError> {
