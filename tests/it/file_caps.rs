@@ -4,8 +4,8 @@
 //! cap_net_raw+ep` on it when the cache is built (libcap2-bin, which has
 //! setcap, is one of its `Depends`, so dpkg configures it first), the way
 //! every Debian and Ubuntu system gets it; so the capability is in the cached
-//! rootfs and in the cache's `rootfs.tar`, both written by the build, with no
-//! step of the test faking either. The ubuntu plugin's default variant is
+//! rootfs and in the cache's `rootfs.tar` (packed by the first create of an
+//! unprivileged container), with no step of the test faking either. The ubuntu plugin's default variant is
 //! debootstrap's own, which installs the `important` packages, iputils-ping
 //! among them (the debian plugin always bootstraps minbase, without it; the
 //! fixture's "ubuntu" suites serve the same Debian 12 packages). From that
@@ -120,13 +120,6 @@ fn ping_keeps_cap_net_raw_through_every_create() {
     let entries = cache_entries(&dir.cache(), DISTRO);
     let [cached] = &entries[..] else { panic!("expected one {DISTRO} cache entry, found {entries:?}") };
     assert_eq!(getcap(&cached.join(PING)), "cap_net_raw=ep", "the cache build (iputils-ping's postinst) set no cap");
-    let tar = cached.with_file_name("rootfs.tar");
-    let listing = TestCommand::new("tar")
-        .args(["--xattrs", "--xattrs-include=*", "-tvvf"])
-        .arg(&tar)
-        .arg(format!("./{PING}"))
-        .stdout();
-    assert!(listing.contains("security.capability"), "rootfs.tar has no capability for {PING}:\n{listing}");
     assert_eq!(getcap(&dir.lxcpath().join("capa/rootfs").join(PING)), "cap_net_raw=ep", "privileged create");
 
     // (b) lxc-tmpl create of an idmapped container: shifted, capability rewritten.
@@ -138,6 +131,14 @@ fn ping_keeps_cap_net_raw_through_every_create() {
     assert_namespaced_capability(&dir, "capb");
     assert_capability_effective_inside(&mut b);
     drop(b); // stopped and destroyed: one booted container at a time
+    // That create packed the tar an unprivileged lxc-create unpacks, with the capability.
+    let tar = cached.with_file_name("rootfs.tar");
+    let listing = TestCommand::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "-tvvf"])
+        .arg(&tar)
+        .arg(format!("./{PING}"))
+        .stdout();
+    assert!(listing.contains("security.capability"), "rootfs.tar has no capability for {PING}:\n{listing}");
 
     // (c) An unprivileged lxc-create: the template unpacks rootfs.tar in its user namespace.
     let templates = dir.mkdir("templates");

@@ -161,11 +161,24 @@ fn lxc_create_makes_an_unprivileged_debian_from_a_cache_root_built() {
     assert!(refused.stderr.contains("build it once as root"), "the error does not say how:\n{refused}");
     assert!(!dir.lxcpath().join("unpd2").exists(), "the failed container is left");
 
-    // Root builds the cache (any create with the same options does), then the
+    // A privileged create builds the cache but packs no tar (the entry stays
+    // the size of its rootfs): the unprivileged lxc-create says what to run.
+    let _plain = dir.container("plain");
+    dir.create("debian", "plain").args(&options).env("HTTP_PROXY", "none").stdout();
+    let refused = lxc_create("unpd4").run();
+    assert_ne!(refused.code(), Some(0), "unpacked a tar nobody made:\n{refused}");
+    assert!(refused.stderr.contains("has no rootfs.tar") && refused.stderr.contains("lxc.idmap"), "{refused}");
+    assert!(!dir.lxcpath().join("unpd4").exists(), "the failed container is left");
+
+    // Root's create of an unprivileged container packs it, then the
     // unprivileged lxc-create unpacks it inside its user namespace.
     let _seed = dir.container("seed");
-    let mut seed = dir.create("debian", "seed");
-    seed.args(&options).env("HTTP_PROXY", "none").stdout();
+    let mut seed = dir.command();
+    seed.args(["create", "--distro", "debian", "--name", "seed"]).arg("-P").arg(dir.lxcpath());
+    seed.arg("-f").arg(&conf).arg("--cache-dir").arg(dir.cache()).args(&options).env("HTTP_PROXY", "none");
+    let seeded = seed.run();
+    seeded.assert_success();
+    assert!(seeded.stderr.contains("for unprivileged lxc-create"), "{seeded}");
     lxc_create("unpd3").stdout();
     let hostname = fs::read_to_string(dir.lxcpath().join("unpd3/rootfs/etc/hostname")).unwrap();
     assert_eq!(hostname.trim(), "unpd3", "configure ran inside the user namespace");

@@ -99,12 +99,23 @@ pub enum CacheError {
     /// The entry does not exist and cannot be built here.
     #[error(
         "the {label} rootfs cache ({dir}) is not built, and it cannot be built inside the user namespace of an \
-         unprivileged lxc-create: build it once as root with `lxc-tmpl create` and the same distro options"
+         unprivileged lxc-create: build it once as root with `lxc-tmpl create` of an unprivileged container \
+         (-f with your lxc.idmap config) and the same distro options"
     )]
     NotBuilt {
         /// `<distro> <key>`.
         label: String,
         /// The entry's directory.
+        dir: PathBuf,
+    },
+    /// The entry has no tar for an unprivileged lxc-create to unpack.
+    #[error(
+        "the rootfs cache {dir} has no rootfs.tar, which an unprivileged lxc-create unpacks: run `lxc-tmpl create` \
+         once as root for an unprivileged container (-f with your lxc.idmap config) with the same distro options; \
+         that writes it"
+    )]
+    NoTar {
+        /// The generation's directory.
         dir: PathBuf,
     },
     /// The rootfs directory (a btrfs subvolume) of a build could not be made.
@@ -168,6 +179,25 @@ impl ReadyCache {
     /// The descriptor of the shared lock, for a copy process to hold.
     pub fn lock_fd(&self) -> BorrowedFd<'_> {
         self.lock.as_fd()
+    }
+
+    /// Makes sure the generation has `rootfs.tar`, the copy an unprivileged
+    /// lxc-create unpacks in its user namespace (where files of unmapped ids
+    /// cannot be read): packed by real root on the first create of an
+    /// unprivileged container from this generation, and only then, so that
+    /// an entry is no bigger than its rootfs on a host that never needs it.
+    /// Returns whether this call packed it. Concurrent callers each pack into
+    /// their own partial file; the rename makes one of them the tar.
+    ///
+    /// # Errors
+    /// What tar said, or the I/O error.
+    pub fn ensure_tar(&self, tools: &dyn ToolRunner) -> Result<bool> {
+        let tar = self.generation().join("rootfs.tar");
+        if tar.is_file() {
+            return Ok(false);
+        }
+        pack_rootfs(tools, &self.rootfs, &tar)?;
+        Ok(true)
     }
 
     /// The generation directory (`<entry>/gen.<id>`).
@@ -376,11 +406,10 @@ impl CacheEntry {
         let generation = self.new_generation_path();
         let finish = || -> Result<()> {
             fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
-            pack_rootfs(tools, &rootfs, &staging.join("rootfs.tar"))?;
             fs::rename(&staging, &generation).map_err(io_err("cannot move into place", &staging))?;
             self.set_current(&generation)
         };
-        // An interrupted or failed pack leaves no staging dir or half tar behind.
+        // A failed finish leaves no staging dir behind.
         finish().inspect_err(|_| {
             let _ = remove_if_present(&staging);
         })?;
@@ -653,16 +682,20 @@ fn first_complaint(stderr: &[u8]) -> String {
 /// What is restored is chosen when unpacking ([`unpack_rootfs`]).
 const TAR_METADATA: [&str; 2] = ["--xattrs", "--xattrs-include=*"];
 
-/// Writes `tar` of the rootfs at `from`, with numeric owners, xattrs and ACLs, atomically.
+/// Writes `tar` of the rootfs at `from`, with numeric owners, xattrs and ACLs, atomically: into
+/// a partial file of this process, renamed when complete (a killed pack leaves only the
+/// partial file, removed with its generation).
 fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
-    let partial = tar.with_extension("tar.partial");
+    let partial = tar.with_extension(format!("tar.partial.{}", std::process::id()));
     let argv: Vec<String> = ["tar", "--numeric-owner"]
         .into_iter()
         .chain(TAR_METADATA)
         .chain(["-C", &path_arg(from)?, "-cpf", &path_arg(&partial)?, "."])
         .map(str::to_owned)
         .collect();
-    run_copy_tool(tools, &argv, None, from, tar)?;
+    run_copy_tool(tools, &argv, None, from, tar).inspect_err(|_| {
+        let _ = fs::remove_file(&partial);
+    })?;
     fs::rename(&partial, tar).map_err(io_err("cannot move into place", &partial))
 }
 
@@ -682,13 +715,7 @@ fn pack_rootfs(tools: &dyn ToolRunner, from: &Path, tar: &Path) -> Result<()> {
 pub fn unpack_rootfs(tools: &dyn ToolRunner, cache: &ReadyCache, to: &Path) -> Result<()> {
     let tar = cache.generation().join("rootfs.tar");
     if !tar.is_file() {
-        return Err(CacheError::Copy {
-            from: tar,
-            to: to.to_owned(),
-            detail: "the cache entry has no rootfs.tar (built by an older lxc-tmpl): rebuild it as root with \
-                     --flush-cache"
-                .into(),
-        });
+        return Err(CacheError::NoTar { dir: cache.generation().to_owned() });
     }
     const RESTORED_XATTRS: [&str; 5] = [
         "--xattrs",
@@ -834,6 +861,11 @@ mod tests {
             .unwrap();
         let to = cache.path().join("container");
         fs::create_dir(&to).unwrap();
+        // Packed only when an unprivileged container is first made from it.
+        let err = unpack_rootfs(&DirectTools, &ready, &to).unwrap_err();
+        assert!(matches!(err, CacheError::NoTar { .. }), "{err}");
+        assert!(ready.ensure_tar(&DirectTools).unwrap(), "the first call packs");
+        assert!(!ready.ensure_tar(&DirectTools).unwrap(), "the second finds it");
         unpack_rootfs(&DirectTools, &ready, &to).unwrap();
         assert_eq!(fs::read_to_string(to.join("etc/hostname")).unwrap(), "x\n");
         drop(ready);

@@ -602,6 +602,13 @@ impl<'a> Creator<'a> {
             unpack_rootfs(self.runner, &ready, rootfs)?;
             (Backing::Dir, None)
         } else {
+            // An unprivileged lxc-create will need the tar of this generation, and cannot make it.
+            if IdMap::from_config(&req.spec.base)?.is_some() && ready.ensure_tar(self.runner)? {
+                reporter.log(
+                    LogLevel::Info,
+                    &format!("packed {} for unprivileged lxc-create", ready.generation().join("rootfs.tar").display()),
+                );
+            }
             self.make_rootfs(req, &ready, rootfs)?
         };
         Ok((CacheUse { dir: entry.dir().to_owned(), built: ready.built }, used.0, used.1))
