@@ -186,15 +186,31 @@ impl ReadyCache {
     /// cannot be read): packed by real root on the first create of an
     /// unprivileged container from this generation, and only then, so that
     /// an entry is no bigger than its rootfs on a host that never needs it.
-    /// Returns whether this call packed it. Concurrent callers each pack into
-    /// their own partial file; the rename makes one of them the tar.
+    /// Returns whether this call packed it. One create packs at a time (an
+    /// flock on `rootfs.tar.lock`); whoever holds it first removes what a
+    /// killed packer left.
     ///
     /// # Errors
-    /// What tar said, or the I/O error.
+    /// What tar said, or the I/O or lock error.
     pub fn ensure_tar(&self, tools: &dyn ToolRunner) -> Result<bool> {
         let tar = self.generation().join("rootfs.tar");
         if tar.is_file() {
             return Ok(false);
+        }
+        let _packing = FileLock::acquire(
+            &self.generation().join("rootfs.tar.lock"),
+            LockMode::Exclusive,
+            "packing the cache for unprivileged lxc-create",
+            |_| {},
+        )?;
+        if tar.is_file() {
+            return Ok(false);
+        }
+        for entry in fs::read_dir(self.generation()).map_err(io_err("cannot read", self.generation()))? {
+            let path = entry.map_err(io_err("cannot read", self.generation()))?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("rootfs.tar.partial.")) {
+                fs::remove_file(&path).map_err(io_err("cannot remove", &path))?;
+            }
         }
         pack_rootfs(tools, &self.rootfs, &tar)?;
         Ok(true)
@@ -864,7 +880,10 @@ mod tests {
         // Packed only when an unprivileged container is first made from it.
         let err = unpack_rootfs(&DirectTools, &ready, &to).unwrap_err();
         assert!(matches!(err, CacheError::NoTar { .. }), "{err}");
+        // What a killed packer left goes.
+        fs::write(ready.generation().join("rootfs.tar.partial.99999"), "half").unwrap();
         assert!(ready.ensure_tar(&DirectTools).unwrap(), "the first call packs");
+        assert!(!ready.generation().join("rootfs.tar.partial.99999").exists());
         assert!(!ready.ensure_tar(&DirectTools).unwrap(), "the second finds it");
         unpack_rootfs(&DirectTools, &ready, &to).unwrap();
         assert_eq!(fs::read_to_string(to.join("etc/hostname")).unwrap(), "x\n");
