@@ -674,9 +674,47 @@ pub fn run_hooks<D: Distro>(
     fake: &mut FakeHost,
     ctx: &HookContext,
 ) -> Result<(Option<String>, Option<String>), PluginError> {
+    run_hooks_but(plugin, fake, ctx, None)
+}
+
+/// A warm create: every hook but `download`, in the host's order, on a
+/// `fake` whose rootfs is a copy of a cache entry ([`build_cache_entry`]),
+/// as the host runs them when the entry exists. Returns the cache key and
+/// the message, as [`run_hooks`].
+pub fn run_hooks_from_cache<D: Distro>(
+    plugin: &D,
+    fake: &mut FakeHost,
+    ctx: &HookContext,
+) -> Result<(Option<String>, Option<String>), PluginError> {
+    run_hooks_but(plugin, fake, ctx, Some(Hook::Download))
+}
+
+/// The rootfs a cache entry holds: `validate`, `cache_key` and `download`
+/// of `plugin` run on `fake` (as a cold create builds the entry), and the
+/// rootfs they leave.
+pub fn build_cache_entry<D: Distro>(
+    plugin: &D,
+    fake: &mut FakeHost,
+    ctx: &HookContext,
+) -> Result<BTreeMap<String, Node>, PluginError> {
+    with_host(fake, |host| {
+        plugin.validate(ctx, host)?;
+        plugin.cache_key(ctx, host)?;
+        plugin.download(ctx, host)
+    })?;
+    Ok(fake.rootfs.clone())
+}
+
+/// Every hook in [`Hook::ORDER`] except `skip`.
+fn run_hooks_but<D: Distro>(
+    plugin: &D,
+    fake: &mut FakeHost,
+    ctx: &HookContext,
+    skip: Option<Hook>,
+) -> Result<(Option<String>, Option<String>), PluginError> {
     with_host(fake, |host| {
         let (mut key, mut message) = (None, None);
-        for hook in Hook::ORDER {
+        for hook in Hook::ORDER.into_iter().filter(|h| Some(*h) != skip) {
             match hook {
                 Hook::CacheKey => key = plugin.cache_key(ctx, host)?,
                 Hook::Message => message = plugin.message(ctx, host)?,

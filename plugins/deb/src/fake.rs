@@ -18,16 +18,14 @@
 //! ```
 
 use std::{
-    collections::BTreeMap,
     ops::{Deref, DerefMut},
     sync::atomic::{AtomicU64, Ordering},
 };
 
-pub use lxc_tmpl_plugin_api::testing::{Node, RecordedCommand, World, context, output, run_hooks, with_host};
-use lxc_tmpl_plugin_api::{
-    CommandOutput, Distro, ErrorKind, Hook, HookContext, Manifest, PluginError, RunPlace, testing,
-    testing::call_unit_hook,
+pub use lxc_tmpl_plugin_api::testing::{
+    Node, RecordedCommand, World, build_cache_entry, context, output, run_hooks, run_hooks_from_cache, with_host,
 };
+use lxc_tmpl_plugin_api::{CommandOutput, Distro, ErrorKind, HookContext, Manifest, PluginError, RunPlace, testing};
 
 use crate::{
     debootstrap::Keyring,
@@ -169,45 +167,6 @@ pub fn debootstrap_responder(cmd: &RecordedCommand, world: &mut World<'_>) -> Op
         }
         _ => None,
     }
-}
-
-/// The rootfs a cache entry holds: `validate`, `cache_key` and `download`
-/// of `plugin` run on `fake` (as a cold create builds the entry), and the
-/// rootfs they leave.
-pub fn build_cache_entry<D: Distro>(
-    plugin: &D,
-    fake: &mut FakeHost,
-    ctx: &HookContext,
-) -> Result<BTreeMap<String, Node>, PluginError> {
-    with_host(fake, |host| {
-        plugin.validate(ctx, host)?;
-        plugin.cache_key(ctx, host)?;
-        plugin.download(ctx, host)
-    })?;
-    Ok(fake.rootfs.clone())
-}
-
-/// A warm create: every hook but `download`, in the host's order, on a
-/// `fake` whose rootfs is a copy of a cache entry ([`build_cache_entry`]),
-/// as the host runs them when the entry exists. Returns the cache key and
-/// the message, as [`run_hooks`].
-pub fn run_hooks_from_cache<D: Distro>(
-    plugin: &D,
-    fake: &mut FakeHost,
-    ctx: &HookContext,
-) -> Result<(Option<String>, Option<String>), PluginError> {
-    with_host(fake, |host| {
-        let (mut key, mut message) = (None, None);
-        for hook in Hook::ORDER {
-            match hook {
-                Hook::Download => {}
-                Hook::CacheKey => key = plugin.cache_key(ctx, host)?,
-                Hook::Message => message = plugin.message(ctx, host)?,
-                unit => call_unit_hook(plugin, unit, ctx, host)?,
-            }
-        }
-        Ok((key, message))
-    })
 }
 
 /// A minimal ELF header and program header table (a `PT_LOAD`, then a

@@ -57,9 +57,10 @@ steps, for what a distro does differently.
 Tests of such plugins drive their hooks against `fake::FakeHost` (feature
 `test-support`, on the plugin API's `testing` feature):
 `FakeHost::debootstrap_host` acts like debootstrap, useradd, locale-gen and
-ssh-keygen on the in-memory rootfs, `fake::run_hooks` (the API's) runs a whole
-create, `fake::build_cache_entry` and `fake::run_hooks_from_cache` a cold
-build and a warm create, `fake::assert_refused` checks bad input.
+ssh-keygen on the in-memory rootfs; the API's `run_hooks` runs a whole create,
+its `build_cache_entry` and `run_hooks_from_cache` a cold build and a warm
+create (all three re-exported by `fake`); `fake::assert_refused` checks bad
+input.
 */
 
 // No fork, no host-path writes: everything goes through `Host` (plugins/clippy.toml).
