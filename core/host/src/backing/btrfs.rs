@@ -77,7 +77,8 @@ pub fn make_rootfs_dir(tools: &dyn ToolRunner, path: &Path) -> Result<(), BtrfsE
 }
 
 /// Makes `to` (the container's empty `rootfs` directory, replaced) a
-/// writable snapshot of the subvolume `from`.
+/// writable snapshot of the subvolume `from`. On failure `to` is an empty
+/// directory again.
 ///
 /// # Errors
 /// [`BtrfsError`]: `from` is no subvolume, the two are on different
@@ -88,7 +89,11 @@ pub fn snapshot(tools: &dyn ToolRunner, from: &Path, to: &Path) -> Result<(), Bt
     std::fs::remove_dir(to)
         .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
         .map_err(|source| BtrfsError::Remove { path: to.to_owned(), source })?;
-    run(tools, &["subvolume", "snapshot"], &[from, to])
+    run(tools, &["subvolume", "snapshot"], &[from, to]).inspect_err(|_| {
+        // Put the empty rootfs directory back, for whatever the caller does instead.
+        #[allow(clippy::disallowed_methods)] // as above
+        let _ = std::fs::create_dir(to);
+    })
 }
 
 /// The `btrfs` program, if installed.
