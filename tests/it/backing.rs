@@ -17,7 +17,7 @@ use std::{fs, os::unix::fs::MetadataExt, path::Path};
 
 use lxc_tmpl_tests::{
     AptFixture, LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, assert_mentions, assert_same_text, config,
-    error_line, leftovers, loopfs::LoopBtrfs, require_root, require_tools, rootfs::cache_entries, snapshot,
+    error_line, heavy_lock, leftovers, loopfs::LoopBtrfs, require_root, require_tools, rootfs::cache_entries, snapshot,
 };
 
 const BOOTSTRAP_TOOLS: &[&str] = &["debootstrap", "wget", "gpgv"];
@@ -42,7 +42,6 @@ fn overlay_never_writes_the_cache_and_outlives_flush_and_purge() {
     let fixture = apt_fixture();
     let server = MirrorServer::start();
     let dir = TestDir::new("backing-overlay");
-    let mounts_before = snapshot::mountinfo();
 
     create(&dir, &server, &fixture, "seed", "dir").stdout();
     let [cached] = &cache_entries(&dir.cache(), "debian")[..] else { panic!("expected one debian cache entry") };
@@ -50,6 +49,9 @@ fn overlay_never_writes_the_cache_and_outlives_flush_and_purge() {
     let fingerprint = leftovers::fingerprint(&cached);
 
     let mut ov1 = dir.container("ov1");
+    // Other tests change the mount table too; they do it under this lock.
+    let heavy = heavy_lock();
+    let mounts_before = snapshot::mountinfo();
     let made = create(&dir, &server, &fixture, "ov1", "overlay").run();
     made.assert_success();
     assert_mentions(&made.stderr, &["rootfs: overlay", &cached.display().to_string()]);
@@ -59,6 +61,7 @@ fn overlay_never_writes_the_cache_and_outlives_flush_and_purge() {
     assert!(upper.join("etc/hostname").is_file(), "the create's files are not in the upper layer");
     assert_eq!(fs::read_dir(ov1.rootfs()).unwrap().count(), 0, "the create left its overlay mounted");
     assert_same_text!(mounts_before, snapshot::mountinfo(), "the create changed the host's mount table");
+    drop(heavy);
 
     ov1.start();
     assert_eq!(ov1.state(), "RUNNING");
@@ -156,7 +159,8 @@ fn btrfs_snapshots_start_and_auto_picks_them() {
     b1.destroy().assert_success();
     b2.destroy().assert_success();
     assert!(!b1.dir().exists() && !b2.dir().exists());
-    drop(btrfs);
+    // b1 and b2 (holding the heavy lock since b1 started) drop before `btrfs`,
+    // whose unmount takes that lock.
 }
 
 #[test]

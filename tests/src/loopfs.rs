@@ -1,7 +1,10 @@
 //! A btrfs filesystem on a loop device, for the btrfs backing store tests:
 //! a sparse image file in the test dir, `mkfs.btrfs`, `mount -o loop`;
 //! unmounted (lazily, so a busy mount cannot wedge the test) and its image
-//! removed when dropped.
+//! removed when dropped. Mounting and unmounting change the host's mount
+//! table, so both happen under the [`heavy_lock`](crate::heavy_lock) that
+//! other tests hold while they compare it: drop every started
+//! [`Container`](crate::Container) (which holds that lock) first.
 
 use std::{
     fs,
@@ -26,6 +29,7 @@ impl LoopBtrfs {
         fs::create_dir_all(&mount_point).unwrap();
         fs::File::create(&image).unwrap().set_len(mib << 20).unwrap();
         run(Command::new("mkfs.btrfs").arg("-q").arg(&image), "mkfs.btrfs (apt-get install btrfs-progs)");
+        let _heavy = crate::heavy_lock();
         run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount_point), "mount -o loop");
         LoopBtrfs { mount_point, image }
     }
@@ -39,6 +43,7 @@ impl LoopBtrfs {
 impl Drop for LoopBtrfs {
     fn drop(&mut self) {
         // -l: the loop device goes once nothing uses the filesystem; -d frees it then.
+        let _heavy = crate::heavy_lock();
         let _ = Command::new("umount").args(["-l", "-d"]).arg(&self.mount_point).output();
         let _ = fs::remove_file(&self.image);
     }
