@@ -14,9 +14,7 @@ use std::{
 
 use lxc_tmpl_tests::{
     AptFixture, LXC_TOOLS, MirrorServer, Outcome, TestCommand, TestDir, apt_fixture, assert_mentions, config,
-    error_line, leftovers,
-    procs::{self, Proc},
-    require_root, require_tools,
+    error_line, leftovers, require_root, require_tools,
     rootfs::{cache_entries, read, ssh_host_keys},
     running::Running,
 };
@@ -117,27 +115,29 @@ fn creates_from_a_cold_cache_build_it_once_and_purge_waits_for_copies() {
         }
     }
 
-    // A purge while two warm creates copy from the cache.
+    // A purge while two warm creates copy from the cache. The copy runs in
+    // the create itself, under the entry's shared lock, from its `copy
+    // rootfs` step until its next step.
     let more = ["cc4", "cc5"];
     let _more_guards: Vec<_> = more.iter().map(|n| dir.container(n)).collect();
     let mut runs: Vec<Running> =
         more.iter().map(|name| Running::spawn(&mut debian_create(&dir, &mirror, &fixture, name))).collect();
-    let copies = copying_processes(&dir, &mut runs);
+    wait_until_copying(&mut runs);
     let purge_started = Instant::now();
     let mut purge = Running::spawn(dir.command().args(["cache", "purge", "debian", "--cache-dir"]).arg(dir.cache()));
     assert!(
-        copies.iter().any(procs::alive),
-        "inconclusive: the copies ended before the purge started ({copies:?}); the copy is too fast to test with"
+        runs.iter_mut().any(copying),
+        "inconclusive: the copies ended before the purge started; the copy is too fast to test with"
     );
     // The purge may end only when no copy reads the cache any more.
     let mut copies_ended = None;
     loop {
-        let copying = copies.iter().any(procs::alive);
-        if !copying && copies_ended.is_none() {
+        let still_copying = runs.iter_mut().any(copying);
+        if !still_copying && copies_ended.is_none() {
             copies_ended = Some(purge_started.elapsed());
         }
         if purge.has_exited() {
-            assert!(!copies.iter().any(procs::alive), "cache purge ended while a create still copied from the cache");
+            assert!(!runs.iter_mut().any(copying), "cache purge ended while a create still copied from the cache");
             break;
         }
         assert!(purge_started.elapsed() < Duration::from_secs(300), "cache purge hangs");
@@ -162,20 +162,17 @@ fn creates_from_a_cold_cache_build_it_once_and_purge_waits_for_copies() {
     assert!(cache_entries(&dir.cache(), "debian").is_empty(), "the purge left a cache entry");
 }
 
-/// Waits until each create in `runs` prints `==> copy rootfs` and at
-/// least one copy tool runs; returns the copy tools running then.
-fn copying_processes(dir: &TestDir, runs: &mut [Running]) -> Vec<Proc> {
+/// Whether a create is in its copy step: it printed `==> copy rootfs` and
+/// not yet the step after it (`==> sources_list`).
+fn copying(run: &mut Running) -> bool {
+    let lines = run.stderr_lines();
+    lines.iter().any(|l| l == "==> copy rootfs") && !lines.iter().any(|l| l == "==> sources_list")
+}
+
+/// Waits until every create in `runs` has reached its copy step.
+fn wait_until_copying(runs: &mut [Running]) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let all_copying = runs.iter_mut().all(|r| r.stderr_lines().iter().any(|l| l == "==> copy rootfs"));
-        let cache = dir.cache().display().to_string();
-        let tools: Vec<Proc> = procs::related(dir.path(), None)
-            .into_iter()
-            .filter(|p| (p.comm == "cp" || p.comm == "tar") && p.cmdline.contains(&cache))
-            .collect();
-        if all_copying && !tools.is_empty() {
-            return tools;
-        }
+    while !runs.iter_mut().all(|r| r.stderr_lines().iter().any(|l| l == "==> copy rootfs")) {
         for run in runs.iter_mut() {
             assert!(!run.has_exited(), "a create ended before the purge: {:?}", run.stderr_lines());
         }
