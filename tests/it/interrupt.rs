@@ -53,6 +53,20 @@ const POINT_TIMEOUT: Duration = Duration::from_secs(300);
 const REMAINS_LINE: &str = "removed the remains of an interrupted create";
 
 /// The steps of a busybox create, in order, as its stderr names them.
+/// The steps of a warm debian create from the copy on; the config check
+/// (slowed to 30 s here) keeps a signal sent in any of them from missing.
+const WARM_DEBIAN_STEPS: &[&str] = &[
+    "copy rootfs",
+    "sources_list",
+    "configure",
+    "config",
+    "trim",
+    "post_process",
+    "finalize",
+    "check init",
+    "check config",
+];
+
 const BUSYBOX_STEPS: &[&str] = &[
     "validate",
     "download",
@@ -80,10 +94,13 @@ enum Point {
     /// This many seconds after debootstrap started (it downloads, then
     /// unpacks and configures packages with dpkg in the chroot).
     Debootstrap(u64),
-    /// While the cached rootfs is copied into the container: a copy tool
-    /// (`cp`, `tar`) runs.
+    /// On `==> copy rootfs`: the copy of the cached rootfs runs inside the
+    /// create (the dir backing store's engine), so the signal lands in it or,
+    /// if the copy is done first, in a later step.
     Copy,
-    /// In the configure hook, while a command runs inside the rootfs.
+    /// On `==> configure`: a warm create runs no command inside the rootfs
+    /// any more (the locale, time zone and host keys need none), so the
+    /// signal lands in the configure hook or a later step.
     Configure,
     /// During the config check, while its (slowed) `lxc-info` runs.
     CheckConfig,
@@ -98,8 +115,8 @@ impl Point {
                 &BUSYBOX_STEPS[first..]
             }
             Point::Debootstrap(_) => &["download", "debootstrap"],
-            Point::Copy => &["copy rootfs"],
-            Point::Configure => &["configure"],
+            Point::Copy => WARM_DEBIAN_STEPS,
+            Point::Configure => &WARM_DEBIAN_STEPS[2..],
             Point::CheckConfig => &["check config"],
         }
     }
@@ -108,8 +125,8 @@ impl Point {
         match self {
             Point::Step(step) => format!("at step {step:?}"),
             Point::Debootstrap(secs) => format!("{secs} s into debootstrap"),
-            Point::Copy => "during the copy of the cached rootfs".into(),
-            Point::Configure => "during configure, in a rootfs command".into(),
+            Point::Copy => "at the copy of the cached rootfs".into(),
+            Point::Configure => "at configure".into(),
             Point::CheckConfig => "during the config check".into(),
         }
     }
@@ -232,7 +249,7 @@ impl<'a> Injector<'a> {
     }
 
     /// Waits for `point` in `run`.
-    fn reach(&self, run: &mut Running, point: Point, rootfs: &Path) -> Result<(), String> {
+    fn reach(&self, run: &mut Running, point: Point) -> Result<(), String> {
         let dir = self.dir.path().to_owned();
         let pid = run.pid();
         let step_seen = |lines: &[String], step: &str| lines.iter().any(|l| l == &format!("==> {step}"));
@@ -258,16 +275,11 @@ impl<'a> Injector<'a> {
                     Err(format!("debootstrap ended within {secs} s; the shot would miss it"))
                 }
             }
-            Point::Copy => run.wait_until("a copy tool after `==> copy rootfs`", POINT_TIMEOUT, |lines| {
-                let copying = step_seen(lines, "copy rootfs")
-                    && procs::related(&dir, Some(pid)).iter().any(|p| p.comm == "cp" || p.comm == "tar");
-                copying.then_some(())
+            Point::Copy => run.wait_until("step line `==> copy rootfs`", POINT_TIMEOUT, |lines| {
+                step_seen(lines, "copy rootfs").then_some(())
             }),
-            Point::Configure => run.wait_until("a rootfs command after `==> configure`", POINT_TIMEOUT, |lines| {
-                let in_rootfs = step_seen(lines, "configure")
-                    && !lines.iter().any(|l| l == "==> config")
-                    && snapshot::processes_under(rootfs).iter().any(|p| p.reason.starts_with("root="));
-                in_rootfs.then_some(())
+            Point::Configure => run.wait_until("step line `==> configure`", POINT_TIMEOUT, |lines| {
+                step_seen(lines, "configure").then_some(())
             }),
             Point::CheckConfig => {
                 let wrapper = self.slow.wrapper("lxc-info").display().to_string();
@@ -307,7 +319,7 @@ impl<'a> Injector<'a> {
         cmd.env("PATH", self.slow.path_env());
         let mut run = Running::spawn(&mut cmd);
         let pid = run.pid();
-        let reached = self.reach(&mut run, shot.point, &container_dir.join("rootfs"));
+        let reached = self.reach(&mut run, shot.point);
         let at = run.elapsed();
         let mut known: Vec<Proc> = procs::read(pid).into_iter().collect();
         known.extend(procs::descendants(pid));
