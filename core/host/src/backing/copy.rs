@@ -639,10 +639,15 @@ impl Shared<'_> {
             if cloned {
                 Counters::add(&self.stats.reflinked, 1);
             } else {
-                let copied = copy_data(src.as_fd(), dst.as_fd(), size).map_err(|e| CopyError::Entry {
-                    op: "copy the data of",
-                    path: self.src_path(rel),
-                    source: e,
+                let copied = copy_data(src.as_fd(), dst.as_fd(), size).map_err(|e| {
+                    // A full or read-only destination is the destination's fault: name it,
+                    // so the error points at the filesystem to clean up.
+                    let errno = e.raw_os_error().map(Errno::from_raw);
+                    if matches!(errno, Some(Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG | Errno::EROFS)) {
+                        CopyError::Entry { op: "write the data of", path: self.dst_path(rel), source: e }
+                    } else {
+                        CopyError::Entry { op: "copy the data of", path: self.src_path(rel), source: e }
+                    }
                 })?;
                 if copied.short {
                     return Err(CopyError::Changed { path: self.src_path(rel) });
