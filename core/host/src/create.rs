@@ -395,7 +395,7 @@ impl<'a> Creator<'a> {
         if req.spec.rootfs.is_some() {
             return unusable("the rootfs is a directory of your choosing (--rootfs); use --backing dir".into());
         }
-        if backing == Backing::Overlay && IdMap::from_config(&req.spec.base)?.is_some() {
+        if backing == Backing::Overlay && req.facts.is_unprivileged() {
             return unusable(
                 "an unprivileged (idmapped) container cannot use the cache, owned by host root, as its lower \
                  layer; use --backing dir, or btrfs"
@@ -603,7 +603,7 @@ impl<'a> Creator<'a> {
             (Backing::Dir, None)
         } else {
             // An unprivileged lxc-create will need the tar of this generation, and cannot make it.
-            if IdMap::from_config(&req.spec.base)?.is_some() && ready.ensure_tar(self.runner)? {
+            if req.facts.is_unprivileged() && ready.ensure_tar(self.runner)? {
                 reporter.log(
                     LogLevel::Info,
                     &format!("packed {} for unprivileged lxc-create", ready.generation().join("rootfs.tar").display()),
@@ -652,7 +652,7 @@ impl<'a> Creator<'a> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let privileged = IdMap::from_config(&req.spec.base)?.is_none();
+        let privileged = !req.facts.is_unprivileged();
         if req.spec.backing == Backing::Overlay || (auto && own_rootfs && privileged) {
             // Recorded first: from here on the generation must outlive this container.
             ready.add_user(&req.spec.container_dir)?;

@@ -199,11 +199,6 @@ impl MountedOverlay {
         Ok(Self { target: target.to_owned(), lower: lower.to_owned() })
     }
 
-    /// Where it is mounted.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// Its lower layer (the cache generation's rootfs).
     pub fn lower(&self) -> &Path {
         &self.lower
