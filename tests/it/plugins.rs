@@ -320,7 +320,7 @@ fn forged_cache_entry_is_refused() {
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.join("rootfs").is_dir())
+        .filter(|p| p.join("current/rootfs").is_dir())
         .collect();
     let [entry] = &entries[..] else { panic!("expected one cache entry: {entries:?}") };
     let name = entry.file_name().unwrap().to_string_lossy();
@@ -347,7 +347,7 @@ fn cache_purge_removes_one_distros_entries_only() {
     let other = dir.mkdir("cache/ubuntu/0123456789abcdef/rootfs");
     let entries = |distro: &str| -> Vec<std::path::PathBuf> {
         std::fs::read_dir(dir.cache().join(distro))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join("rootfs").is_dir()).collect())
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join("current/rootfs").is_dir()).collect())
             .unwrap_or_default()
     };
     assert_eq!(entries("faulty").len(), 2, "two cache entries were built");
