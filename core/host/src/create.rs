@@ -752,9 +752,11 @@ fn check_config_loads(
     check_lxcpath: &Path,
     name: &str,
 ) -> Result<(), CreateError> {
-    let version = crate::facts::installed_lxc_version().map(|v| v.to_string()).unwrap_or_else(|| "?".into());
-    let rejected =
-        |detail: String| CreateError::ConfigRejected { path: config_path.to_owned(), version: version.clone(), detail };
+    let rejected = |detail: String| CreateError::ConfigRejected {
+        path: config_path.to_owned(),
+        version: crate::facts::installed_lxc_version().map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+        detail,
+    };
     let argv =
         ["lxc-info", "-P", &check_lxcpath.display().to_string(), "-n", name, "-c", "lxc.uts.name"].map(str::to_owned);
     let output = runner.run_on_host(&HostCommand { argv: &argv, env: &[], stdin: b"", hold: None });

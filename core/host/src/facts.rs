@@ -2,7 +2,7 @@
 //! architecture in dpkg's spelling, the distribution from os-release and the
 //! installed LXC version.
 
-use std::{path::Path, process::Command};
+use std::{path::Path, process::Command, sync::OnceLock};
 
 use lxc_tmpl_plugin_api::HostFacts;
 use semver::Version;
@@ -104,12 +104,21 @@ pub fn default_lxcpath() -> std::path::PathBuf {
 
 /// The installed LXC version from `lxc-create --version`, `None` when LXC is
 /// not installed or says something unparsable.
+///
+/// Asked once per process: a create needs it at start-up and again when the
+/// config check fails, and each `lxc-create` exec costs milliseconds of CPU
+/// that many creates at once pay in full (issue 11).
 pub fn installed_lxc_version() -> Option<Version> {
-    let out = Command::new("lxc-create").arg("--version").output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    parse_lenient_version(String::from_utf8_lossy(&out.stdout).trim())
+    static VERSION: OnceLock<Option<Version>> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let out = Command::new("lxc-create").arg("--version").output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            parse_lenient_version(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
 }
 
 /// Parses `5.0.2`, `2.0`, `3`, `4.0.12~ubuntu1` or `5.0.2-1+deb12u4` as semver,
