@@ -38,6 +38,26 @@ pub enum Commands {
     /// Remove what an interrupted create left of container NAME (a complete
     /// container is handed to lxc-destroy).
     Destroy(DestroyArgs),
+    /// Print the completion script for SHELL on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages (lxc-tmpl.1, lxc-tmpl-create.1, ...) into a directory.
+    Man(ManArgs),
+}
+
+/// `lxc-tmpl completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `lxc-tmpl man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory the pages are written to (created if missing).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: PathBuf,
 }
 
 /// `lxc-tmpl destroy`.
@@ -219,15 +239,61 @@ pub fn distro_arg(spec: &OptionSpec, reserved_shorts: &[char]) -> Arg {
     arg
 }
 
+/// The heading a distro's options have in `create --help` and on create's man page.
+fn distro_heading(manifest: &Manifest) -> String {
+    format!("{} options", manifest.name)
+}
+
 /// The `create` subcommand with a distro's options added.
 pub fn with_distro_options(cli: Command, manifest: &Manifest) -> Command {
-    let heading = format!("{} options", manifest.name);
+    let heading = distro_heading(manifest);
     cli.mut_subcommand("create", |create| {
         manifest
             .options
             .iter()
             .fold(create, |create, spec| create.arg(distro_arg(spec, CORE_SHORTS).help_heading(heading.clone())))
     })
+}
+
+/// The `create` subcommand with the options of every distro in `manifests` at once, and
+/// `--distro` offering their names, for completion scripts (which cannot make an option depend
+/// on another's value).
+///
+/// An option several distros declare (`--release`) appears once, with the first one's help; a
+/// short letter is kept only for the first option that claims it, as clap refuses two options
+/// with one short.
+pub fn with_every_distro_option<'a>(cli: Command, manifests: impl IntoIterator<Item = &'a Manifest>) -> Command {
+    let manifests: Vec<&Manifest> = manifests.into_iter().collect();
+    let names: Vec<String> = manifests.iter().map(|m| m.name.to_string()).collect();
+    cli.mut_subcommand("create", |create| {
+        let mut shorts = CORE_SHORTS.to_vec();
+        let mut longs: Vec<&str> = Vec::new();
+        let mut create = if names.is_empty() {
+            create
+        } else {
+            create.mut_arg("distro", |distro| distro.value_parser(clap::builder::PossibleValuesParser::new(names)))
+        };
+        for spec in manifests.iter().flat_map(|m| m.options.iter()) {
+            if longs.contains(&spec.long.as_str()) {
+                continue;
+            }
+            longs.push(spec.long.as_str());
+            let arg = distro_arg(spec, &shorts).help_heading("distro options");
+            shorts.extend(arg.get_short());
+            create = create.arg(arg);
+        }
+        create
+    })
+}
+
+/// A command holding only `manifest`'s options, under the heading they have in
+/// `create --distro D --help`, for that distro's section of create's man page.
+pub fn distro_options_command(manifest: &Manifest) -> Command {
+    let heading = distro_heading(manifest);
+    Command::new("create")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args(manifest.options.iter().map(|spec| distro_arg(spec, CORE_SHORTS).help_heading(heading.clone())))
 }
 
 /// The distro options from parsed matches: values for options that have
@@ -344,6 +410,24 @@ mod tests {
         let (_, sub) = m.subcommand().unwrap();
         assert!(sub.get_flag("verbose"));
         assert_eq!(sub.get_one::<String>(&arg_id("variant")).unwrap(), "minbase");
+    }
+
+    #[test]
+    fn every_distro_option_appears_once_for_completions() {
+        let other = Manifest::new("other", "1.0.0", "other")
+            .option(OptionSpec::value("release", "R", "release").short('r'))
+            .option(OptionSpec::flag("extra", "extra").short('x'));
+        // Building checks what clap refuses: one long or short twice.
+        let mut cli = with_every_distro_option(Cli::command(), [&manifest(), &other]);
+        cli.build();
+        let create = cli.find_subcommand("create").unwrap();
+        let longs: Vec<&str> = create.get_arguments().filter_map(|a| a.get_long()).collect();
+        assert_eq!(longs.iter().filter(|l| **l == "release").count(), 1);
+        let extra = create.get_arguments().find(|a| a.get_long() == Some("extra")).unwrap();
+        assert_eq!(extra.get_short(), None, "-x is demo's --trim");
+        let distro = create.get_arguments().find(|a| a.get_long() == Some("distro")).unwrap();
+        let names: Vec<String> = distro.get_possible_values().iter().map(|v| v.get_name().to_owned()).collect();
+        assert_eq!(names, ["demo", "other"]);
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
     // Commands that show plugins report every file they skipped; `create`
     // and template mode name a broken plugin only when it is the one asked
     // for (see `unknown_distro`).
-    if matches!(subcommand, "list" | "info" | "install-templates") {
+    if matches!(subcommand, "list" | "info" | "install-templates" | "completions" | "man") {
         for skipped in &plugins.skipped {
             eprintln!("warning: {}", skipped.error);
         }
@@ -186,6 +186,14 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         )?,
         Commands::Info(info) => commands::list::info(info, &plugins)?,
         Commands::Destroy(destroy) => return destroy_container(destroy),
+        Commands::Completions(completions) => {
+            commands::completions::write_completions(completions.shell, &plugins, &mut std::io::stdout().lock())?
+        }
+        Commands::Man(man) => {
+            for page in commands::man::write_pages(&man.output, &plugins)? {
+                println!("{}", page.display());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

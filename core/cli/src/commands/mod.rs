@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod completions;
 pub mod create;
 pub mod install;
 pub mod list;
+pub mod man;
 pub mod new_plugin;
 pub mod template;
