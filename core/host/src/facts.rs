@@ -105,7 +105,14 @@ pub fn default_lxcpath() -> std::path::PathBuf {
 /// The installed LXC version from `lxc-create --version`, `None` when LXC is
 /// not installed or says something unparsable.
 pub fn installed_lxc_version() -> Option<Version> {
-    let out = Command::new("lxc-create").arg("--version").output().ok()?;
+    lxc_version_of(Path::new("lxc-create"))
+}
+
+/// The LXC version `lxc_create` (a path, or a name looked up in `PATH`)
+/// reports with `--version`; `None` when it cannot run, fails or says
+/// something unparsable.
+pub fn lxc_version_of(lxc_create: &Path) -> Option<Version> {
+    let out = Command::new(lxc_create).arg("--version").output().ok()?;
     if !out.status.success() {
         return None;
     }
