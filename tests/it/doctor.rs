@@ -213,7 +213,7 @@ fn doctor_cache_dir_on_a_nearly_full_filesystem_fails_free_space() {
     let lines = lines(&outcome);
     let space = line(&lines, "space:cache-dir", &outcome);
     assert_eq!(space.status, "fail", "{outcome}");
-    assert_mentions(&space.text, &[&cache.display().to_string(), "MiB free", "choose another directory"]);
+    assert_mentions(&space.text, &[&cache.display().to_string(), "MiB free", "another --cache-dir"]);
     assert_eq!(line(&lines, "space:lxcpath", &outcome).status, "ok", "the lxcpath is on the big disk:\n{outcome}");
     assert!(line(&lines, "filesystem:cache-dir", &outcome).text.starts_with("tmpfs"), "{outcome}");
     outcome.assert_exit(1);

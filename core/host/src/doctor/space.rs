@@ -39,7 +39,8 @@ pub fn judge(name: &str, dir: &Path, existing: &Path, free: u64) -> Check {
         format!("{} (not made yet; measured at {})", dir.display(), existing.display())
     };
     let detail = format!("{} free for {place}", human_bytes(free));
-    let fix = "free space there, or choose another directory (create's --cache-dir or -P)";
+    let option = if name.ends_with("lxcpath") { "-P LXCPATH" } else { "--cache-dir DIR" };
+    let fix = format!("free space on the filesystem of {}, or give create another {option}", existing.display());
     if free < FAIL_BELOW {
         Check::fail(name, format!("{detail}: under {}, not even one Debian rootfs fits", human_bytes(FAIL_BELOW)), fix)
     } else if free < WARN_BELOW {
@@ -63,6 +64,12 @@ mod tests {
         let full = judge("space:x", dir, dir, FAIL_BELOW - 1);
         assert_eq!(full.status, Status::Fail);
         assert!(full.detail.starts_with("300 MiB free for /c"), "{full:?}");
+        assert_eq!(
+            full.fix.as_deref(),
+            Some("free space on the filesystem of /c, or give create another --cache-dir DIR")
+        );
+        let lxcpath = judge("space:lxcpath", dir, dir, 0);
+        assert!(lxcpath.fix.unwrap().ends_with("-P LXCPATH"));
     }
 
     #[test]
