@@ -12,7 +12,8 @@ use super::{Check, Probe, keyrings};
 pub const DEBOOTSTRAP_PATHS: &[&str] = &["/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap"];
 
 /// The check named `debootstrap`: a failure when a plugin found needs it
-/// (`distros` are the plugins' names), a warning otherwise.
+/// (`distros` are the plugins' names; the Debian-family plugins are those
+/// in [`keyrings::ARCHIVE_KEYRINGS`]), a warning otherwise.
 pub fn debootstrap(probe: &Probe, distros: &[&str]) -> Check {
     // Regular files only, as the plugins judge it (host_file_kind == File).
     if let Some(found) = DEBOOTSTRAP_PATHS.iter().find(|p| probe.file(p).metadata().is_ok_and(|m| m.is_file())) {
