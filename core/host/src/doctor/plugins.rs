@@ -1,5 +1,5 @@
 //! The plugin directories and files, judged by the loader's own rules
-//! ([`trust`](crate::plugin::trust)): a directory that fails them would
+//! ([`trust`]): a directory that fails them would
 //! have every plugin in it refused, and a refused or broken plugin file is
 //! a distro that is not there. No plugin at all is a failure.
 
