@@ -42,6 +42,9 @@ pub enum Commands {
     Completions(CompletionsArgs),
     /// Write the man pages (lxc-tmpl.1, lxc-tmpl-create.1, ...) into a directory.
     Man(ManArgs),
+    /// Check that this host is ready for lxc-tmpl: one line per check, ok,
+    /// warn or fail with the fix; exit status 1 when a check fails.
+    Doctor(DoctorArgs),
 }
 
 /// `lxc-tmpl completions`.
@@ -58,6 +61,20 @@ pub struct ManArgs {
     /// Directory the pages are written to (created if missing).
     #[arg(long, short, value_name = "DIR")]
     pub output: PathBuf,
+}
+
+/// `lxc-tmpl doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Rootfs cache directory to check, as create's.
+    #[arg(long, value_name = "DIR", env = "LXC_CACHE_PATH", default_value = "/var/cache/lxc-tmpl")]
+    pub cache_dir: PathBuf,
+    /// Directory holding containers to check [default: lxc.lxcpath, usually /var/lib/lxc].
+    #[arg(short = 'P', long, value_name = "LXCPATH")]
+    pub lxcpath: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `lxc-tmpl destroy`.
@@ -174,7 +191,8 @@ pub struct CreateArgs {
     pub verbose: bool,
 }
 
-/// Output format of `list` and `info`.
+/// Output format of `list`, `info` and `doctor`. Under `json` a failure is
+/// one object `{"error": "..."}` on stdout too (schemas in docs/schema/).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// For people.

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         eprintln!("error: cannot set up signal handling: {e}");
         return ExitCode::from(1);
     }
+    let json = wants_json(&args);
     let result = run(args);
     let signal = interrupt::interrupted();
     match (result, signal) {
@@ -72,7 +73,12 @@ fn main() -> ExitCode {
         }
         (Ok(code), None) => code,
         (Err(err), signal) => {
-            eprintln!("error: {}", error_text(&err));
+            let text = error_text(&err);
+            // A program reading stdout gets the failure as the one object it expects.
+            if json {
+                println!("{}", serde_json::json!({ "error": text }));
+            }
+            eprintln!("error: {text}");
             match signal {
                 Some(signal) => ExitCode::from(signal.exit_status()),
                 None if err.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
@@ -80,6 +86,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether the command asked for `--format json` (list, info, doctor): its
+/// failures, usage errors too, are then also one JSON object on stdout.
+fn wants_json(args: &[OsString]) -> bool {
+    let args: Vec<&str> = args.iter().skip(1).map(|a| a.to_str().unwrap_or_default()).collect();
+    matches!(args.first(), Some(&("list" | "info" | "doctor")))
+        && (args.contains(&"--format=json") || args.windows(2).any(|w| w == ["--format", "json"]))
 }
 
 /// Whether this invocation rolls back on SIGINT, SIGTERM and SIGHUP: the commands that change
@@ -93,7 +107,8 @@ fn handles_signals(args: &[OsString]) -> bool {
 }
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
-    let plugins = PluginSet::load(&default_plugin_dirs());
+    let plugin_dirs = default_plugin_dirs();
+    let plugins = PluginSet::load(&plugin_dirs);
     if let Some(distro) = args.first().and_then(|a| commands::template::distro_from_argv0(a)) {
         let program = std::path::Path::new(&args[0]).file_name().unwrap_or_default().to_string_lossy().into_owned();
         let plugin = plugins
@@ -194,6 +209,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
                 println!("{}", page.display());
             }
         }
+        Commands::Doctor(doctor) => return commands::doctor::doctor(doctor, &plugin_dirs, &plugins),
     }
     Ok(ExitCode::SUCCESS)
 }

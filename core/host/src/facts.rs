@@ -110,15 +110,18 @@ pub fn default_lxcpath() -> std::path::PathBuf {
 /// that many creates at once pay in full (issue 11).
 pub fn installed_lxc_version() -> Option<Version> {
     static VERSION: OnceLock<Option<Version>> = OnceLock::new();
-    VERSION
-        .get_or_init(|| {
-            let out = Command::new("lxc-create").arg("--version").output().ok()?;
-            if !out.status.success() {
-                return None;
-            }
-            parse_lenient_version(String::from_utf8_lossy(&out.stdout).trim())
-        })
-        .clone()
+    VERSION.get_or_init(|| lxc_version_of(Path::new("lxc-create"))).clone()
+}
+
+/// The LXC version `lxc_create` (a path, or a name looked up in `PATH`)
+/// reports with `--version`; `None` when it cannot run, fails or says
+/// something unparsable.
+pub fn lxc_version_of(lxc_create: &Path) -> Option<Version> {
+    let out = Command::new(lxc_create).arg("--version").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_lenient_version(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// Parses `5.0.2`, `2.0`, `3`, `4.0.12~ubuntu1` or `5.0.2-1+deb12u4` as semver,

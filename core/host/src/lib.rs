@@ -21,7 +21,8 @@ writes into a rootfs:
 - [`render`]: minijinja templates given as source text;
 - [`report`]: where progress and log lines go, and errors as one line;
 - [`idmap`]: unprivileged containers' id ranges, and shifting a rootfs into them;
-- [`names`] and [`facts`]: container names and host facts.
+- [`names`] and [`facts`]: container names and host facts;
+- [`doctor`]: the checks of `lxc-tmpl doctor`, whether this host is ready.
 
 Errors are typed per module (`thiserror`); the `lxc-tmpl` binary adds context.
 */
@@ -36,6 +37,7 @@ pub mod backing;
 pub mod cache;
 pub mod container;
 pub mod create;
+pub mod doctor;
 pub mod facts;
 pub mod idmap;
 pub mod interrupt;

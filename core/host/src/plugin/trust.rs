@@ -292,6 +292,45 @@ fn open_trusted_as(file: &Path, trusted: Trusted) -> Result<TrustedFile, LoadErr
     Ok(TrustedFile { fd, target })
 }
 
+/// Checks a plugin directory by the same rules (module docs), for `lxc-tmpl
+/// doctor`: `dir` after symlinks and every directory above it, and the
+/// directories holding the name as given. A directory that fails would
+/// have every plugin in it refused.
+///
+/// # Errors
+/// [`LoadError::Untrusted`] naming the first path at fault (its `file` is
+/// `dir`), or [`LoadError::Open`] when a path on the way cannot be opened.
+pub fn check_dir(dir: &Path) -> Result<(), LoadError> {
+    check_dir_as(dir, Trusted::here())
+}
+
+/// [`check_dir`] for a process that trusts `trusted`.
+fn check_dir_as(dir: &Path, trusted: Trusted) -> Result<(), LoadError> {
+    let io_error = |path: &Path, e: &dyn fmt::Display| LoadError::Open {
+        file: dir.to_owned(),
+        detail: if path == dir { e.to_string() } else { format!("{}: {e}", path.display()) },
+    };
+    let target = std::fs::canonicalize(dir).map_err(|e| io_error(dir, &e))?;
+    let refuse = |path: PathBuf, uid: u32, mode: u32, problem: Problem| {
+        LoadError::Untrusted(Box::new(Refusal {
+            file: dir.to_owned(),
+            target: (target != dir).then(|| target.clone()),
+            path,
+            owner: Owner::of(uid),
+            mode: mode & 0o7777,
+            problem,
+        }))
+    };
+    // As for a file: the directories holding a symlinked name can swap it.
+    if let Some(given_dir) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && target != dir
+    {
+        let given_dir = std::fs::canonicalize(given_dir).map_err(|e| io_error(given_dir, &e))?;
+        walk(&given_dir, Expect::Directory, trusted, &io_error, &refuse)?;
+    }
+    walk(&target, Expect::Directory, trusted, &io_error, &refuse).map(drop)
+}
+
 /// Opens the canonical `path` one component at a time from `/`, judging each
 /// by its descriptor; `expect` is what the last component must be.
 fn walk(
@@ -463,6 +502,23 @@ mod tests {
         symlink(&file, &link).unwrap();
         let (path, _, _) = refusal(&link, ROOT);
         assert_eq!(path, drop_dir);
+    }
+
+    #[test]
+    fn trust_plugin_dirs_are_judged_up_to_the_root() {
+        let (tmp, file) = plugin_tree();
+        let dir = file.parent().unwrap();
+        assert!(check_dir_as(dir, ROOT).is_ok());
+        set_mode(dir, 0o775);
+        match check_dir_as(dir, ROOT) {
+            Err(LoadError::Untrusted(refusal)) => {
+                assert_eq!((refusal.path.as_path(), refusal.problem), (dir, Problem::Writable { who: "group" }))
+            }
+            other => panic!("a group-writable plugin dir was not refused: {other:?}"),
+        }
+        set_mode(dir, 0o755);
+        chown(tmp.path(), Some(USER), None).unwrap();
+        assert!(matches!(check_dir_as(dir, ROOT), Err(LoadError::Untrusted(r)) if r.path == tmp.path()));
     }
 
     #[test]
