@@ -59,6 +59,30 @@ fn list_json_describes_every_plugin() {
     assert!(!busybox["summary"].as_str().unwrap_or_default().is_empty(), "empty summary: {busybox}");
 }
 
+/// `lxc-tmpl list | head -1`: the reader leaving early ends the output, it is no panic.
+#[test]
+fn list_and_info_stop_quietly_when_the_reader_leaves() {
+    require_root();
+    let dir = TestDir::new("list-epipe");
+    dir.add_plugin(Fixture::Faulty);
+    for args in ["list --format json", "list", "info busybox", "info busybox --format json"] {
+        // `true` reads nothing and exits at once, so the write finds the pipe closed.
+        let script = format!(
+            "'{}' {args} | true; echo \"status ${{PIPESTATUS[0]}}\"",
+            lxc_tmpl_tests::paths::binary().display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("LXC_TMPL_PLUGIN_PATH", dir.plugins())
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "lxc-tmpl {args} panicked on a closed pipe:\n{stderr}");
+        assert!(stdout.contains("status 0"), "lxc-tmpl {args} failed on a closed pipe: {stdout}\n{stderr}");
+    }
+}
+
 #[test]
 fn info_json_describes_options() {
     require_root();

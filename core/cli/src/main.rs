@@ -15,6 +15,7 @@ mod argv;
 mod cli;
 mod commands;
 mod report;
+mod stdout;
 
 use std::{ffi::OsString, process::ExitCode};
 

@@ -2,7 +2,7 @@
 //! ([`lxc_tmpl_host::doctor`]) as lines or as one JSON object
 //! (`docs/schema/doctor.json`), and exits 1 when one failed.
 
-use std::{io::Write, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use lxc_tmpl_host::{
@@ -12,7 +12,10 @@ use lxc_tmpl_host::{
 };
 use serde_json::{Value, json};
 
-use crate::cli::{DoctorArgs, Format};
+use crate::{
+    cli::{DoctorArgs, Format},
+    stdout::print,
+};
 
 /// `lxc-tmpl doctor`.
 pub fn doctor(args: &DoctorArgs, plugin_dirs: &[PluginDir], plugins: &PluginSet) -> Result<ExitCode> {
@@ -40,15 +43,6 @@ pub fn doctor(args: &DoctorArgs, plugin_dirs: &[PluginDir], plugins: &PluginSet)
         }
     }
     Ok(if doctor::any_failed(&checks) { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// Writes `text` to stdout; a reader that went away (`lxc-tmpl doctor |
-/// head`) is not an error, the exit status still says whether a check failed.
-fn print(text: &str) -> Result<()> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 /// `fail  debootstrap: not installed (...) — apt-get install debootstrap`.

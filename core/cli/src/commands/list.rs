@@ -1,37 +1,44 @@
 //! `lxc-tmpl list` and `lxc-tmpl info`: what plugins are there and what they take.
 
+use std::fmt::Write;
+
 use anyhow::{Result, bail};
 use lxc_tmpl_host::plugin::{LoadedPlugin, PluginSet};
 use serde_json::{Value, json};
 
-use crate::cli::{Format, InfoArgs, ListArgs};
+use crate::{
+    cli::{Format, InfoArgs, ListArgs},
+    stdout::print,
+};
 
 /// `lxc-tmpl list`.
 pub fn list(args: &ListArgs, plugins: &PluginSet) -> Result<()> {
+    let mut out = String::new();
     match args.format {
         Format::Json => {
             let list: Vec<Value> = plugins.plugins.iter().map(summary_json).collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         }
         Format::Text => {
             if plugins.plugins.is_empty() {
                 eprintln!("no distro plugins found (set LXC_TMPL_PLUGIN_PATH or install plugins)");
             }
             let name_width = plugins.plugins.iter().map(|p| p.manifest.name.len()).max().unwrap_or(4).max(4);
-            println!("{:name_width$}  {:8}  {:5}  SUMMARY", "NAME", "VERSION", "API");
+            writeln!(out, "{:name_width$}  {:8}  {:5}  SUMMARY", "NAME", "VERSION", "API")?;
             for p in &plugins.plugins {
-                println!(
+                writeln!(
+                    out,
                     "{:name_width$}  {:8}  {:5}  {} ({})",
                     p.manifest.name,
                     p.manifest.version,
                     format!("{}.{}", p.api_version.major, p.api_version.minor),
                     p.manifest.summary,
                     p.file.display()
-                );
+                )?;
             }
         }
     }
-    Ok(())
+    print(&out)
 }
 
 /// `lxc-tmpl info D`.
@@ -40,11 +47,11 @@ pub fn info(args: &InfoArgs, plugins: &PluginSet) -> Result<()> {
         bail!(crate::commands::create::unknown_distro(&args.distro, plugins));
     };
     let details = details_json(plugin);
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&details)?),
-        Format::Text => print_details(plugin),
-    }
-    Ok(())
+    let text = match args.format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&details)?),
+        Format::Text => details_text(plugin)?,
+    };
+    print(&text)
 }
 
 fn summary_json(p: &LoadedPlugin) -> Value {
@@ -94,27 +101,30 @@ fn details_json(p: &LoadedPlugin) -> Value {
     v
 }
 
-fn print_details(p: &LoadedPlugin) {
+/// `info`'s text: the plugin, its architectures, releases and options.
+fn details_text(p: &LoadedPlugin) -> Result<String, std::fmt::Error> {
     let m = &p.manifest;
-    println!("{} {} (plugin API {}): {}", m.name, m.version, p.api_version, m.summary);
-    println!("file: {}", p.file.display());
+    let mut out = String::new();
+    writeln!(out, "{} {} (plugin API {}): {}", m.name, m.version, p.api_version, m.summary)?;
+    writeln!(out, "file: {}", p.file.display())?;
     if !m.arches.is_empty() {
-        println!("architectures: {}", m.arches.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "));
+        writeln!(out, "architectures: {}", m.arches.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "))?;
     }
     if !m.releases.is_empty() {
-        println!("releases (default: {}):", m.default_release);
+        writeln!(out, "releases (default: {}):", m.default_release)?;
         for r in m.releases.iter() {
             let lts = if r.lts { " LTS" } else { "" };
             let eol = if r.eol.is_empty() { String::new() } else { format!(", EOL {}", r.eol) };
-            println!("  {:12} {}{lts}{eol}", r.codename, r.version);
+            writeln!(out, "  {:12} {}{lts}{eol}", r.codename, r.version)?;
         }
     }
-    println!("options:");
+    writeln!(out, "options:")?;
     for o in m.options.iter() {
         let short = o.short.map(|c| format!("-{c}, ")).unwrap_or_default();
         let value = o.value_name.as_ref().map(|v| format!(" {v}")).unwrap_or_default();
         let default = o.default.as_ref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
         let env = o.env.as_ref().map(|e| format!(" [env: {e}]")).unwrap_or_default();
-        println!("  {short}--{}{value}\n      {}{default}{env}", o.long, o.help);
+        writeln!(out, "  {short}--{}{value}\n      {}{default}{env}", o.long, o.help)?;
     }
+    Ok(out)
 }
