@@ -20,6 +20,7 @@ writes into a rootfs:
 - [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
 - [`render`]: minijinja templates given as source text;
 - [`report`]: where progress and log lines go, and errors as one line;
+- [`image`]: LXC images built with the same hooks and cache, reproducibly;
 - [`idmap`]: unprivileged containers' id ranges, and shifting a rootfs into them;
 - [`names`] and [`facts`]: container names and host facts.
 
@@ -38,6 +39,7 @@ pub mod container;
 pub mod create;
 pub mod facts;
 pub mod idmap;
+pub mod image;
 pub mod interrupt;
 pub mod lock;
 pub mod lxcconf;

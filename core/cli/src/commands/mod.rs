@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod create;
+pub mod image;
 pub mod install;
 pub mod list;
 pub mod man;
