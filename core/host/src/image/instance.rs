@@ -152,3 +152,66 @@ fn clear_dir(rootfs: &Rootfs, dir: &str, remove: &dyn Fn(&Rootfs, &str) -> bool)
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, os::unix::fs::PermissionsExt, path::Path};
+
+    use super::*;
+
+    fn put(root: &Path, path: &str, text: &str, mode: u32) {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn instance_state_goes_and_first_boot_makes_host_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        put(root, "etc/hostname", "LXC_NAME\n", 0o644);
+        put(root, "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tLXC_NAME\n", 0o644);
+        put(root, "etc/machine-id", "0123456789abcdef0123456789abcdef\n", 0o444);
+        put(root, "etc/ssh/ssh_host_ed25519_key", "secret", 0o600);
+        put(root, "etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAA root@LXC_NAME\n", 0o644);
+        put(root, "etc/ssh/sshd_config", "Port 22\n", 0o644);
+        put(root, "usr/sbin/sshd", "#!/bin/sh\n", 0o755);
+        put(root, "lib/systemd/systemd", "#!/bin/sh\n", 0o755);
+        put(root, "var/lib/apt/lists/deb.debian.org_InRelease", "x", 0o644);
+        put(root, "var/lib/systemd/random-seed", "random", 0o600);
+        put(root, "var/log/dpkg.log", "2026-11-30 install x\n", 0o644);
+        put(root, "var/log/apt/history.log", "Start-Date: 2026-11-30\n", 0o644);
+        put(root, "var/log/wtmp", "", 0o664);
+
+        let prepared = prepare(&Rootfs::open(root).unwrap()).unwrap();
+        assert_eq!(prepared, Prepared { ssh_first_boot: true, sshd_without_systemd: false });
+        assert_eq!(fs::read_to_string(root.join("etc/machine-id")).unwrap(), "");
+        assert!(
+            !root.join("etc/ssh/ssh_host_ed25519_key").exists()
+                && !root.join("etc/ssh/ssh_host_ed25519_key.pub").exists()
+        );
+        assert!(root.join("etc/ssh/sshd_config").exists(), "only the host keys go");
+        assert!(fs::read_to_string(root.join(SSH_KEYGEN_UNIT)).unwrap().contains("ExecStart=/usr/bin/ssh-keygen -A"));
+        assert_eq!(fs::read_link(root.join(SSH_KEYGEN_WANTS)).unwrap(), Path::new("/").join(SSH_KEYGEN_UNIT));
+        assert!(!root.join("var/lib/apt/lists/deb.debian.org_InRelease").exists());
+        assert!(root.join("var/lib/apt/lists").is_dir(), "the directory stays");
+        assert!(!root.join("var/lib/systemd/random-seed").exists());
+        assert!(!root.join("var/log/dpkg.log").exists() && !root.join("var/log/apt/history.log").exists());
+        assert!(root.join("var/log/wtmp").exists(), "empty logs keep their owner and mode");
+        assert_eq!(fs::read_to_string(root.join("etc/hostname")).unwrap(), "LXC_NAME\n");
+    }
+
+    #[test]
+    fn a_rootfs_without_placeholders_gets_them_and_sshd_alone_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        put(root, "etc/hosts", "127.0.0.1\tlocalhost\n", 0o644);
+        put(root, "usr/sbin/sshd", "#!/bin/sh\n", 0o755);
+        let prepared = prepare(&Rootfs::open(root).unwrap()).unwrap();
+        assert_eq!(prepared, Prepared { ssh_first_boot: false, sshd_without_systemd: true });
+        assert_eq!(fs::read_to_string(root.join("etc/hostname")).unwrap(), "LXC_NAME\n");
+        assert!(fs::read_to_string(root.join("etc/hosts")).unwrap().ends_with("127.0.1.1\tLXC_NAME\n"));
+        assert!(!root.join("etc/machine-id").exists(), "no machine-id is made where there was none");
+    }
+}

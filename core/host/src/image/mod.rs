@@ -45,6 +45,9 @@ use crate::{
 };
 use archive::ArchiveError;
 
+/// LXC's default lxcpath (`lxc.lxcpath`, lxc.system.conf(5)).
+const DEFAULT_LXCPATH: &str = "/var/lib/lxc";
+
 /// The kind of image to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -234,11 +237,17 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
     let mut output = Output::claim(&image.output)?;
     let scratch = output.scratch.clone();
     let rootfs = scratch.join("rootfs");
+    // Where the image's containers will live is lxc-create's choice: the
+    // plugin is told LXC's default place, so that what it says (the attach
+    // hint of create-message) neither names this scratch dir nor differs
+    // between two builds. Nothing is written there: the rootfs is given, the
+    // backing is a copy, and no container directory is claimed.
+    let lxcpath = PathBuf::from(DEFAULT_LXCPATH);
     let spec = CreateSpec {
         name: instance::NAME_PLACEHOLDER.to_owned(),
         hostname: instance::NAME_PLACEHOLDER.to_owned(),
-        lxcpath: scratch.clone(),
-        container_dir: scratch.clone(),
+        container_dir: lxcpath.join(instance::NAME_PLACEHOLDER),
+        lxcpath,
         rootfs: Some(rootfs.clone()),
         base: BaseConfig::parse(""),
         backing: Backing::Dir,
