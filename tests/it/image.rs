@@ -264,6 +264,12 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
     assert_eq!(listing(&out), ["keep"]);
     assert_eq!(fs::read_to_string(out.join("keep")).unwrap(), "mine");
 
+    // What a killed build leaves is named.
+    let killed = dir.mkdir("killed/.lxc-tmpl-build");
+    let line = error_line(&image_build(&dir, killed.parent().unwrap()).assert_fail());
+    assert_mentions(&line, &[&killed.display().to_string(), "killed", "remove it"]);
+    assert!(killed.is_dir(), "the build removed what it did not make");
+
     // A failing plugin (no such busybox): an output dir the build made goes, an empty one stays empty.
     let missing = dir.path().join("made");
     let line = error_line(&image_build(&dir, &missing).args(["--busybox-path", "/nonexistent/busybox"]).assert_fail());

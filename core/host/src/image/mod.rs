@@ -48,6 +48,9 @@ use archive::ArchiveError;
 /// LXC's default lxcpath (`lxc.lxcpath`, lxc.system.conf(5)).
 const DEFAULT_LXCPATH: &str = "/var/lib/lxc";
 
+/// The scratch directory of a build, inside its output directory.
+const SCRATCH: &str = ".lxc-tmpl-build";
+
 /// The kind of image to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -74,6 +77,10 @@ pub enum ImageError {
     /// The output directory holds files.
     #[error("the output directory {0} is not empty: give an empty or new directory")]
     OutputNotEmpty(PathBuf),
+    /// The output directory holds only the scratch dir of a build that was
+    /// killed (`kill -9`, a power loss), which could not remove it.
+    #[error("the output directory holds {0}, left by a build that was killed: remove it and build again")]
+    KilledBuild(PathBuf),
     /// The output path is not a directory.
     #[error("the output path {0} is not a directory: give an empty or new directory")]
     OutputNotDir(PathBuf),
@@ -155,7 +162,12 @@ impl Output {
         let made = match fs::symlink_metadata(dir) {
             Ok(meta) if !meta.is_dir() => return Err(ImageError::OutputNotDir(dir.to_owned())),
             Ok(_) => {
-                if fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+                let names: Vec<std::ffi::OsString> =
+                    fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+                if names.len() == 1 && names[0] == SCRATCH {
+                    return Err(ImageError::KilledBuild(dir.join(SCRATCH)));
+                }
+                if !names.is_empty() {
                     return Err(ImageError::OutputNotEmpty(dir.to_owned()));
                 }
                 false
@@ -167,13 +179,8 @@ impl Output {
             }
             Err(e) => return Err(io(dir)(e)),
         };
-        let mut output = Output {
-            dir: dir.to_owned(),
-            made,
-            scratch: dir.join(".lxc-tmpl-build"),
-            moved: Vec::new(),
-            committed: false,
-        };
+        let mut output =
+            Output { dir: dir.to_owned(), made, scratch: dir.join(SCRATCH), moved: Vec::new(), committed: false };
         std::fs::DirBuilder::new().mode(0o700).create(&output.scratch).map_err(io(&output.scratch))?;
         output.scratch = output.scratch.canonicalize().map_err(io(&output.scratch))?;
         Ok(output)
