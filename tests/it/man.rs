@@ -7,10 +7,11 @@ use lxc_tmpl_tests::{TestDir, require_tools};
 
 /// The commands `lxc-tmpl --help` lists, as their pages' file names
 /// (`create` -> `lxc-tmpl-create.1`), plus `lxc-tmpl.1` and the pages of
-/// `cache`'s own subcommands.
+/// `cache`'s and `image`'s own subcommands.
 fn expected_pages(dir: &TestDir) -> BTreeSet<String> {
     let mut pages = BTreeSet::from(["lxc-tmpl.1".to_owned()]);
-    for (parent, prefix) in [(vec![], "lxc-tmpl"), (vec!["cache"], "lxc-tmpl-cache")] {
+    for (parent, prefix) in [(vec![], "lxc-tmpl"), (vec!["cache"], "lxc-tmpl-cache"), (vec!["image"], "lxc-tmpl-image")]
+    {
         let help = dir.command().args(parent).arg("--help").stdout();
         let commands = help.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1);
         for line in commands.take_while(|l| l.starts_with("  ")).filter(|l| !l.starts_with("   ")) {

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum, parser::ValueSource};
-use lxc_tmpl_host::backing::Backing;
+use lxc_tmpl_host::{
+    backing::Backing,
+    image::{Compression, ImageFormat},
+};
 use lxc_tmpl_plugin_api::{Manifest, OptionSpec, OptionValue};
 
 /// Create LXC containers from distro plugins.
@@ -22,6 +25,9 @@ pub struct Cli {
 pub enum Commands {
     /// Create a container (distro options: `lxc-tmpl create --distro D --help`).
     Create(CreateArgs),
+    /// Build images with the same plugins and cache as `create`.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// List the distro plugins found.
     List(ListArgs),
     /// Show a distro plugin's options, releases and architectures.
@@ -85,6 +91,42 @@ pub struct DestroyArgs {
     /// Directory holding containers [default: lxc.lxcpath, usually /var/lib/lxc].
     #[arg(short = 'P', long, value_name = "LXCPATH")]
     pub lxcpath: Option<PathBuf>,
+}
+
+/// `lxc-tmpl image`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build an image (distro options: `lxc-tmpl image build --distro D --help`).
+    Build(ImageBuildArgs),
+}
+
+/// `lxc-tmpl image build`.
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Distro plugin to use (see `lxc-tmpl list`).
+    #[arg(long, value_name = "DISTRO")]
+    pub distro: String,
+    /// Image format: lxc (meta.tar.xz and rootfs.tar.xz for lxc-create -t local or download).
+    #[arg(long, value_name = "FORMAT", value_parser = ImageFormat::parse)]
+    pub format: ImageFormat,
+    /// Output directory: absent (it is made) or empty.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Compression of the tarballs, on every core: xz (what LXC's templates read) or zstd.
+    #[arg(long, value_name = "COMPRESSION", default_value = "xz", value_parser = Compression::parse)]
+    pub compression: Compression,
+    /// Rootfs cache directory.
+    #[arg(long, value_name = "DIR", env = "LXC_CACHE_PATH", default_value = "/var/cache/lxc-tmpl")]
+    pub cache_dir: PathBuf,
+    /// Rebuild the distro's cached rootfs before using it.
+    #[arg(short = 'F', long)]
+    pub flush_cache: bool,
+    /// Print only errors and warnings.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print every command run.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `lxc-tmpl cache`.
@@ -270,6 +312,19 @@ pub fn with_distro_options(cli: Command, manifest: &Manifest) -> Command {
             .options
             .iter()
             .fold(create, |create, spec| create.arg(distro_arg(spec, CORE_SHORTS).help_heading(heading.clone())))
+    })
+}
+
+/// The `image build` subcommand with a distro's options added.
+pub fn with_image_distro_options(cli: Command, manifest: &Manifest) -> Command {
+    let heading = distro_heading(manifest);
+    cli.mut_subcommand("image", |image| {
+        image.mut_subcommand("build", |build| {
+            manifest
+                .options
+                .iter()
+                .fold(build, |build, spec| build.arg(distro_arg(spec, CORE_SHORTS).help_heading(heading.clone())))
+        })
     })
 }
 

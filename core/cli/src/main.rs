@@ -98,13 +98,13 @@ fn wants_json(args: &[OsString]) -> bool {
 }
 
 /// Whether this invocation rolls back on SIGINT, SIGTERM and SIGHUP: the commands that change
-/// the disk for a while (create, template mode, cache purge, destroy). The others keep the
+/// the disk for a while (create, image, template mode, cache purge, destroy). The others keep the
 /// signals' default action, which ends them at once.
 fn handles_signals(args: &[OsString]) -> bool {
     if args.first().is_some_and(|a| commands::template::distro_from_argv0(a).is_some()) {
         return true;
     }
-    matches!(args.get(1).and_then(|a| a.to_str()), Some("create" | "template" | "cache" | "destroy"))
+    matches!(args.get(1).and_then(|a| a.to_str()), Some("create" | "image" | "template" | "cache" | "destroy"))
 }
 
 fn run(args: Vec<OsString>) -> Result<ExitCode> {
@@ -127,10 +127,13 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         }
     }
     let is_create = subcommand == "create";
+    let is_image_build = subcommand == "image" && args.get(2).is_some_and(|a| a == "build");
 
     let mut command = Cli::command();
     let mut plugin = None;
-    if is_create && let Some(distro) = cli::distro_in_args(&args[1..]) {
+    if (is_create || is_image_build)
+        && let Some(distro) = cli::distro_in_args(&args[1..])
+    {
         let found = match plugins.find(&distro) {
             Some(found) => found,
             // A plugin file for the distro exists but could not be loaded:
@@ -140,7 +143,11 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             }
             None => return Err(UsageError(commands::create::unknown_distro(&distro, &plugins)).into()),
         };
-        command = cli::with_distro_options(command, &found.manifest);
+        command = if is_create {
+            cli::with_distro_options(command, &found.manifest)
+        } else {
+            cli::with_image_distro_options(command, &found.manifest)
+        };
         plugin = Some(found);
     }
     let matches = match command.try_get_matches_from(&args) {
@@ -159,6 +166,12 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             let plugin = plugin.expect("clap requires --distro, which selected the plugin");
             let (_, sub) = matches.subcommand().expect("a subcommand was parsed");
             commands::create::create(create, sub, plugin)?;
+        }
+        Commands::Image(cli::ImageCommand::Build(build)) => {
+            let plugin = plugin.expect("clap requires --distro, which selected the plugin");
+            let (_, image) = matches.subcommand().expect("a subcommand was parsed");
+            let (_, sub) = image.subcommand().expect("image has a subcommand");
+            commands::image::build(build, sub, plugin)?;
         }
         Commands::List(list) => commands::list::list(list, &plugins)?,
         Commands::Template(template) => {

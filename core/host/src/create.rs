@@ -152,6 +152,19 @@ pub struct CreateOutcome {
     pub backing: Backing,
 }
 
+/// What [`Creator::fill_rootfs`] made besides the rootfs.
+#[derive(Debug)]
+pub struct Filled {
+    /// The plugin's config entries for the request's facts.
+    pub entries: Vec<ConfigEntry>,
+    /// The config entries it gives for an unprivileged container.
+    pub user_entries: Vec<ConfigEntry>,
+    /// The plugin's closing message.
+    pub message: Option<String>,
+    /// The cache entry used, if any.
+    pub cache: Option<CacheUse>,
+}
+
 /// What [`Creator::populate`] made: the rootfs, filled by the hooks.
 struct Populated {
     /// The plugin's config entries.
@@ -567,6 +580,43 @@ impl<'a> Creator<'a> {
             .map_err(|source| CreateError::Write { path: config_path.clone(), source })?;
         let message = self.message(req, &ctx, &rootfs)?;
         Ok(CreateOutcome { config, config_path, message, cache, backing })
+    }
+
+    /// Fills the empty directory `rootfs` as a create would (validate,
+    /// cache_key, the cache or download, every hook on the rootfs, the init
+    /// check), but writes no LXC container: no container directory, no
+    /// config file. The seam an image build ([`crate::image`]) uses, so that
+    /// images run exactly the hooks containers do.
+    ///
+    /// The rootfs is always a copy (`dir`), whatever `req` asks: an image
+    /// must not hold the cache as a lower layer. Besides the entries the
+    /// config hook gave for `req`'s facts, the config hook is called once
+    /// more with the facts of an unprivileged container (mapped uid and gid
+    /// 0), for the image's `config-user`.
+    ///
+    /// # Errors
+    /// [`CreateError`]; the caller removes `rootfs` (the scratch dirs the
+    /// hooks asked for are removed here).
+    pub fn fill_rootfs(&self, req: &CreateRequest, rootfs: &Path) -> Result<Filled, CreateError> {
+        self.end_scratch(self.fill_rootfs_inner(req, rootfs).map_err(|e| self.interrupted_or(e)))
+    }
+
+    fn fill_rootfs_inner(&self, req: &CreateRequest, rootfs: &Path) -> Result<Filled, CreateError> {
+        let ctx = self.context(req, rootfs);
+        self.step(Hook::Validate.name())?;
+        self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
+        let key = self.cache_key(req, &ctx)?;
+        let Populated { entries, cache, .. } = self.populate(req, &ctx, key, rootfs)?;
+        self.step("check init")?;
+        check_init(rootfs, &entries, &req.spec.base, self.distro())?;
+        let mut user_ctx = ctx.clone();
+        user_ctx.facts.mapped_uid = Some(0);
+        user_ctx.facts.mapped_gid = Some(0);
+        let mut bridge = self.bridge(req, None, false);
+        self.call_unit(Hook::Config, &user_ctx, &mut bridge)?;
+        let user_entries = std::mem::take(&mut bridge.entries);
+        let message = self.message(req, &ctx, rootfs)?;
+        Ok(Filled { entries, user_entries, message, cache })
     }
 
     fn download_via_cache(

@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod create;
 pub mod doctor;
+pub mod image;
 pub mod install;
 pub mod list;
 pub mod man;

@@ -1,0 +1,113 @@
+//! `lxc-tmpl image build`: the distro's options and the image's choices
+//! turned into a request for the host's [`image::build`].
+
+use anyhow::{Context, Result, bail};
+use clap::ArgMatches;
+use lxc_tmpl_host::{
+    create::Creator,
+    facts,
+    image::{self, Compression, ImageRequest},
+    lxcconf::{BaseConfig, Dialect},
+    plugin::LoadedPlugin,
+    request::{CreateSpec, MappedIds},
+    runner::Runner,
+};
+
+use crate::{
+    cli::{ImageBuildArgs, distro_values},
+    report::{StderrReporter, Verbosity},
+};
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org: a decimal count of seconds
+/// since 1970), if set.
+fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse::<i64>().map(Some).map_err(|_| {
+            anyhow::Error::new(crate::UsageError(format!(
+                "SOURCE_DATE_EPOCH='{text}' is not a number of seconds since 1970: set it to one (e.g. $(git log -1 --format=%ct)) or unset it"
+            )))
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Whether `tool` is a file in `PATH`.
+fn in_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// `lxc-tmpl image build`.
+pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
+    let epoch = source_date_epoch()?;
+    if !facts::running_as_root() {
+        bail!("building an image needs root: run lxc-tmpl as root");
+    }
+    for tool in ["tar", args.compression.tool()] {
+        if !in_path(tool) {
+            bail!(
+                "{tool} is not installed (not in PATH): install it to build images compressed with {}",
+                args.compression
+            );
+        }
+    }
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let reporter = StderrReporter { verbosity };
+    crate::argv::hide_secrets(&plugin.manifest, matches, &reporter);
+    if args.compression == Compression::Zstd {
+        reporter.warn("zstd tarballs cannot be unpacked by LXC's local and download templates (they run tar -J): use --compression xz for lxc-create");
+    }
+    // The image's config is in LXC 2.1+ keys whatever LXC is installed here.
+    let lxc_version = facts::installed_lxc_version()
+        .filter(|v| !Dialect::for_version(v.clone()).is_legacy())
+        .unwrap_or_else(|| semver::Version::new(5, 0, 0));
+    let (options, parameters) = distro_values(&plugin.manifest, matches);
+    // Name, places, base config and backing are the image build's own (see image::build).
+    let spec = CreateSpec {
+        name: String::new(),
+        hostname: String::new(),
+        lxcpath: Default::default(),
+        container_dir: Default::default(),
+        rootfs: None,
+        base: BaseConfig::parse(""),
+        cache_dir: args.cache_dir.clone(),
+        flush_cache: args.flush_cache,
+        backing: lxc_tmpl_host::backing::Backing::Dir,
+        lxc_version,
+        check_config: false,
+        keep_on_failure: false,
+        parameters,
+        options,
+        mapped: MappedIds::Given { uid: None, gid: None },
+    };
+    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
+    let creator = Creator::new(plugin, &runner, &reporter);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let request = ImageRequest {
+        format: args.format,
+        compression: args.compression,
+        output: args.output.clone(),
+        source_date_epoch: epoch,
+        now,
+    };
+    let outcome = image::build(&creator, spec, &request)?;
+    if let Some(cache) = &outcome.cache {
+        let how = if cache.built { "built" } else { "reused" };
+        reporter.info(&format!("cache {how}: {}", cache.dir.display()));
+    }
+    if outcome.prepared.sshd_without_systemd {
+        reporter.warn("the rootfs has sshd but no systemd to run the first-boot unit: instances start without ssh host keys until `ssh-keygen -A` runs in them");
+    }
+    if verbosity > Verbosity::Quiet {
+        for file in &outcome.files {
+            println!("{}", file.display());
+        }
+    }
+    Ok(())
+}
