@@ -44,8 +44,8 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// An error of a create that kept a log: printed as the error and its causes
-/// on one line, then `(log: PATH)`, so that every error names where the full
-/// story is.
+/// on one line, then `(log: PATH)` (before the tail of a failed command's
+/// output, if any), so that every error names where the full story is.
 #[derive(Debug)]
 pub struct Logged {
     /// What failed.
@@ -56,7 +56,11 @@ pub struct Logged {
 
 impl std::fmt::Display for Logged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (log: {})", error_text(&self.error), self.log.display())
+        // On the first line: a failed command's output tail may follow on the next ones.
+        let text = error_text(&self.error);
+        let (first, rest) = text.split_once('\n').map_or((text.as_str(), None), |(a, b)| (a, Some(b)));
+        write!(f, "{first} (log: {})", self.log.display())?;
+        rest.map_or(Ok(()), |rest| write!(f, "\n{rest}"))
     }
 }
 
