@@ -37,6 +37,25 @@ pub const DEFAULT_LOG_DIR: &str = "/var/log/lxc-tmpl";
 /// tests set it, so that they never write to `/var/log`).
 pub const LOG_DIR_ENV: &str = "LXC_TMPL_LOG_DIR";
 
+/// Opens the log as [`CreateLog::open`] does; when the default place cannot
+/// be written (a read-only `/var/log`, or template mode as root of a user
+/// namespace, which owns nothing there), the create goes on without a log
+/// after a warning, rather than fail for want of one. A `--log` the user chose
+/// that cannot be written is an error.
+///
+/// # Errors
+/// `chosen` cannot be written.
+pub fn open_or_warn(chosen: Option<&Path>, name: &str, secrets: Vec<String>) -> anyhow::Result<Option<CreateLog>> {
+    match CreateLog::open(chosen, name, secrets) {
+        Ok(log) => Ok(Some(log)),
+        Err(e) if chosen.is_none() => {
+            let _ = writeln!(io::stderr(), "warning: {e}; this create keeps no log");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The log file of one create.
 #[derive(Debug)]
 pub struct CreateLog {

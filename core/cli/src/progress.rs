@@ -105,9 +105,57 @@ impl Debootstrap {
     }
 }
 
+/// apt's progress from its status fd (`-o APT::Status-Fd=1`, which the
+/// Debian-family plugins pass): `dlstatus:N:PERCENT:DESCRIPTION` while it
+/// downloads, `pmstatus:PACKAGE:PERCENT:DESCRIPTION` while dpkg works
+/// (apt's `README.progress-reporting`). Percentages run from 0 to 100 over
+/// each of the two.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AptStatus {
+    /// `downloading` or `installing`.
+    pub phase: &'static str,
+    /// Percent done in the phase.
+    pub percent: f64,
+    /// What apt says it is doing (`Unpacking libc6 (amd64)`).
+    pub doing: String,
+}
+
+impl AptStatus {
+    /// Reads one stdout line of apt; returns whether the status changed.
+    pub fn line(&mut self, line: &str) -> bool {
+        let parts: Vec<&str> = line.trim_end().split(':').collect();
+        let phase = match parts.first() {
+            Some(&"dlstatus") => "downloading",
+            Some(&"pmstatus") => "installing",
+            _ => return false,
+        };
+        // The package may hold a `:` (`libc6:amd64`), and so may the description: the
+        // percentage is the first number after the second field.
+        let Some((at, percent)) = parts.iter().enumerate().skip(2).find_map(|(i, p)| Some((i, p.parse::<f64>().ok()?)))
+        else {
+            return false;
+        };
+        let doing = parts[at + 1..].join(":");
+        *self = AptStatus { phase, percent: percent.clamp(0.0, 100.0), doing };
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apt_status_lines_give_phase_and_percent() {
+        let mut apt = AptStatus::default();
+        assert!(apt.line("dlstatus:1:12.5:Retrieving file 1 of 8"));
+        assert_eq!((apt.phase, apt.percent), ("downloading", 12.5));
+        assert!(apt.line("pmstatus:libc6:amd64:50:Unpacking libc6:amd64"));
+        assert_eq!((apt.phase, apt.percent, apt.doing.as_str()), ("installing", 50.0, "Unpacking libc6:amd64"));
+        assert!(apt.line("pmstatus:dpkg-exec:80:Running dpkg"));
+        assert_eq!((apt.phase, apt.percent, apt.doing.as_str()), ("installing", 80.0, "Running dpkg"));
+        assert!(!apt.line("Setting up libc6 (2.36-9) ..."));
+    }
 
     #[test]
     fn counts_packages_per_phase_against_those_downloaded() {

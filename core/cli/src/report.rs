@@ -7,7 +7,8 @@
 //! - on a terminal ([`Display::Bars`]), draws the running step with
 //!   indicatif: a spinner with the step's elapsed time, debootstrap's
 //!   packages retrieved/extracted/unpacked/configured out of the total
-//!   ([`crate::progress`]), the bytes of a rootfs copy; a finished step
+//!   ([`crate::progress`]), apt's percentage from its status fd, the bytes
+//!   of a rootfs copy; a finished step
 //!   becomes the line `==> STEP (1.2 s)`, and the last frame is the list of
 //!   steps with their times and the total;
 //! - otherwise ([`Display::Plain`]: stderr is not a terminal, or template mode
@@ -29,7 +30,7 @@ use lxc_tmpl_plugin_api::LogLevel;
 
 use crate::{
     log::{CreateLog, seconds},
-    progress::{Debootstrap, Status},
+    progress::{AptStatus, Debootstrap, Status},
 };
 
 /// How much to say.
@@ -69,13 +70,20 @@ pub struct StepTime {
     pub elapsed: Duration,
 }
 
+/// A tool whose output tells how far it is.
+#[derive(Debug)]
+enum Tool {
+    Debootstrap(Debootstrap),
+    Apt(AptStatus),
+}
+
 /// The state that changes as the create runs.
 #[derive(Debug)]
 struct State {
     steps: Vec<StepTime>,
     current: Option<(String, Instant)>,
-    /// The running command's progress parser, when it is debootstrap.
-    debootstrap: Option<Debootstrap>,
+    /// The running command's progress parser, when it is debootstrap or apt.
+    tool: Option<Tool>,
     /// The start of an unfinished stdout line of the running command.
     partial: Vec<u8>,
     bar: Option<ProgressBar>,
@@ -100,8 +108,21 @@ fn line(text: &str) {
 }
 
 const SPINNER: &str = "{spinner} {prefix:.bold} {wide_msg} {elapsed:>4}";
-const PACKAGES: &str = "{spinner} {prefix:.bold} [{bar:30}] {pos}/{len} packages {msg} {elapsed:>4}";
+const PACKAGES: &str = "{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} packages {wide_msg} {elapsed:>4}";
+const PERCENT: &str = "{spinner} {prefix:.bold} [{bar:20}] {pos:>3}% {wide_msg} {elapsed:>4}";
 const BYTES: &str = "{spinner} {prefix:.bold} {bytes} copied ({bytes_per_sec}) {elapsed:>4}";
+
+/// A step's name cut to fit the bar's line on an 80-column terminal (a
+/// plugin's step may name a mirror URL): a line that wraps is redrawn badly.
+fn short_step(step: &str) -> String {
+    const MAX: usize = 28;
+    if step.chars().count() <= MAX {
+        step.to_owned()
+    } else {
+        let cut: String = step.chars().take(MAX - 3).collect();
+        format!("{cut}...")
+    }
+}
 
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()).progress_chars("=> ")
@@ -116,13 +137,7 @@ impl CliReporter {
             display,
             log,
             started: Instant::now(),
-            state: Mutex::new(State {
-                steps: Vec::new(),
-                current: None,
-                debootstrap: None,
-                partial: Vec::new(),
-                bar: None,
-            }),
+            state: Mutex::new(State { steps: Vec::new(), current: None, tool: None, partial: Vec::new(), bar: None }),
         }
     }
 
@@ -189,6 +204,15 @@ impl CliReporter {
         (state.steps.clone(), total)
     }
 
+    /// Redraws the bar for apt's status: percent of the phase.
+    fn draw_apt(&self, state: &State, status: &AptStatus) {
+        let Some(bar) = &state.bar else { return };
+        bar.set_style(style(PERCENT));
+        bar.set_length(100);
+        bar.set_position(status.percent as u64);
+        bar.set_message(format!("{}: {}", status.phase, status.doing));
+    }
+
     /// Redraws the bar for debootstrap's status.
     fn draw_debootstrap(&self, state: &State, status: Status) {
         let Some(bar) = &state.bar else { return };
@@ -221,7 +245,7 @@ impl Reporter for CliReporter {
             Display::Bars => {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 bar.set_style(style(SPINNER));
-                bar.set_prefix(step.to_owned());
+                bar.set_prefix(short_step(step));
                 bar.enable_steady_tick(Duration::from_millis(100));
                 bar.tick();
                 state.bar = Some(bar);
@@ -258,7 +282,11 @@ impl Reporter for CliReporter {
             self.show(&state, &format!("debug: running {place}: {command}"));
         }
         let program = argv.first().map(|p| p.rsplit('/').next().unwrap_or(p)).unwrap_or_default();
-        state.debootstrap = (program == "debootstrap").then(Debootstrap::default);
+        state.tool = match program {
+            "debootstrap" => Some(Tool::Debootstrap(Debootstrap::default())),
+            "apt-get" | "apt" if argv.iter().any(|a| a == "APT::Status-Fd=1") => Some(Tool::Apt(AptStatus::default())),
+            _ => None,
+        };
         state.partial.clear();
     }
 
@@ -267,18 +295,27 @@ impl Reporter for CliReporter {
             log.output(stream, data);
         }
         let mut state = self.state();
-        if stream != OutputStream::Stdout || state.debootstrap.is_none() {
+        if stream != OutputStream::Stdout || state.tool.is_none() {
             return;
         }
         state.partial.extend_from_slice(data);
         let Some(end) = state.partial.iter().rposition(|&b| b == b'\n') else { return };
         let rest = state.partial.split_off(end + 1);
         let lines = std::mem::replace(&mut state.partial, rest);
-        let parser = state.debootstrap.as_mut().expect("checked above");
-        let changed = String::from_utf8_lossy(&lines).lines().fold(false, |changed, l| parser.line(l) | changed);
-        if changed {
-            let status = parser.status();
-            self.draw_debootstrap(&state, status);
+        let text = String::from_utf8_lossy(&lines);
+        match state.tool.as_mut().expect("checked above") {
+            Tool::Debootstrap(parser) => {
+                if text.lines().fold(false, |changed, l| parser.line(l) | changed) {
+                    let status = parser.status();
+                    self.draw_debootstrap(&state, status);
+                }
+            }
+            Tool::Apt(parser) => {
+                if text.lines().fold(false, |changed, l| parser.line(l) | changed) {
+                    let status = parser.clone();
+                    self.draw_apt(&state, &status);
+                }
+            }
         }
     }
 
@@ -292,7 +329,7 @@ impl Reporter for CliReporter {
             log.line(&format!("  -> {how} after {:.3} s", elapsed.as_secs_f64()));
         }
         let mut state = self.state();
-        if let Some(parser) = state.debootstrap.take()
+        if let Some(Tool::Debootstrap(parser)) = state.tool.take()
             && let Some(total) = parser.status().total
         {
             self.log_only(&format!("debootstrap: {total} packages"));

@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 
 use crate::{
     cli::{CreateArgs, Format, all_secret_values, distro_values},
-    log::CreateLog,
     report::{CliReporter, Display, StepTime, Verbosity},
 };
 
@@ -110,7 +109,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
     } else {
         let mut secrets = all_secret_values(&plugin.manifest, matches);
         secrets.extend(crate::log::proxy_credentials());
-        Some(CreateLog::open(args.log.as_deref(), &args.name, secrets)?)
+        crate::log::open_or_warn(args.log.as_deref(), &args.name, secrets)?
     };
     let log_path = log.as_ref().map(|l| l.path().to_owned());
     let reporter = Arc::new(CliReporter::new(verbosity, Display::for_stderr(!args.dry_run), log));
@@ -140,7 +139,6 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         reporter.info(&format!("cache {how}: {}", cache.dir.display()));
     }
     let (steps, total) = reporter.finish();
-    let log_path = log_path.expect("a create that is not a dry run keeps a log");
     match result {
         Ok(done) => {
             reporter.log_only(&format!(
@@ -150,7 +148,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             ));
             match args.format {
                 Format::Json => {
-                    let result = success_json(&done, plugin, &steps, total, &log_path);
+                    let result = success_json(&done, plugin, &steps, total, log_path.as_deref());
                     println!("{}", serde_json::to_string_pretty(&result)?);
                 }
                 Format::Text if verbosity > Verbosity::Quiet => {
@@ -178,7 +176,10 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
                 });
                 println!("{}", serde_json::to_string_pretty(&failure)?);
             }
-            Err(crate::Logged { error, log: log_path }.into())
+            Err(match log_path {
+                Some(log) => crate::Logged { error, log }.into(),
+                None => error,
+            })
         }
     }
 }
@@ -210,7 +211,13 @@ fn option_value<'r>(request: &'r CreateRequest, long: &str) -> Option<&'r str> {
 }
 
 /// The result object of a successful create (`docs/schema/create.json`).
-fn success_json(done: &Created, plugin: &LoadedPlugin, steps: &[StepTime], total: Duration, log: &Path) -> Value {
+fn success_json(
+    done: &Created,
+    plugin: &LoadedPlugin,
+    steps: &[StepTime],
+    total: Duration,
+    log: Option<&Path>,
+) -> Value {
     let (request, outcome) = (&done.request, &done.outcome);
     let key = outcome.cache.as_ref().map(|c| c.key.as_str());
     // The plugin resolves the release and the arch; the Debian family's cache key names

@@ -29,7 +29,6 @@ use lxc_tmpl_host::{
 
 use crate::{
     cli::{all_secret_values, distro_arg, distro_values},
-    log::CreateLog,
     report::{CliReporter, Display, Verbosity},
 };
 
@@ -154,10 +153,11 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
     let verbosity = if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal };
     let mut secrets = all_secret_values(&plugin.manifest, &matches);
     secrets.extend(crate::log::proxy_credentials());
-    let log = CreateLog::open(matches.get_one::<PathBuf>("log").map(PathBuf::as_path), &request.spec.name, secrets)?;
-    let log_path = log.path().to_owned();
+    let log =
+        crate::log::open_or_warn(matches.get_one::<PathBuf>("log").map(PathBuf::as_path), &request.spec.name, secrets)?;
+    let log_path = log.as_ref().map(|l| l.path().to_owned());
     // Under lxc-create: lines only, whatever stderr is (lxc-create may log it).
-    let reporter = Arc::new(CliReporter::new(verbosity, Display::Plain, Some(log)));
+    let reporter = Arc::new(CliReporter::new(verbosity, Display::Plain, log));
     let command_line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     reporter.log_only(&format!(
         "lxc-tmpl {} template {} for lxc-create (distro {} {} from {}, pid {}): {}",
@@ -189,7 +189,10 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
         }
         Err(error) => {
             reporter.log_only(&format!("error: {}", lxc_tmpl_host::report::error_chain(error.as_ref())));
-            Err(crate::Logged { error, log: log_path }.into())
+            Err(match log_path {
+                Some(log) => crate::Logged { error, log }.into(),
+                None => error,
+            })
         }
     }
 }
