@@ -108,14 +108,15 @@ fn line(text: &str) {
 }
 
 const SPINNER: &str = "{spinner} {prefix:.bold} {wide_msg} {elapsed:>4}";
-const PACKAGES: &str = "{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} packages {wide_msg} {elapsed:>4}";
-const PERCENT: &str = "{spinner} {prefix:.bold} [{bar:20}] {pos:>3}% {wide_msg} {elapsed:>4}";
+// Each fits 80 columns with a step name of `short_step`'s length: a line that wraps is redrawn badly.
+const PACKAGES: &str = "{spinner} {prefix:.bold} [{bar:12}] {pos}/{len} packages {msg} {elapsed:>4}";
+const PERCENT: &str = "{spinner} {prefix:.bold} [{bar:12}] {pos:>3}% {wide_msg} {elapsed:>4}";
 const BYTES: &str = "{spinner} {prefix:.bold} {bytes} copied ({bytes_per_sec}) {elapsed:>4}";
 
 /// A step's name cut to fit the bar's line on an 80-column terminal (a
 /// plugin's step may name a mirror URL): a line that wraps is redrawn badly.
 fn short_step(step: &str) -> String {
-    const MAX: usize = 28;
+    const MAX: usize = 22;
     if step.chars().count() <= MAX {
         step.to_owned()
     } else {
@@ -207,25 +208,26 @@ impl CliReporter {
     /// Redraws the bar for apt's status: percent of the phase.
     fn draw_apt(&self, state: &State, status: &AptStatus) {
         let Some(bar) = &state.bar else { return };
-        bar.set_style(style(PERCENT));
+        bar.set_message(format!("{}: {}", status.phase, status.doing));
         bar.set_length(100);
         bar.set_position(status.percent as u64);
-        bar.set_message(format!("{}: {}", status.phase, status.doing));
+        bar.set_style(style(PERCENT));
     }
 
     /// Redraws the bar for debootstrap's status.
     fn draw_debootstrap(&self, state: &State, status: Status) {
         let Some(bar) = &state.bar else { return };
         match status.total {
+            // The message first: a frame drawn between the two calls must fit the line too.
             None => {
-                bar.set_style(style(SPINNER));
                 bar.set_message(format!("{} packages {}", status.done, status.phase.label()));
+                bar.set_style(style(SPINNER));
             }
             Some(total) => {
-                bar.set_style(style(PACKAGES));
+                bar.set_message(status.phase.label());
                 bar.set_length(total as u64);
                 bar.set_position(status.done as u64);
-                bar.set_message(status.phase.label());
+                bar.set_style(style(PACKAGES));
             }
         }
     }
@@ -335,8 +337,8 @@ impl Reporter for CliReporter {
             self.log_only(&format!("debootstrap: {total} packages"));
         }
         if let Some(bar) = &state.bar {
-            bar.set_style(style(SPINNER));
             bar.set_message("");
+            bar.set_style(style(SPINNER));
         }
     }
 
