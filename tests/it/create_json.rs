@@ -82,3 +82,16 @@ fn failure_is_one_object_with_the_error_and_the_log() {
     // The error line on stderr is there too, and names the same log.
     assert!(outcome.stderr.contains(&format!("(log: {log})")), "{outcome}");
 }
+
+#[test]
+fn refusal_before_the_log_is_one_object_too() {
+    require_root();
+    let dir = TestDir::new("create-json-refused");
+    let elsewhere = dir.lxcpath().join("other");
+    let outcome =
+        dir.create("busybox", "jr").arg("--path").arg(&elsewhere).args(["--format", "json"]).assert_exit(2).clone();
+    let result = result_of(&outcome);
+    assert_eq!(result["ok"], false);
+    assert_eq!(result["log"], Value::Null, "a usage error keeps no log: {result:#}");
+    assert!(result["error"].as_str().unwrap().contains("--path"), "{result:#}");
+}

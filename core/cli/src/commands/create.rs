@@ -83,6 +83,30 @@ fn container_location(args: &CreateArgs) -> Result<(PathBuf, PathBuf)> {
 /// json` it prints one object on stdout whether it succeeds or fails
 /// (`docs/schema/create.json`).
 pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
+    let mut answered = false;
+    let result = create_reported(args, matches, plugin, &mut answered);
+    // A create refused before it had a log (a bad name, not root, a bad --path) still answers
+    // in JSON when asked to; clap's own usage errors come before the format is known.
+    if let Err(error) = &result
+        && args.format == Format::Json
+        && !answered
+    {
+        let failure = json!({
+            "ok": false,
+            "name": args.name,
+            "distro": plugin.manifest.name,
+            "error": lxc_tmpl_host::report::error_chain(error.as_ref()),
+            "steps": [],
+            "total_ms": 0,
+            "log": null,
+        });
+        println!("{}", serde_json::to_string_pretty(&failure)?);
+    }
+    result
+}
+
+/// [`create`], with `answered` set once the JSON result has been printed.
+fn create_reported(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin, answered: &mut bool) -> Result<()> {
     validate_container_name(&args.name)?;
     let (hostname, hostname_warning) = hostname_for(&args.name, args.hostname.as_deref())?;
     if !args.dry_run && !facts::running_as_root() {
@@ -149,6 +173,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             match args.format {
                 Format::Json => {
                     let result = success_json(&done, plugin, &steps, total, log_path.as_deref());
+                    *answered = true;
                     println!("{}", serde_json::to_string_pretty(&result)?);
                 }
                 Format::Text if verbosity > Verbosity::Quiet => {
@@ -174,6 +199,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
                     "total_ms": millis(total),
                     "log": log_path,
                 });
+                *answered = true;
                 println!("{}", serde_json::to_string_pretty(&failure)?);
             }
             Err(match log_path {
