@@ -281,6 +281,8 @@ fn plugin_failing_in_any_hook_is_a_clean_failure() {
         .split("choose one of ")
         .nth(1)
         .and_then(|rest| rest.lines().next())
+        // The error line ends by naming the create's log.
+        .and_then(|line| line.split(" (log: ").next())
         .unwrap_or_else(|| panic!("the faulty plugin does not list its hooks:\n{listing}"))
         .split(", ")
         .map(str::to_owned)

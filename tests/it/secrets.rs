@@ -8,6 +8,8 @@
 //! real: the test's mirror server also answers proxy requests, so the test
 //! also shows the proxy was used.
 //!
+//! Each create's log (every command, its whole output) holds no secret either.
+//!
 //! A password typed on lxc-tmpl's own command line was visible there from
 //! the moment lxc-tmpl was started, which no program can prevent; the
 //! second create checks that lxc-tmpl hides it as soon as it has parsed its
@@ -134,4 +136,17 @@ fn secrets_stay_off_command_lines_output_and_config() {
         config.contains("--password <redacted>") && config.contains("--http-proxy <redacted>"),
         "the config header does not say what was redacted:\n{config}"
     );
+
+    // The logs hold every command and its whole output, and no secret.
+    let logs = dir.log_files();
+    assert_eq!(logs.len(), 2, "one log per create: {logs:?}");
+    for log in logs {
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("$ on host: ") && text.contains("-> exit status 0"),
+            "{} lists no command",
+            log.display()
+        );
+        assert!(!text.contains(SECRET), "the log {} holds the secret", log.display());
+    }
 }

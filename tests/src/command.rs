@@ -27,9 +27,11 @@ impl TestCommand {
     /// A command running `program` (an absolute path or a name in `PATH`).
     pub fn new(program: impl AsRef<OsStr>) -> TestCommand {
         let mut cmd = Command::new(program);
-        // Plain output: no colours, no progress bars, no user-set plugin dirs.
+        // Plain output: no colours, no progress bars, no user-set plugin dirs; create logs
+        // never go to /var/log (TestDir moves them into its own dir).
         cmd.env("NO_COLOR", "1")
             .env("TERM", "dumb")
+            .env("LXC_TMPL_LOG_DIR", crate::paths::shared_log_dir())
             .env_remove("LXC_TMPL_PLUGIN_PATH")
             .env_remove("RUST_LOG")
             .env_remove("LXC_CACHE_PATH");

@@ -32,6 +32,7 @@ const KEEP_ENV: &str = "LXC_TMPL_KEEP_TEST_DIRS";
 ///     lxcpath/    the private lxcpath (-P)
 ///     cache/      the private cache dir (--cache-dir)
 ///     plugins/    $LXC_TMPL_PLUGIN_PATH
+///     logs/       $LXC_TMPL_LOG_DIR: create logs (made by the first create)
 ///     safe.conf   the safe base config (-f)
 /// ```
 ///
@@ -122,8 +123,23 @@ impl TestDir {
     /// Like [`command`](Self::command), for another copy of the binary.
     pub fn command_with(&self, binary: &Path) -> TestCommand {
         let mut cmd = TestCommand::new(binary);
-        cmd.env("LXC_TMPL_PLUGIN_PATH", self.plugins()).current_dir(&self.root);
+        cmd.env("LXC_TMPL_PLUGIN_PATH", self.plugins()).env("LXC_TMPL_LOG_DIR", self.logs()).current_dir(&self.root);
         cmd
+    }
+
+    /// Where the creates of this test write their logs (`$LXC_TMPL_LOG_DIR`).
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// The log files of this test's creates, oldest name first.
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match fs::read_dir(self.logs()) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files
     }
 
     /// `lxc-tmpl create --distro <distro> --name <name>` into the private
@@ -144,7 +160,9 @@ impl TestDir {
 
     /// A snapshot of the whole test dir (see [`snapshot::tree`]).
     pub fn snapshot(&self) -> String {
-        snapshot::tree(&self.root)
+        // Create logs are kept on purpose, also after a refused create (the error names its
+        // log): they are not "something left behind".
+        snapshot::tree(&self.root).lines().filter(|l| !l.starts_with("./logs")).map(|l| format!("{l}\n")).collect()
     }
 
     /// Copies the binary and the plugin libraries next to it into

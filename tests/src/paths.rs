@@ -19,6 +19,13 @@ pub fn build_dir() -> PathBuf {
     dir
 }
 
+/// Where creates started by a bare [`TestCommand`](crate::TestCommand) (not
+/// through a [`TestDir`](crate::TestDir), such as `lxc-create` running the
+/// template) write their logs: never `/var/log`.
+pub fn shared_log_dir() -> PathBuf {
+    PathBuf::from("/tmp/lxc-tmpl-tests/logs")
+}
+
 /// The `lxc-tmpl` binary.
 pub fn binary() -> PathBuf {
     let path = build_dir().join("lxc-tmpl");

@@ -16,12 +16,12 @@ use std::{fs, io, ops::Range, os::unix::fs::FileExt};
 use clap::ArgMatches;
 use lxc_tmpl_plugin_api::Manifest;
 
-use crate::{cli::secret_values, report::StderrReporter};
+use crate::{cli::secret_values, report::CliReporter};
 
 /// Hides the values of the secret options given on the command line
 /// ([`hide`]); a failure only costs a warning, as the value was visible from
 /// the start anyway.
-pub fn hide_secrets(manifest: &Manifest, matches: &ArgMatches, reporter: &StderrReporter) {
+pub fn hide_secrets(manifest: &Manifest, matches: &ArgMatches, reporter: &CliReporter) {
     if let Err(e) = hide(&secret_values(manifest, matches)) {
         reporter.warn(&format!("cannot hide secret option values from the command line in /proc: {e}"));
     }

@@ -231,6 +231,13 @@ pub struct CreateArgs {
     /// Print every command run (`-d/--debug` as in the old templates).
     #[arg(short, long, visible_alias = "debug", visible_short_alias = 'd')]
     pub verbose: bool,
+    /// Log file of this create: every step, message and command with its output and exit status
+    /// [default: $LXC_TMPL_LOG_DIR or /var/log/lxc-tmpl, as NAME-<UTC time>.log].
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Output format of the result: text, or one JSON object on stdout (also on failure).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Output format of `list`, `info` and `doctor`. Under `json` a failure is
@@ -412,6 +419,19 @@ pub fn secret_values(manifest: &Manifest, matches: &ArgMatches) -> Vec<String> {
         .map(|spec| arg_id(&spec.long))
         .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
         .flat_map(|id| matches.get_many::<String>(&id).map(|v| v.cloned().collect::<Vec<_>>()).unwrap_or_default())
+        .collect()
+}
+
+/// The values of every secret option, however given (command line, environment), for the
+/// log to redact.
+pub fn all_secret_values(manifest: &Manifest, matches: &ArgMatches) -> Vec<String> {
+    manifest
+        .options
+        .iter()
+        .filter(|spec| spec.secret && spec.takes_value())
+        .flat_map(|spec| {
+            matches.get_many::<String>(&arg_id(&spec.long)).map(|v| v.cloned().collect::<Vec<_>>()).unwrap_or_default()
+        })
         .collect()
 }
 

@@ -14,6 +14,8 @@
 mod argv;
 mod cli;
 mod commands;
+mod log;
+mod progress;
 mod report;
 mod stdout;
 
@@ -41,6 +43,36 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// An error of a create that kept a log: printed as the error and its causes
+/// on one line, then `(log: PATH)` (before the tail of a failed command's
+/// output, if any), so that every error names where the full story is.
+#[derive(Debug)]
+pub struct Logged {
+    /// What failed.
+    pub error: anyhow::Error,
+    /// The create's log file.
+    pub log: std::path::PathBuf,
+}
+
+impl std::fmt::Display for Logged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // On the first line: a failed command's output tail may follow on the next ones.
+        let text = error_text(&self.error);
+        let (first, rest) = text.split_once('\n').map_or((text.as_str(), None), |(a, b)| (a, Some(b)));
+        write!(f, "{first} (log: {})", self.log.display())?;
+        rest.map_or(Ok(()), |rest| write!(f, "\n{rest}"))
+    }
+}
+
+// No `source()`: the message already holds the causes (see lxc_tmpl_host::report).
+impl std::error::Error for Logged {}
+
+/// Whether `err` is a usage error (exit status 2), also inside a [`Logged`].
+fn is_usage_error(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<UsageError>().is_some()
+        || err.downcast_ref::<Logged>().is_some_and(|l| l.error.downcast_ref::<UsageError>().is_some())
+}
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -82,7 +114,7 @@ fn main() -> ExitCode {
             eprintln!("error: {text}");
             match signal {
                 Some(signal) => ExitCode::from(signal.exit_status()),
-                None if err.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
+                None if is_usage_error(&err) => ExitCode::from(2),
                 None => ExitCode::from(1),
             }
         }

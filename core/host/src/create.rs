@@ -35,7 +35,7 @@ use crate::{
     backing::{
         Backing,
         btrfs::{self, BtrfsError},
-        copy::{CopyError, CopyOptions, copy_tree},
+        copy::{CopyError, CopyOptions, copy_tree_reporting},
         overlay::{MountedOverlay, OverlayError, OverlayLayout},
     },
     cache::{CacheEntry, CacheError, ReadyCache, unpack_rootfs},
@@ -186,6 +186,9 @@ pub struct CacheUse {
     pub dir: PathBuf,
     /// Whether this create built it (false: it was already there).
     pub built: bool,
+    /// The plugin's cache key, which names what the entry holds
+    /// (`... release=bookworm arch=amd64 ...` for the Debian family).
+    pub key: String,
 }
 
 /// The plugin's function for a hook that returns nothing ([`Hook::returns_unit`]).
@@ -474,6 +477,7 @@ impl<'a> Creator<'a> {
             cache: key.map(|k| CacheUse {
                 dir: CacheEntry::new(&req.spec.cache_dir, self.distro(), &k).dir().to_owned(),
                 built: false,
+                key: k,
             }),
             backing: req.spec.backing,
         })
@@ -661,7 +665,7 @@ impl<'a> Creator<'a> {
             }
             self.make_rootfs(req, &ready, rootfs)?
         };
-        Ok((CacheUse { dir: entry.dir().to_owned(), built: ready.built }, used.0, used.1))
+        Ok((CacheUse { dir: entry.dir().to_owned(), built: ready.built, key: key.to_owned() }, used.0, used.1))
     }
 
     /// Makes the container's rootfs from a ready cache entry with the
@@ -716,10 +720,13 @@ impl<'a> Creator<'a> {
             }
         }
         // The copy runs in this process, which holds the entry's shared lock until it is done.
-        let stats = copy_tree(&ready.rootfs, rootfs, &CopyOptions::default()).map_err(|e| match e {
-            CopyError::Interrupted(signal) => CreateError::Interrupted { signal, step: self.step.get() },
-            other => CreateError::Copy(other),
-        })?;
+        let mut progress = |bytes| self.reporter.bytes_copied(bytes);
+        let stats = copy_tree_reporting(&ready.rootfs, rootfs, &CopyOptions::default(), &mut progress).map_err(
+            |e| match e {
+                CopyError::Interrupted(signal) => CreateError::Interrupted { signal, step: self.step.get() },
+                other => CreateError::Copy(other),
+            },
+        )?;
         let why = if auto { "; btrfs and overlay are not available here" } else { "" };
         say(
             Backing::Dir,

@@ -9,6 +9,11 @@ use lxc_tmpl_plugin_api::{CommandSpec, Host, PluginError};
 /// The apt proxy file written into containers when a proxy is chosen.
 pub const APT_PROXY_CONF: &str = "etc/apt/apt.conf.d/70proxy";
 
+/// apt's machine-readable progress (`dlstatus:` and `pmstatus:` lines with a
+/// percentage, apt's `APT::Status-Fd`, documented in apt's README.progress-reporting)
+/// on stdout, where the host's progress display reads it.
+const STATUS_FD: &str = "APT::Status-Fd=1";
+
 /// The first apt version with `apt-get update --error-on=any`.
 const ERROR_ON_ANY_SINCE: (u32, u32, u32) = (2, 1, 16);
 
@@ -59,6 +64,8 @@ impl Apt {
         host.run(&self.command(&[
             "-y",
             "-o",
+            STATUS_FD,
+            "-o",
             "Dpkg::Options::=--force-confdef",
             "-o",
             "Dpkg::Options::=--force-confold",
@@ -76,6 +83,8 @@ impl Apt {
         let mut args = vec![
             "-y",
             "--no-install-recommends",
+            "-o",
+            STATUS_FD,
             "-o",
             "Dpkg::Options::=--force-confdef",
             "-o",

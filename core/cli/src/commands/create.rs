@@ -6,10 +6,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::{sync::Arc, time::Duration};
+
 use anyhow::{Context, Result, bail};
 use clap::ArgMatches;
 use lxc_tmpl_host::{
-    create::Creator,
+    create::{CreateOutcome, CreateRequest, Creator},
     facts,
     lxcconf::{BaseConfig, Dialect},
     names::{hostname_for, validate_container_name},
@@ -19,9 +21,11 @@ use lxc_tmpl_host::{
 };
 use lxc_tmpl_plugin_api::Hook;
 
+use serde_json::{Value, json};
+
 use crate::{
-    cli::{CreateArgs, distro_values},
-    report::{StderrReporter, Verbosity},
+    cli::{CreateArgs, Format, all_secret_values, distro_values},
+    report::{CliReporter, Display, StepTime, Verbosity},
 };
 
 /// The message for a distro no plugin provides, naming a plugin file that
@@ -71,8 +75,38 @@ fn container_location(args: &CreateArgs) -> Result<(PathBuf, PathBuf)> {
     Ok((args.lxcpath.clone().unwrap_or_else(|| parent.to_owned()), path.clone()))
 }
 
-/// `lxc-tmpl create`.
+/// `lxc-tmpl create`: the create itself ([`run_create`]), with its log,
+/// its progress display and its result as text or JSON.
+///
+/// A create that gets as far as opening its log (everything after the checks
+/// of the name and of root) names the log in its error; under `--format
+/// json` it prints one object on stdout whether it succeeds or fails
+/// (`docs/schema/create.json`).
 pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
+    let mut answered = false;
+    let result = create_reported(args, matches, plugin, &mut answered);
+    // A create refused before it had a log (a bad name, not root, a bad --path) still answers
+    // in JSON when asked to; clap's own usage errors come before the format is known.
+    if let Err(error) = &result
+        && args.format == Format::Json
+        && !answered
+    {
+        let failure = json!({
+            "ok": false,
+            "name": args.name,
+            "distro": plugin.manifest.name,
+            "error": lxc_tmpl_host::report::error_chain(error.as_ref()),
+            "steps": [],
+            "total_ms": 0,
+            "log": null,
+        });
+        println!("{}", serde_json::to_string_pretty(&failure)?);
+    }
+    result
+}
+
+/// [`create`], with `answered` set once the JSON result has been printed.
+fn create_reported(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin, answered: &mut bool) -> Result<()> {
     validate_container_name(&args.name)?;
     let (hostname, hostname_warning) = hostname_for(&args.name, args.hostname.as_deref())?;
     if !args.dry_run && !facts::running_as_root() {
@@ -83,18 +117,177 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let reporter = StderrReporter { verbosity };
+    // Usage errors are found before the log is opened: they leave no log behind.
+    let location = container_location(args)?;
+    let target = args
+        .lxc_version
+        .as_deref()
+        .map(|text| {
+            facts::parse_lenient_version(text)
+                .with_context(|| format!("--lxc-version '{text}' is not a version: give one like 5.0 or 2.0"))
+        })
+        .transpose()?;
+    // A dry run writes nothing, not even a log.
+    let log = if args.dry_run {
+        None
+    } else {
+        let mut secrets = all_secret_values(&plugin.manifest, matches);
+        secrets.extend(crate::log::proxy_credentials());
+        crate::log::open_or_warn(args.log.as_deref(), &args.name, secrets)?
+    };
+    let log_path = log.as_ref().map(|l| l.path().to_owned());
+    let reporter = Arc::new(CliReporter::new(verbosity, Display::for_stderr(!args.dry_run), log));
+    let command_line: Vec<String> = std::env::args().collect();
+    reporter.log_only(&format!(
+        "lxc-tmpl {} create {} (distro {} {} from {}, pid {}): {}",
+        env!("CARGO_PKG_VERSION"),
+        args.name,
+        plugin.manifest.name,
+        plugin.manifest.version,
+        plugin.file.display(),
+        std::process::id(),
+        command_line.join(" ")
+    ));
     crate::argv::hide_secrets(&plugin.manifest, matches, &reporter);
     if let Some(warning) = &hostname_warning {
         reporter.warn(warning);
     }
+    let result = run_create(args, matches, plugin, hostname, location, target, &reporter);
+    if args.dry_run {
+        return result.map(drop);
+    }
+    if let Ok(done) = &result
+        && let Some(cache) = &done.outcome.cache
+    {
+        let how = if cache.built { "built" } else { "reused" };
+        reporter.info(&format!("cache {how}: {}", cache.dir.display()));
+    }
+    let (steps, total) = reporter.finish();
+    match result {
+        Ok(done) => {
+            reporter.log_only(&format!(
+                "created container '{}' in {}",
+                args.name,
+                done.request.spec.container_dir.display()
+            ));
+            match args.format {
+                Format::Json => {
+                    let result = success_json(&done, plugin, &steps, total, log_path.as_deref());
+                    *answered = true;
+                    println!("{}", serde_json::to_string_pretty(&result)?);
+                }
+                Format::Text if verbosity > Verbosity::Quiet => {
+                    println!("created container '{}' in {}", args.name, done.request.spec.container_dir.display());
+                    if let Some(message) = &done.outcome.message {
+                        println!("{message}");
+                    }
+                }
+                Format::Text => {}
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let text = lxc_tmpl_host::report::error_chain(error.as_ref());
+            reporter.log_only(&format!("error: {text}"));
+            if args.format == Format::Json {
+                let failure = json!({
+                    "ok": false,
+                    "name": args.name,
+                    "distro": plugin.manifest.name,
+                    "error": text,
+                    "steps": steps_json(&steps),
+                    "total_ms": millis(total),
+                    "log": log_path,
+                });
+                *answered = true;
+                println!("{}", serde_json::to_string_pretty(&failure)?);
+            }
+            Err(match log_path {
+                Some(log) => crate::Logged { error, log }.into(),
+                None => error,
+            })
+        }
+    }
+}
 
+/// What [`run_create`] made: the request and the host's outcome.
+#[derive(Debug)]
+struct Created {
+    request: CreateRequest,
+    outcome: CreateOutcome,
+}
+
+/// Whole milliseconds of `d`.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn steps_json(steps: &[StepTime]) -> Value {
+    steps.iter().map(|s| json!({ "name": s.name, "ms": millis(s.elapsed) })).collect()
+}
+
+/// The value of `NAME=` in a cache key (`... release=bookworm arch=amd64 ...`).
+fn key_field<'k>(key: &'k str, name: &str) -> Option<&'k str> {
+    key.split_whitespace().find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The value of a distro option, if given.
+fn option_value<'r>(request: &'r CreateRequest, long: &str) -> Option<&'r str> {
+    request.spec.options.iter().find(|o| o.long == long).and_then(|o| o.values.first()).map(String::as_str)
+}
+
+/// The result object of a successful create (`docs/schema/create.json`).
+fn success_json(
+    done: &Created,
+    plugin: &LoadedPlugin,
+    steps: &[StepTime],
+    total: Duration,
+    log: Option<&Path>,
+) -> Value {
+    let (request, outcome) = (&done.request, &done.outcome);
+    let key = outcome.cache.as_ref().map(|c| c.key.as_str());
+    // The plugin resolves the release and the arch; the Debian family's cache key names
+    // both. Otherwise the option as given, and the host's arch.
+    let release = key.and_then(|k| key_field(k, "release")).or_else(|| option_value(request, "release"));
+    let arch = key
+        .and_then(|k| key_field(k, "arch"))
+        .or_else(|| option_value(request, "arch"))
+        .unwrap_or(request.facts.arch.as_str());
+    let rootfs = request.spec.rootfs.clone().unwrap_or_else(|| request.spec.container_dir.join("rootfs"));
+    json!({
+        "ok": true,
+        "name": request.spec.name,
+        "distro": plugin.manifest.name,
+        "container_path": request.spec.container_dir,
+        "config_path": outcome.config_path,
+        "rootfs_path": rootfs,
+        "release": release,
+        "arch": arch,
+        "backing": outcome.backing.to_string(),
+        "cache": outcome.cache.as_ref().map(|c| json!({
+            "path": c.dir,
+            "built": c.built,
+            "key": lxc_tmpl_host::report::redact_url_credentials(&c.key),
+        })),
+        "steps": steps_json(steps),
+        "total_ms": millis(total),
+        "message": outcome.message,
+        "log": log,
+    })
+}
+
+/// The create (or dry run) proper, reporting to `reporter`.
+fn run_create(
+    args: &CreateArgs,
+    matches: &ArgMatches,
+    plugin: &LoadedPlugin,
+    hostname: String,
+    (lxcpath, container_dir): (PathBuf, PathBuf),
+    target: Option<semver::Version>,
+    reporter: &Arc<CliReporter>,
+) -> Result<Created> {
     let installed = facts::installed_lxc_version();
-    let target = match &args.lxc_version {
-        Some(text) => facts::parse_lenient_version(text)
-            .with_context(|| format!("--lxc-version '{text}' is not a version: give one like 5.0 or 2.0"))?,
-        None => installed.clone().unwrap_or_else(|| semver::Version::new(5, 0, 0)),
-    };
+    let target = target.unwrap_or_else(|| installed.clone().unwrap_or_else(|| semver::Version::new(5, 0, 0)));
     let dialect = Dialect::for_version(target.clone());
     // The reload check needs an installed LXC that reads the same dialect.
     let check_config = match &installed {
@@ -111,7 +304,6 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         ));
     }
 
-    let (lxcpath, container_dir) = container_location(args)?;
     let base = match &args.config {
         Some(path) => BaseConfig::load(path)?,
         None => BaseConfig::host_default()?,
@@ -136,8 +328,9 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         mapped: MappedIds::FromBaseConfig,
     }
     .build()?;
-    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
-    let creator = Creator::new(plugin, &runner, &reporter);
+    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?)
+        .reporting_to(reporter.clone());
+    let creator = Creator::new(plugin, &runner, reporter.as_ref());
 
     if args.dry_run {
         let outcome = creator.dry_run(&request)?;
@@ -157,19 +350,9 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
         println!("# would run hooks: {}", hooks.join(", "));
         println!("# would write {}:", outcome.config_path.display());
         print!("{}", outcome.config);
-        return Ok(());
+        return Ok(Created { request, outcome });
     }
 
     let outcome = creator.create(&request)?;
-    if let Some(cache) = &outcome.cache {
-        let how = if cache.built { "built" } else { "reused" };
-        reporter.info(&format!("cache {how}: {}", cache.dir.display()));
-    }
-    if verbosity > Verbosity::Quiet {
-        println!("created container '{}' in {}", request.spec.name, request.spec.container_dir.display());
-        if let Some(message) = outcome.message {
-            println!("{message}");
-        }
-    }
-    Ok(())
+    Ok(Created { request, outcome })
 }

@@ -1,6 +1,8 @@
 //! `lxc-tmpl image build`: the distro's options and the image's choices
 //! turned into a request for the host's [`image::build`].
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use clap::ArgMatches;
 use lxc_tmpl_host::{
@@ -15,7 +17,7 @@ use lxc_tmpl_host::{
 
 use crate::{
     cli::{ImageBuildArgs, distro_values},
-    report::{StderrReporter, Verbosity},
+    report::{CliReporter, Display, Verbosity},
 };
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org: a decimal count of seconds
@@ -55,8 +57,10 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let reporter = StderrReporter { verbosity };
-    crate::argv::hide_secrets(&plugin.manifest, matches, &reporter);
+    // Progress as a create draws it; an image build keeps no log of its own (its output dir
+    // holds only the image).
+    let reporter = Arc::new(CliReporter::new(verbosity, Display::for_stderr(true), None));
+    crate::argv::hide_secrets(&plugin.manifest, matches, reporter.as_ref());
     if args.compression == Compression::Zstd {
         reporter.warn("zstd tarballs cannot be unpacked by LXC's local and download templates (they run tar -J): use --compression xz for lxc-create");
     }
@@ -83,8 +87,9 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
         options,
         mapped: MappedIds::Given { uid: None, gid: None },
     };
-    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
-    let creator = Creator::new(plugin, &runner, &reporter);
+    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?)
+        .reporting_to(reporter.clone());
+    let creator = Creator::new(plugin, &runner, reporter.as_ref());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -96,7 +101,9 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
         source_date_epoch: epoch,
         now,
     };
-    let outcome = image::build(&creator, spec, &request)?;
+    let outcome = image::build(&creator, spec, &request);
+    reporter.finish();
+    let outcome = outcome?;
     if let Some(cache) = &outcome.cache {
         let how = if cache.built { "built" } else { "reused" };
         reporter.info(&format!("cache {how}: {}", cache.dir.display()));

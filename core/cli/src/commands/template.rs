@@ -13,7 +13,7 @@
 //! lxc-create owns the container directory, the `partial` lock and the config
 //! header; on a non-zero exit it destroys the container.
 
-use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
@@ -28,8 +28,8 @@ use lxc_tmpl_host::{
 };
 
 use crate::{
-    cli::{distro_arg, distro_values},
-    report::{StderrReporter, Verbosity},
+    cli::{all_secret_values, distro_arg, distro_values},
+    report::{CliReporter, Display, Verbosity},
 };
 
 /// Short options template mode itself uses: the old scripts' `-p/--path`,
@@ -95,6 +95,11 @@ pub fn command(program: &str, plugin: &LoadedPlugin) -> Command {
         )
         .arg(Arg::new("debug").short('d').long("debug").action(ArgAction::SetTrue).help("print every command run"))
         .arg(
+            Arg::new("log").long("log").value_name("FILE").value_parser(value_parser!(PathBuf)).help(
+                "log file of this create [default: $LXC_TMPL_LOG_DIR or /var/log/lxc-tmpl, as NAME-<UTC time>.log]",
+            ),
+        )
+        .arg(
             Arg::new("cache-dir")
                 .long("cache-dir")
                 .value_name("DIR")
@@ -145,18 +150,51 @@ pub fn run(program: &str, args: Vec<OsString>, plugin: &LoadedPlugin) -> Result<
     })?;
     let mut request = request(&matches, plugin, name, path, rootfs, BaseConfig::parse(&text))?;
     request.spec.hostname = hostname;
-    let reporter =
-        StderrReporter { verbosity: if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal } };
+    let verbosity = if matches.get_flag("debug") { Verbosity::Verbose } else { Verbosity::Normal };
+    let mut secrets = all_secret_values(&plugin.manifest, &matches);
+    secrets.extend(crate::log::proxy_credentials());
+    let log =
+        crate::log::open_or_warn(matches.get_one::<PathBuf>("log").map(PathBuf::as_path), &request.spec.name, secrets)?;
+    let log_path = log.as_ref().map(|l| l.path().to_owned());
+    // Under lxc-create: lines only, whatever stderr is (lxc-create may log it).
+    let reporter = Arc::new(CliReporter::new(verbosity, Display::Plain, log));
+    let command_line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    reporter.log_only(&format!(
+        "lxc-tmpl {} template {} for lxc-create (distro {} {} from {}, pid {}): {}",
+        env!("CARGO_PKG_VERSION"),
+        request.spec.name,
+        plugin.manifest.name,
+        plugin.manifest.version,
+        plugin.file.display(),
+        std::process::id(),
+        command_line.join(" ")
+    ));
     crate::argv::hide_secrets(&plugin.manifest, &matches, &reporter);
     if let Some(warning) = &hostname_warning {
         reporter.warn(warning);
     }
-    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?);
-    let outcome = Creator::new(plugin, &runner, &reporter).fill_template(&request)?;
-    if let Some(message) = outcome.message {
-        println!("{message}");
+    let filled = (|| -> Result<_> {
+        let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?)
+            .reporting_to(reporter.clone());
+        Ok(Creator::new(plugin, &runner, reporter.as_ref()).fill_template(&request)?)
+    })();
+    reporter.finish();
+    match filled {
+        Ok(outcome) => {
+            reporter.log_only("the template is done; lxc-create finishes the container");
+            if let Some(message) = outcome.message {
+                println!("{message}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            reporter.log_only(&format!("error: {}", lxc_tmpl_host::report::error_chain(error.as_ref())));
+            Err(match log_path {
+                Some(log) => crate::Logged { error, log }.into(),
+                None => error,
+            })
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn request(

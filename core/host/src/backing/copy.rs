@@ -228,6 +228,24 @@ pub enum CopyError {
 /// first owner that cannot be set is an error. Errors name the entry and the operation
 /// ([`CopyError`]); `to` then holds a partial copy for the caller to remove.
 pub fn copy_tree(from: &Path, to: &Path, options: &CopyOptions) -> Result<CopyStats, CopyError> {
+    copy_tree_reporting(from, to, options, &mut |_| {})
+}
+
+/// How often [`copy_tree_reporting`] tells of the bytes copied so far.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`copy_tree`], calling `progress` with the file bytes written so far (apparent sizes, as
+/// [`CopyStats::bytes`]) every [`PROGRESS_INTERVAL`] and once at the end, from the calling
+/// thread (the workers only count), so that `progress` need not be thread-safe.
+///
+/// # Errors
+/// As [`copy_tree`].
+pub fn copy_tree_reporting(
+    from: &Path,
+    to: &Path,
+    options: &CopyOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CopyStats, CopyError> {
     let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let src = nix::fcntl::openat(AT_FDCWD, from, dir_flags, Mode::empty())
         .map_err(|e| CopyError::OpenSource { path: from.to_owned(), source: e.into() })?;
@@ -258,10 +276,18 @@ pub fn copy_tree(from: &Path, to: &Path, options: &CopyOptions) -> Result<CopySt
     shared.open_listing(root)?;
     let threads = if options.threads == 0 { default_threads() } else { options.threads };
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| shared.worker());
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(|| shared.worker())).collect();
+        // Polled often, so that a short copy is not made longer by the wait; told less often.
+        let mut told = std::time::Instant::now();
+        while !workers.iter().all(|w| w.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            if told.elapsed() >= PROGRESS_INTERVAL {
+                progress(shared.stats.bytes.load(Ordering::Relaxed));
+                told = std::time::Instant::now();
+            }
         }
     });
+    progress(shared.stats.bytes.load(Ordering::Relaxed));
     if let Some(err) = lock(&shared.error).take() {
         return Err(err);
     }

@@ -97,7 +97,7 @@ impl Bridge<'_> {
         let Some(program) = argv.first() else {
             return Err(host_error("run: empty command (plugin bug)".into()));
         };
-        self.reporter.log(LogLevel::Debug, &format!("running {}: {}", place_name(spec.place), argv.join(" ")));
+        // The runner reports the command (start, output, status) to the reporter it was given.
         let (status, stdout, stderr) = match spec.place {
             RunPlace::Rootfs => {
                 let root = self.root("run")?.path().to_owned();

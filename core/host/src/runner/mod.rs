@@ -47,6 +47,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
 
 pub use helper::helper_main;
 use nix::fcntl::OFlag;
@@ -55,6 +57,7 @@ use protocol::{HELD_FD, HelperRequest, Place, READY, REQUEST_FD, SETUP_FAILED, S
 use saved::SavedFile;
 
 use crate::interrupt::{self, Interrupted, SpawnError};
+use crate::report::{OutputStream, Reporter, redact_argv};
 use crate::rootfs::{Rootfs, RootfsError};
 use crate::sys;
 
@@ -185,9 +188,18 @@ pub enum RunnerError {
 }
 
 /// Runs commands by re-executing `helper_exe` (the lxc-tmpl binary).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runner {
     helper_exe: PathBuf,
+    /// Told of every command: its start, its output as it comes, its end
+    /// ([`Runner::reporting_to`]).
+    reporter: Option<Arc<dyn Reporter + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("helper_exe", &self.helper_exe).finish_non_exhaustive()
+    }
 }
 
 /// The environment a command in a rootfs gets: [`BASE_ENV`] with `extra` applied in order.
@@ -224,7 +236,36 @@ impl Runner {
     /// A runner that re-executes `helper_exe` (normally `std::env::current_exe()`), whose main
     /// must hand `__run-in-rootfs` to [`helper_main`] before doing anything else.
     pub fn new(helper_exe: PathBuf) -> Runner {
-        Runner { helper_exe }
+        Runner { helper_exe, reporter: None }
+    }
+
+    /// This runner, telling `reporter` of every command it runs: the start
+    /// (argv with URL credentials redacted, never the environment or stdin),
+    /// the output as it comes and the exit status with the duration. This is
+    /// what a create's log and its progress display are made from.
+    pub fn reporting_to(mut self, reporter: Arc<dyn Reporter + Send + Sync>) -> Runner {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// Runs `run`, telling the reporter of its start and end.
+    fn reported(
+        &self,
+        place: &str,
+        root: Option<&Path>,
+        argv: &[String],
+        run: impl FnOnce() -> Result<RunOutput, RunnerError>,
+    ) -> Result<RunOutput, RunnerError> {
+        let Some(reporter) = &self.reporter else { return run() };
+        reporter.command_started(place, root, &redact_argv(argv));
+        let started = Instant::now();
+        let result = run();
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(output) => reporter.command_finished(Ok(output.status), elapsed),
+            Err(e) => reporter.command_finished(Err(&crate::report::error_chain(e)), elapsed),
+        }
+        result
     }
 
     /// Run `req.argv` inside `req.root` and collect its output.
@@ -236,6 +277,10 @@ impl Runner {
     /// [`RunnerError`] when the command could not be run at all, including
     /// [`RunnerError::Interrupted`] once a signal has arrived.
     pub fn run(&self, req: &RunRequest) -> Result<RunOutput, RunnerError> {
+        self.reported("in rootfs", Some(req.root), req.argv, || self.run_unreported(req))
+    }
+
+    fn run_unreported(&self, req: &RunRequest) -> Result<RunOutput, RunnerError> {
         let command = display_command(req.argv);
         let place = req.root.display().to_string();
         validate(req.argv, req.env, req.hostname, &place, &command)?;
@@ -287,6 +332,10 @@ impl Runner {
     /// # Errors
     /// As [`Runner::run`].
     pub fn run_on_host(&self, cmd: &HostCommand) -> Result<RunOutput, RunnerError> {
+        self.reported("on host", None, cmd.argv, || self.run_on_host_unreported(cmd))
+    }
+
+    fn run_on_host_unreported(&self, cmd: &HostCommand) -> Result<RunOutput, RunnerError> {
         let command = display_command(cmd.argv);
         validate(cmd.argv, cmd.env, None, "the host", &command)?;
         let request = HelperRequest {
@@ -329,6 +378,7 @@ impl Runner {
         drop(request_read);
 
         let child_stdin = child.stdin.take();
+        let (child_stdout, child_stderr) = (child.stdout.take(), child.stderr.take());
         let encoded = request.encode();
         let output = std::thread::scope(|scope| {
             // Feed the request and stdin from a thread while wait_with_output drains stdout and
@@ -350,7 +400,8 @@ impl Runner {
                 }
                 Ok(())
             });
-            let output = child.wait_with_output();
+            let (stdout, stderr) = self.collect_output(scope, child_stdout, child_stderr);
+            let output = child.wait().map(|status| std::process::Output { status, stdout, stderr });
             let fed = feeder.join().unwrap_or(Ok(()));
             output.and_then(|o| fed.map(|()| o))
         })
@@ -380,6 +431,62 @@ impl Runner {
         }
 
         Ok(RunOutput { status, stdout: output.stdout, stderr: output.stderr })
+    }
+}
+
+impl Runner {
+    /// Reads the command's stdout and stderr to their ends, each in a thread of `scope` (either
+    /// pipe may fill up first), and hands every chunk to the reporter in this thread, as it
+    /// comes: a reporter need not be called from several threads at once, and the progress of a
+    /// long command (debootstrap's `I:` lines) is seen while it runs.
+    fn collect_output<'scope>(
+        &self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        stdout: Option<std::process::ChildStdout>,
+        stderr: Option<std::process::ChildStderr>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let (sender, chunks) = std::sync::mpsc::channel::<(OutputStream, Vec<u8>)>();
+        fn pump<'scope>(
+            scope: &'scope std::thread::Scope<'scope, '_>,
+            mut pipe: impl Read + Send + 'scope,
+            stream: OutputStream,
+            sender: std::sync::mpsc::Sender<(OutputStream, Vec<u8>)>,
+        ) {
+            scope.spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if sender.send((stream, buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        if let Some(pipe) = stdout {
+            pump(scope, pipe, OutputStream::Stdout, sender.clone());
+        }
+        if let Some(pipe) = stderr {
+            pump(scope, pipe, OutputStream::Stderr, sender.clone());
+        }
+        // The receiver ends once both pumps have dropped their senders.
+        drop(sender);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        for (stream, chunk) in chunks {
+            if let Some(reporter) = &self.reporter {
+                reporter.command_output(stream, &chunk);
+            }
+            match stream {
+                OutputStream::Stdout => out.extend_from_slice(&chunk),
+                OutputStream::Stderr => err.extend_from_slice(&chunk),
+            }
+        }
+        (out, err)
     }
 }
 
