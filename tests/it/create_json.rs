@@ -95,3 +95,15 @@ fn refusal_before_the_log_is_one_object_too() {
     assert_eq!(result["log"], Value::Null, "a usage error keeps no log: {result:#}");
     assert!(result["error"].as_str().unwrap().contains("--path"), "{result:#}");
 }
+
+/// A dry run promises no JSON shape: asking for one is a usage error, answered as one object.
+#[test]
+fn dry_run_with_json_is_a_usage_error() {
+    require_root();
+    let dir = TestDir::new("create-json-dry");
+    let outcome = dir.create("busybox", "jd").args(["--dry-run", "--format", "json"]).assert_exit(2).clone();
+    let result = result_of(&outcome);
+    assert_eq!(result["ok"], false);
+    assert!(result["error"].as_str().unwrap().contains("--dry-run prints text only"), "{result:#}");
+    assert!(!dir.lxcpath().join("jd").exists(), "a refused dry run made the container dir");
+}

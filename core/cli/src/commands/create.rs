@@ -107,6 +107,12 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
 
 /// [`create`], with `answered` set once the JSON result has been printed.
 fn create_reported(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin, answered: &mut bool) -> Result<()> {
+    // A dry run's answer is the text of its steps and config; no JSON shape is promised for it.
+    if args.dry_run && args.format == Format::Json {
+        bail!(crate::UsageError(
+            "--dry-run prints text only: leave out --format json, or leave out --dry-run to create".into()
+        ));
+    }
     validate_container_name(&args.name)?;
     let (hostname, hostname_warning) = hostname_for(&args.name, args.hostname.as_deref())?;
     if !args.dry_run && !facts::running_as_root() {
