@@ -13,11 +13,9 @@ use lxc_tmpl_tests::{
     require_tools,
     running::{Running, exit_status},
     slowtool::SlowTool,
+    userns::{MAPPED_ROOT, ensure_subordinate_ids, idmapped_conf},
 };
 use nix::sys::signal::Signal;
-
-/// Host ids of an unprivileged container's root (as tests/it/unprivileged.rs).
-const MAPPED_ROOT: u32 = 100_000;
 
 /// A fixed `SOURCE_DATE_EPOCH` (2024-01-01), earlier than any build.
 const EPOCH: &str = "1704067200";
@@ -165,17 +163,6 @@ fn lxc_image_starts_through_lxc_local_privileged() {
     assert!(ct.attach(&["cat", "/etc/hosts"]).contains("imgpriv"), "/etc/hosts has no name");
 }
 
-/// Gives root the subordinate ids the container maps to. Idempotent.
-fn ensure_subordinate_ids() {
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = fs::read_to_string(file).unwrap_or_default();
-        let line = format!("root:{MAPPED_ROOT}:65536");
-        if !text.lines().any(|l| l == line) {
-            fs::write(file, format!("{text}{line}\n")).unwrap_or_else(|e| panic!("cannot add {line} to {file}: {e}"));
-        }
-    }
-}
-
 #[test]
 fn lxc_image_starts_through_lxc_local_unprivileged() {
     require_root();
@@ -185,11 +172,7 @@ fn lxc_image_starts_through_lxc_local_unprivileged() {
     let dir = TestDir::new("image-local-unpriv");
     let out = dir.path().join("img");
     image_build(&dir, &out).stdout();
-    let safe = fs::read_to_string(dir.safe_conf()).unwrap();
-    let conf = dir.write(
-        "unprivileged.conf",
-        format!("{safe}lxc.idmap = u 0 {MAPPED_ROOT} 65536\nlxc.idmap = g 0 {MAPPED_ROOT} 65536\n"),
-    );
+    let conf = idmapped_conf(&dir);
     let mut ct = dir.container("imgunp");
     create_from_image(&dir, &conf, "imgunp", &out);
     let config = ct.config();

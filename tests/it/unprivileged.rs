@@ -3,33 +3,12 @@
 //! then shifted into the id range); both start, root inside is uid 0, and
 //! the files belong to the mapped range on the host.
 
-use std::{fs, os::unix::fs::MetadataExt, path::PathBuf};
+use std::{fs, os::unix::fs::MetadataExt};
 
-use lxc_tmpl_tests::{LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, require_root, require_tools};
-
-/// Host ids of container root.
-const MAPPED_ROOT: u32 = 100_000;
-
-/// Gives root the subordinate ids the containers map to (lxc-create checks
-/// /etc/subuid and /etc/subgid through lxc-usernsexec). Idempotent.
-fn ensure_subordinate_ids() {
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = fs::read_to_string(file).unwrap_or_default();
-        let line = format!("root:{MAPPED_ROOT}:65536");
-        if !text.lines().any(|l| l == line) {
-            fs::write(file, format!("{text}{line}\n")).unwrap_or_else(|e| panic!("cannot add {line} to {file}: {e}"));
-        }
-    }
-}
-
-/// The safe base config plus the id map.
-fn unprivileged_conf(dir: &TestDir) -> PathBuf {
-    let safe = fs::read_to_string(dir.safe_conf()).unwrap();
-    dir.write(
-        "unprivileged.conf",
-        format!("{safe}lxc.idmap = u 0 {MAPPED_ROOT} 65536\nlxc.idmap = g 0 {MAPPED_ROOT} 65536\n"),
-    )
-}
+use lxc_tmpl_tests::{
+    LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture, require_root, require_tools,
+    userns::{MAPPED_ROOT, ensure_subordinate_ids, idmapped_conf},
+};
 
 /// Checks ownership on the host (root's files belong to the mapped root)
 /// and identity inside, then stops.
@@ -57,7 +36,7 @@ fn lxc_tmpl_create_makes_an_unprivileged_busybox() {
     require_tools(LXC_TOOLS);
     ensure_subordinate_ids();
     let dir = TestDir::new("unpriv-create");
-    let conf = unprivileged_conf(&dir);
+    let conf = idmapped_conf(&dir);
     let mut cmd = dir.command();
     cmd.args(["create", "--distro", "busybox", "--name", "unp1"]).arg("-P").arg(dir.lxcpath()).arg("-f").arg(&conf);
     cmd.stdout();
@@ -91,7 +70,7 @@ fn create_debootstrapped(distro: &str, suite: &str, name: &str) {
     let server = MirrorServer::start();
     let mirror = server.url(distro);
     let dir = TestDir::new(&format!("unpriv-{distro}"));
-    let conf = unprivileged_conf(&dir);
+    let conf = idmapped_conf(&dir);
     let mut cmd = dir.command();
     cmd.args(["create", "--distro", distro, "--name", name, "--release", suite]).arg("-P").arg(dir.lxcpath());
     cmd.arg("-f").arg(&conf).arg("--cache-dir").arg(dir.cache());
@@ -122,7 +101,7 @@ fn lxc_create_makes_an_unprivileged_busybox_through_the_template() {
     require_tools(LXC_TOOLS);
     ensure_subordinate_ids();
     let dir = TestDir::new("unpriv-lxc-create");
-    let conf = unprivileged_conf(&dir);
+    let conf = idmapped_conf(&dir);
     let templates = dir.mkdir("templates");
     dir.command().arg("install-templates").arg("--dir").arg(&templates).stdout();
     let mut cmd = TestCommand::new("lxc-create");
@@ -142,7 +121,7 @@ fn lxc_create_makes_an_unprivileged_debian_from_a_cache_root_built() {
     let server = MirrorServer::start();
     let options = mirror_options("debian", "bookworm", &server, &fixture.keyring);
     let dir = TestDir::new("unpriv-lxc-create-debian");
-    let conf = unprivileged_conf(&dir);
+    let conf = idmapped_conf(&dir);
     let templates = dir.mkdir("templates");
     dir.command().arg("install-templates").arg("--dir").arg(&templates).stdout();
     let lxc_create = |name: &str| {
