@@ -52,7 +52,6 @@ const POINT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The line a create prints when it removed what a killed create left.
 const REMAINS_LINE: &str = "removed the remains of an interrupted create";
 
-/// The steps of a busybox create, in order, as its stderr names them.
 /// The steps of a warm debian create from the copy on; the config check
 /// (slowed to 30 s here) keeps a signal sent in any of them from missing.
 const WARM_DEBIAN_STEPS: &[&str] = &[
@@ -67,6 +66,7 @@ const WARM_DEBIAN_STEPS: &[&str] = &[
     "check config",
 ];
 
+/// The steps of a busybox create, in order, as its stderr names them.
 const BUSYBOX_STEPS: &[&str] = &[
     "validate",
     "download",

@@ -564,13 +564,8 @@ impl<'a> Creator<'a> {
 
     fn fill_template_inner(&self, req: &CreateRequest) -> Result<CreateOutcome, CreateError> {
         let rootfs = req.spec.rootfs.clone().unwrap_or_else(|| req.spec.container_dir.join("rootfs"));
-        let ctx = self.context(req, &rootfs);
-        self.step(Hook::Validate.name())?;
-        self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
-        let key = self.cache_key(req, &ctx)?;
-        let Populated { entries, cache, backing, .. } = self.populate(req, &ctx, key, &rootfs)?;
-        self.step("check init")?;
-        check_init(&rootfs, &entries, &req.spec.base, self.distro())?;
+        // As in a create, an overlay stays mounted until the hooks are done (the end of this call).
+        let (ctx, Populated { entries, cache, backing, mount: _mount, .. }) = self.fill_and_check(req, &rootfs)?;
         let rootfs_value = req
             .spec
             .base
@@ -606,13 +601,7 @@ impl<'a> Creator<'a> {
     }
 
     fn fill_rootfs_inner(&self, req: &CreateRequest, rootfs: &Path) -> Result<Filled, CreateError> {
-        let ctx = self.context(req, rootfs);
-        self.step(Hook::Validate.name())?;
-        self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
-        let key = self.cache_key(req, &ctx)?;
-        let Populated { entries, cache, .. } = self.populate(req, &ctx, key, rootfs)?;
-        self.step("check init")?;
-        check_init(rootfs, &entries, &req.spec.base, self.distro())?;
+        let (ctx, Populated { entries, cache, .. }) = self.fill_and_check(req, rootfs)?;
         let mut user_ctx = ctx.clone();
         user_ctx.facts.mapped_uid = Some(0);
         user_ctx.facts.mapped_gid = Some(0);
@@ -621,6 +610,21 @@ impl<'a> Creator<'a> {
         let user_entries = std::mem::take(&mut bridge.entries);
         let message = self.message(req, &ctx, rootfs)?;
         Ok(Filled { entries, user_entries, message, cache })
+    }
+
+    /// The part of a create that template mode and image builds share:
+    /// validate, cache_key, the cache or download and every rootfs hook into
+    /// `rootfs`, then the init check. Returns the hooks' context and what
+    /// they made (with the overlay, if any, still mounted).
+    fn fill_and_check(&self, req: &CreateRequest, rootfs: &Path) -> Result<(HookContext, Populated), CreateError> {
+        let ctx = self.context(req, rootfs);
+        self.step(Hook::Validate.name())?;
+        self.call_unit(Hook::Validate, &ctx, &mut self.bridge(req, None, false))?;
+        let key = self.cache_key(req, &ctx)?;
+        let populated = self.populate(req, &ctx, key, rootfs)?;
+        self.step("check init")?;
+        check_init(rootfs, &populated.entries, &req.spec.base, self.distro())?;
+        Ok((ctx, populated))
     }
 
     fn download_via_cache(
