@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use crate::{
     cli::{CreateArgs, Format, all_secret_values, distro_values},
     report::{CliReporter, Display, StepTime, Verbosity},
+    stdout::print,
 };
 
 /// The message for a distro no plugin provides, naming a plugin file that
@@ -100,7 +101,7 @@ pub fn create(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugin) ->
             "total_ms": 0,
             "log": null,
         });
-        println!("{}", serde_json::to_string_pretty(&failure)?);
+        print(&format!("{}\n", serde_json::to_string_pretty(&failure)?))?;
     }
     result
 }
@@ -180,13 +181,15 @@ fn create_reported(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugi
                 Format::Json => {
                     let result = success_json(&done, plugin, &steps, total, log_path.as_deref());
                     *answered = true;
-                    println!("{}", serde_json::to_string_pretty(&result)?);
+                    print(&format!("{}\n", serde_json::to_string_pretty(&result)?))?;
                 }
                 Format::Text if verbosity > Verbosity::Quiet => {
-                    println!("created container '{}' in {}", args.name, done.request.spec.container_dir.display());
+                    let mut text =
+                        format!("created container '{}' in {}\n", args.name, done.request.spec.container_dir.display());
                     if let Some(message) = &done.outcome.message {
-                        println!("{message}");
+                        text.push_str(&format!("{message}\n"));
                     }
+                    print(&text)?;
                 }
                 Format::Text => {}
             }
@@ -206,7 +209,7 @@ fn create_reported(args: &CreateArgs, matches: &ArgMatches, plugin: &LoadedPlugi
                     "log": log_path,
                 });
                 *answered = true;
-                println!("{}", serde_json::to_string_pretty(&failure)?);
+                print(&format!("{}\n", serde_json::to_string_pretty(&failure)?))?;
             }
             Err(match log_path {
                 Some(log) => crate::Logged { error, log }.into(),

@@ -112,9 +112,8 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
         reporter.warn("the rootfs has sshd but no systemd to run the first-boot unit: instances start without ssh host keys until `ssh-keygen -A` runs in them");
     }
     if verbosity > Verbosity::Quiet {
-        for file in &outcome.files {
-            println!("{}", file.display());
-        }
+        let listing: String = outcome.files.iter().map(|file| format!("{}\n", file.display())).collect();
+        crate::stdout::print(&listing)?;
     }
     Ok(())
 }
