@@ -54,6 +54,7 @@ pub mod container;
 pub mod dir;
 pub mod leftovers;
 pub mod loopfs;
+pub mod lxd;
 pub mod mirror;
 pub mod paths;
 pub mod procs;
