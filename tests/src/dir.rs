@@ -21,6 +21,27 @@ const BASE: &str = "/tmp/lxc-tmpl-tests";
 /// The safe base config every test container starts from (`-f safe.conf`).
 pub const SAFE_CONF: &str = "lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\nlxc.start.auto = 0\n";
 
+/// Panics, naming the fix, if a system plugin directory holds a plugin.
+fn no_installed_plugins() {
+    for dir in ["/usr/local/lib/lxc-tmpl/plugins", "/usr/lib/lxc-tmpl/plugins"] {
+        let installed: Vec<String> = fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.ends_with(".so"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            installed.is_empty(),
+            "plugins are installed in {dir} ({}): lxc-tmpl would load them before the ones this build made; \
+             remove them (dpkg -r lxc-tmpl, or delete the files) to run the tests",
+            installed.join(", ")
+        );
+    }
+}
+
 /// Set to keep test dirs after the test, for debugging (containers are still
 /// stopped and destroyed).
 const KEEP_ENV: &str = "LXC_TMPL_KEEP_TEST_DIRS";
@@ -116,7 +137,12 @@ impl TestDir {
 
     /// The `lxc-tmpl` binary with `$LXC_TMPL_PLUGIN_PATH` set to this test's
     /// plugin dir, run from the test dir.
+    ///
+    /// Panics when plugins are installed system-wide: they come before the
+    /// ones built next to the binary (see the host's `plugin::discovery`), so
+    /// the tests would run someone else's plugins.
     pub fn command(&self) -> TestCommand {
+        no_installed_plugins();
         self.command_with(&paths::binary())
     }
 
