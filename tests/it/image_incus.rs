@@ -12,8 +12,12 @@ use std::{
     time::Duration,
 };
 
+use lxc_tmpl_host::{
+    image::{Compression, squashfs},
+    runner::Runner,
+};
 use lxc_tmpl_tests::{
-    TestCommand, TestDir, assert_mentions, error_line, procs, require_root, require_tools,
+    TestCommand, TestDir, assert_mentions, error_line, paths, procs, require_root, require_tools,
     running::{Running, exit_status},
     slowtool::SlowTool,
 };
@@ -355,4 +359,31 @@ fn interrupted_squashfs_build_leaves_nothing() {
     assert!(!out.exists(), "the interrupted build left {}", out.display());
     let left: Vec<_> = procs::all().into_iter().filter(|p| p.cmdline.contains(&wrapper)).collect();
     assert!(left.is_empty(), "processes left running: {left:?}");
+}
+
+/// The busybox rootfs has no file capabilities, so the squashfs step is run
+/// directly (through the real runner, as a build runs it) over a tree that
+/// has one: the capability, the numeric owner and the mode survive.
+#[test]
+fn squashfs_keeps_file_capabilities_and_numeric_owners() {
+    require_root();
+    require_tools(&["mksquashfs", "unsquashfs", "setcap", "getcap"]);
+    let dir = TestDir::new("incus-caps");
+    let tree = dir.mkdir("tree/usr/bin");
+    let ping = tree.join("ping");
+    fs::write(&ping, "#!/bin/sh\n").unwrap();
+    TestCommand::new("chown").arg("1234:5678").arg(&ping).stdout();
+    TestCommand::new("chmod").arg("0750").arg(&ping).stdout();
+    TestCommand::new("setcap").arg("cap_net_raw+ep").arg(&ping).stdout();
+    let image = dir.path().join("rootfs.squashfs");
+    let runner = Runner::new(paths::binary());
+    squashfs::make(&runner, &dir.path().join("tree"), &image, Compression::Xz, Some(1_704_067_200))
+        .unwrap_or_else(|e| panic!("mksquashfs: {e}"));
+    let listed = TestCommand::new("unsquashfs").arg("-lln").arg(&image).stdout();
+    let line = listed.lines().find(|l| l.ends_with("squashfs-root/usr/bin/ping")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.starts_with("-rwxr-x--- 1234/5678 "), "mode and numeric owner: {line}");
+    let unpacked = dir.path().join("unpacked");
+    TestCommand::new("unsquashfs").arg("-d").arg(&unpacked).arg(&image).stdout();
+    let caps = TestCommand::new("getcap").arg(unpacked.join("usr/bin/ping")).stdout();
+    assert!(caps.contains("cap_net_raw=ep"), "the file capability is lost: {caps:?}");
 }
