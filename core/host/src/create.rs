@@ -856,6 +856,19 @@ fn check_config_loads(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn cache_keys_name_their_fields() {
+        let cache = super::CacheUse {
+            dir: "/c".into(),
+            built: false,
+            key: "v=2 release=bookworm arch=arm64 variant=minbase".to_owned(),
+        };
+        assert_eq!(cache.key_field("release"), Some("bookworm"));
+        assert_eq!(cache.key_field("arch"), Some("arm64"));
+        assert_eq!(cache.key_field("rel"), None, "a prefix of a name is not the name");
+        assert_eq!(cache.key_field("mirror"), None);
+    }
+
+    #[test]
     fn init_under_a_bind_mount_is_looked_up_on_the_host() {
         let mounts = vec![
             "/usr usr none ro,bind,create=dir 0 0".to_owned(),
