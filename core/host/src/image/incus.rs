@@ -18,10 +18,10 @@
 //! The templates are distrobuilder's (its `hostname` and `hosts`
 //! generators): `/etc/hostname` becomes `{{ container.name }}` and the
 //! rootfs's `/etc/hosts` gets the name where the LXC format has its
-//! `LXC_NAME`, both applied `when: [create, copy]`. LXD names the instance
-//! both `container` and `instance` in a template's context (LXD 5.0 and
-//! later, `templateApplyNow`); Incus keeps `container`, which
-//! distrobuilder's Incus images still use, so one template serves both.
+//! `LXC_NAME`, both applied `when: [create, copy]`. LXD and Incus both name
+//! the instance `container` and `instance` in a template's context (their
+//! `driver_lxc.go`, `templateApplyNow`; `container` since LXD's first
+//! releases), so one template serves both.
 //! The rootfs keeps the LXC format's placeholders, so `--format both` packs
 //! one rootfs for both formats: LXD and Incus overwrite both files from the
 //! templates when an instance is created, before its first start.
