@@ -43,6 +43,9 @@ fn compressor(compression: Compression) -> &'static [&'static str] {
 
 /// The command line that makes `image` of `dir` (run through `env` so that
 /// `SOURCE_DATE_EPOCH` is set to `epoch`, or unset).
+///
+/// # Errors
+/// [`ArchiveError::NotUtf8`]: a path that cannot be an argument.
 pub fn command(
     dir: &Path,
     image: &Path,
