@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum, parser::ValueSource};
 use lxc_tmpl_host::{
     backing::Backing,
-    image::{Compression, ImageFormat},
+    image::{
+        Compression, ImageFormat,
+        incus::{IncusType, RootfsChoice},
+    },
 };
 use lxc_tmpl_plugin_api::{Manifest, OptionSpec, OptionValue};
 
@@ -106,13 +109,19 @@ pub struct ImageBuildArgs {
     /// Distro plugin to use (see `lxc-tmpl list`).
     #[arg(long, value_name = "DISTRO")]
     pub distro: String,
-    /// Image format: lxc (meta.tar.xz and rootfs.tar.xz for lxc-create -t local or download).
+    /// Image format: lxc (meta.tar.xz and rootfs.tar.xz for lxc-create -t local or download), incus (incus.tar.xz and the rootfs, for incus and lxc image import), or both from one rootfs.
     #[arg(long, value_name = "FORMAT", value_parser = ImageFormat::parse)]
     pub format: ImageFormat,
+    /// Incus image type: split (incus.tar.xz with metadata.yaml and templates, the rootfs apart) or unified (incus.tar.xz with the rootfs too).
+    #[arg(long, value_name = "TYPE", default_value = "split", value_parser = IncusType::parse)]
+    pub incus_type: IncusType,
+    /// Rootfs of a split Incus image: squashfs (rootfs.squashfs), tar (rootfs.tar.xz), or auto (squashfs when mksquashfs is installed).
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = RootfsChoice::parse)]
+    pub incus_rootfs: RootfsChoice,
     /// Output directory: absent (it is made) or empty.
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
-    /// Compression of the tarballs, on every core: xz (what LXC's templates read) or zstd.
+    /// Compression of the tarballs and rootfs.squashfs, on every core: xz (what LXC's templates read) or zstd.
     #[arg(long, value_name = "COMPRESSION", default_value = "xz", value_parser = Compression::parse)]
     pub compression: Compression,
     /// Rootfs cache directory.

@@ -191,6 +191,27 @@ pub struct CacheUse {
     pub key: String,
 }
 
+impl CacheUse {
+    /// The value of `NAME=` in the key (`... release=bookworm arch=amd64 ...`).
+    pub fn key_field(&self, name: &str) -> Option<&str> {
+        self.key.split_whitespace().find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+    }
+}
+
+/// The release and the dpkg architecture a create or image build made, as
+/// far as the host can tell: the plugin resolves both (a default release, a
+/// codename for `stable`), and the Debian family's cache key names them;
+/// otherwise the `--release` and `--arch` options as given, and the host's
+/// architecture. `create --format json` and Incus images report these.
+pub fn release_and_arch<'a>(req: &'a CreateRequest, cache: Option<&'a CacheUse>) -> (Option<&'a str>, &'a str) {
+    let option = |long: &str| {
+        req.spec.options.iter().find(|o| o.long == long).and_then(|o| o.values.first()).map(String::as_str)
+    };
+    let release = cache.and_then(|c| c.key_field("release")).or_else(|| option("release"));
+    let arch = cache.and_then(|c| c.key_field("arch")).or_else(|| option("arch")).unwrap_or(req.facts.arch.as_str());
+    (release, arch)
+}
+
 /// The plugin's function for a hook that returns nothing ([`Hook::returns_unit`]).
 fn unit_hook(
     module: &lxc_tmpl_plugin_api::PluginModule_Ref,
@@ -834,6 +855,19 @@ fn check_config_loads(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cache_keys_name_their_fields() {
+        let cache = super::CacheUse {
+            dir: "/c".into(),
+            built: false,
+            key: "v=2 release=bookworm arch=arm64 variant=minbase".to_owned(),
+        };
+        assert_eq!(cache.key_field("release"), Some("bookworm"));
+        assert_eq!(cache.key_field("arch"), Some("arm64"));
+        assert_eq!(cache.key_field("rel"), None, "a prefix of a name is not the name");
+        assert_eq!(cache.key_field("mirror"), None);
+    }
+
     #[test]
     fn init_under_a_bind_mount_is_looked_up_on_the_host() {
         let mounts = vec![

@@ -20,7 +20,7 @@ writes into a rootfs:
 - [`lxcconf`]: the LXC config file, in the dialect of the target LXC;
 - [`render`]: minijinja templates given as source text;
 - [`report`]: where progress and log lines go, and errors as one line;
-- [`image`]: LXC images built with the same hooks and cache, reproducibly;
+- [`image`]: LXC and Incus/LXD images built with the same hooks and cache, reproducibly;
 - [`idmap`]: unprivileged containers' id ranges, and shifting a rootfs into them;
 - [`names`] and [`facts`]: container names and host facts;
 - [`doctor`]: the checks of `lxc-tmpl doctor`, whether this host is ready.

@@ -235,16 +235,6 @@ fn steps_json(steps: &[StepTime]) -> Value {
     steps.iter().map(|s| json!({ "name": s.name, "ms": millis(s.elapsed) })).collect()
 }
 
-/// The value of `NAME=` in a cache key (`... release=bookworm arch=amd64 ...`).
-fn key_field<'k>(key: &'k str, name: &str) -> Option<&'k str> {
-    key.split_whitespace().find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
-}
-
-/// The value of a distro option, if given.
-fn option_value<'r>(request: &'r CreateRequest, long: &str) -> Option<&'r str> {
-    request.spec.options.iter().find(|o| o.long == long).and_then(|o| o.values.first()).map(String::as_str)
-}
-
 /// The result object of a successful create (`docs/schema/create.json`).
 fn success_json(
     done: &Created,
@@ -254,14 +244,7 @@ fn success_json(
     log: Option<&Path>,
 ) -> Value {
     let (request, outcome) = (&done.request, &done.outcome);
-    let key = outcome.cache.as_ref().map(|c| c.key.as_str());
-    // The plugin resolves the release and the arch; the Debian family's cache key names
-    // both. Otherwise the option as given, and the host's arch.
-    let release = key.and_then(|k| key_field(k, "release")).or_else(|| option_value(request, "release"));
-    let arch = key
-        .and_then(|k| key_field(k, "arch"))
-        .or_else(|| option_value(request, "arch"))
-        .unwrap_or(request.facts.arch.as_str());
+    let (release, arch) = lxc_tmpl_host::create::release_and_arch(request, outcome.cache.as_ref());
     let rootfs = request.spec.rootfs.clone().unwrap_or_else(|| request.spec.container_dir.join("rootfs"));
     json!({
         "ok": true,

@@ -8,7 +8,10 @@ use clap::ArgMatches;
 use lxc_tmpl_host::{
     create::Creator,
     facts,
-    image::{self, Compression, ImageRequest},
+    image::{
+        self, Compression, ImageRequest,
+        incus::{IncusLayout, LayoutError},
+    },
     lxcconf::{BaseConfig, Dialect},
     plugin::LoadedPlugin,
     request::{CreateSpec, MappedIds},
@@ -38,9 +41,30 @@ fn in_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
+/// Whether the user gave `id` on the command line (not its default).
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+}
+
+/// The Incus files the options ask for; checked before any work.
+fn incus_layout(args: &ImageBuildArgs, matches: &ArgMatches) -> Result<IncusLayout> {
+    let stray = ["incus_type", "incus_rootfs"].into_iter().find(|id| given(matches, id));
+    if let (false, Some(option)) = (args.format.has_incus(), stray) {
+        bail!(crate::UsageError(format!(
+            "--{} applies to Incus images: add --format incus or --format both, or drop it",
+            option.replace('_', "-")
+        )));
+    }
+    IncusLayout::choose(args.incus_type, args.incus_rootfs, in_path(image::squashfs::TOOL)).map_err(|e| match e {
+        LayoutError::UnifiedSquashfs => anyhow::Error::new(crate::UsageError(e.to_string())),
+        LayoutError::NoMksquashfs => anyhow::Error::new(e),
+    })
+}
+
 /// `lxc-tmpl image build`.
 pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin) -> Result<()> {
     let epoch = source_date_epoch()?;
+    let incus = incus_layout(args, matches)?;
     if !facts::running_as_root() {
         bail!("building an image needs root: run lxc-tmpl as root");
     }
@@ -61,7 +85,7 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
     // holds only the image).
     let reporter = Arc::new(CliReporter::new(verbosity, Display::for_stderr(true), None));
     crate::argv::hide_secrets(&plugin.manifest, matches, reporter.as_ref());
-    if args.compression == Compression::Zstd {
+    if args.compression == Compression::Zstd && args.format.has_lxc() {
         reporter.warn("zstd tarballs cannot be unpacked by LXC's local and download templates (they run tar -J): use --compression xz for lxc-create");
     }
     // The image's config is in LXC 2.1+ keys whatever LXC is installed here.
@@ -96,6 +120,7 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
         .unwrap_or(0);
     let request = ImageRequest {
         format: args.format,
+        incus,
         compression: args.compression,
         output: args.output.clone(),
         source_date_epoch: epoch,

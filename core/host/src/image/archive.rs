@@ -82,24 +82,26 @@ impl std::fmt::Display for Compression {
 /// Why a tarball could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// A path given to tar is not UTF-8.
+    /// A path given to tar or mksquashfs is not UTF-8.
     #[error("{0} is not UTF-8: choose an output dir with a UTF-8 name")]
     NotUtf8(PathBuf),
-    /// tar could not be run.
-    #[error("cannot run tar for {archive}")]
+    /// tar or mksquashfs could not be run.
+    #[error("cannot run {tool} for {archive}")]
     Spawn {
+        /// The program.
+        tool: &'static str,
         /// The archive.
         archive: PathBuf,
         /// The error.
         #[source]
         source: std::io::Error,
     },
-    /// tar or the compressor failed.
+    /// tar, the compressor or mksquashfs failed.
     #[error("cannot make {archive}: {detail}")]
     Failed {
         /// The archive.
         archive: PathBuf,
-        /// The first line tar printed.
+        /// The first line the tool printed.
         detail: String,
     },
 }
@@ -119,7 +121,22 @@ pub fn pack(
     compression: Compression,
     epoch: Option<i64>,
 ) -> Result<(), ArchiveError> {
-    let utf8 = |p: &Path| p.to_str().map(str::to_owned).ok_or_else(|| ArchiveError::NotUtf8(p.to_owned()));
+    pack_parts(tools, &[(dir, &["."])], archive, compression, epoch)
+}
+
+/// Makes `archive` as [`pack`] does, of the `names` inside each directory of
+/// `parts` in turn (tar's `-C DIR NAME...`): the members are the names as
+/// given (`metadata.yaml`, `rootfs/...`), what is below a directory sorted.
+///
+/// # Errors
+/// [`ArchiveError`]: tar or the compressor failed (a full disk, a missing tool).
+pub fn pack_parts(
+    tools: &dyn ToolRunner,
+    parts: &[(&Path, &[&str])],
+    archive: &Path,
+    compression: Compression,
+    epoch: Option<i64>,
+) -> Result<(), ArchiveError> {
     let mut argv: Vec<String> = [
         "tar",
         "--sort=name",
@@ -137,16 +154,34 @@ pub fn pack(
     if let Some(epoch) = epoch {
         argv.extend([format!("--mtime=@{epoch}"), "--clamp-mtime".to_owned()]);
     }
-    argv.extend(["-I".to_owned(), compression.program().to_owned(), "-C".to_owned(), utf8(dir)?]);
-    argv.extend(["-cf".to_owned(), utf8(archive)?, ".".to_owned()]);
-    let output =
-        tools.run_tool(&argv, None).map_err(|source| ArchiveError::Spawn { archive: archive.to_owned(), source })?;
+    argv.extend(["-I".to_owned(), compression.program().to_owned(), "-cf".to_owned(), utf8(archive)?]);
+    for (dir, names) in parts {
+        argv.extend(["-C".to_owned(), utf8(dir)?]);
+        argv.extend(names.iter().map(|name| (*name).to_owned()));
+    }
+    let output = tools.run_tool(&argv, None).map_err(|source| ArchiveError::Spawn {
+        tool: "tar",
+        archive: archive.to_owned(),
+        source,
+    })?;
     if output.status == 0 {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&output.stderr);
-    let detail = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("tar failed without saying why");
-    Err(ArchiveError::Failed { archive: archive.to_owned(), detail: detail.to_owned() })
+    Err(ArchiveError::Failed { archive: archive.to_owned(), detail: first_line(&output.stderr, "tar") })
+}
+
+/// `path` as a command-line argument.
+pub(crate) fn utf8(path: &Path) -> Result<String, ArchiveError> {
+    path.to_str().map(str::to_owned).ok_or_else(|| ArchiveError::NotUtf8(path.to_owned()))
+}
+
+/// The first non-empty line a failed `tool` printed.
+pub(crate) fn first_line(stderr: &[u8], tool: &str) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map_or_else(|| format!("{tool} failed without saying why"), str::to_owned)
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! ([`instance`]), and packed reproducibly ([`archive`]) in an image format.
 //!
 //! Formats: [`ImageFormat::Lxc`] ([`lxc`]), for `lxc-create -t local` and
-//! `-t download`. Another format (Incus's) is one more variant and one more
-//! module writing its metadata next to the same rootfs.
+//! `-t download`; [`ImageFormat::Incus`] ([`incus`]), for `incus image
+//! import` and `lxc image import` (LXD); [`ImageFormat::Both`], the files of
+//! both from one rootfs, whose tarball `rootfs.tar.*` both formats share
+//! when the Incus image is split with a tar rootfs.
 //!
 //! A build is a transaction like a create: the output directory must be
 //! absent or empty; the rootfs and the archives are made in a scratch
@@ -14,7 +16,8 @@
 //!
 //! Reproducible: with `SOURCE_DATE_EPOCH` set, no member of a tarball is
 //! newer than it and `expiry` is computed from it, so two builds from the
-//! same inputs (plugin, options, cache entry) give the same bytes.
+//! same inputs (plugin, options, cache entry) give the same bytes; a
+//! `rootfs.squashfs` likewise ([`squashfs`]).
 
 // The output and scratch directories are host paths the user chose (like a
 // container directory); nothing here writes into the rootfs but `instance`,
@@ -22,8 +25,10 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod archive;
+pub mod incus;
 pub mod instance;
 pub mod lxc;
+pub mod squashfs;
 
 use std::{
     fs,
@@ -56,6 +61,10 @@ const SCRATCH: &str = ".lxc-tmpl-build";
 pub enum ImageFormat {
     /// `meta.tar.xz` and `rootfs.tar.xz` for LXC's `local` and `download` templates.
     Lxc,
+    /// `incus.tar.xz` and the rootfs (see [`incus::IncusLayout`]) for Incus and LXD.
+    Incus,
+    /// The files of both, from one rootfs.
+    Both,
 }
 
 impl ImageFormat {
@@ -66,8 +75,20 @@ impl ImageFormat {
     pub fn parse(value: &str) -> Result<ImageFormat, String> {
         match value {
             "lxc" => Ok(ImageFormat::Lxc),
-            other => Err(format!("unknown image format '{other}': use lxc")),
+            "incus" => Ok(ImageFormat::Incus),
+            "both" => Ok(ImageFormat::Both),
+            other => Err(format!("unknown image format '{other}': use lxc, incus or both")),
         }
+    }
+
+    /// Whether the LXC format's files are made.
+    pub fn has_lxc(self) -> bool {
+        matches!(self, ImageFormat::Lxc | ImageFormat::Both)
+    }
+
+    /// Whether the Incus format's files are made.
+    pub fn has_incus(self) -> bool {
+        matches!(self, ImageFormat::Incus | ImageFormat::Both)
     }
 }
 
@@ -99,9 +120,12 @@ pub enum ImageError {
     /// The rootfs could not be prepared.
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
-    /// A tarball could not be made.
+    /// A tarball or the squashfs could not be made.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// The Incus metadata could not be made.
+    #[error(transparent)]
+    Metadata(#[from] incus::MetadataError),
     /// The base request could not be built.
     #[error(transparent)]
     IdMap(#[from] crate::idmap::IdMapError),
@@ -120,13 +144,16 @@ pub enum ImageError {
 pub struct ImageRequest {
     /// The format.
     pub format: ImageFormat,
-    /// The compression of both tarballs.
+    /// The Incus files, when the format has them.
+    pub incus: incus::IncusLayout,
+    /// The compression of the tarballs (and of `rootfs.squashfs`).
     pub compression: Compression,
     /// The output directory: absent (made) or empty.
     pub output: PathBuf,
-    /// `SOURCE_DATE_EPOCH`: the latest mtime in the tarballs, and the time `expiry` counts from.
+    /// `SOURCE_DATE_EPOCH`: the latest mtime in the tarballs, and the time
+    /// `expiry` and the Incus `creation_date` count from.
     pub source_date_epoch: Option<i64>,
-    /// The time now (Unix seconds), for `expiry` when there is no `SOURCE_DATE_EPOCH`.
+    /// The time now (Unix seconds), for `expiry` and `creation_date` when there is no `SOURCE_DATE_EPOCH`.
     pub now: i64,
 }
 
@@ -270,43 +297,99 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
         other => ImageError::Create(other),
     })?;
 
+    let (release, arch) = crate::create::release_and_arch(&req, filled.cache.as_ref());
+    let created = image.source_date_epoch.unwrap_or(image.now);
+    let expiry = created + lxc::EXPIRY_DAYS * 86_400;
+    let incus_meta = incus::Metadata {
+        distro: creator.plugin.manifest.name.to_string(),
+        release: release.map(str::to_owned),
+        arch: arch.to_owned(),
+        creation_date: created,
+        expiry_date: expiry,
+    };
+    let ext = image.compression.extension();
+    let pack = |dir: &Path, names: &[&str], archive: &Path| {
+        archive::pack_parts(creator.runner, &[(dir, names)], archive, image.compression, image.source_date_epoch)
+    };
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ImageError::Output { path, source }
+    };
+
     let mut step = "instance state";
     let run = |step: &mut &'static str| -> Result<(instance::Prepared, Vec<PathBuf>), ImageError> {
         *step = "instance state";
         check(step)?;
-        let prepared = instance::prepare(&Rootfs::open(&rootfs)?)?;
-        match image.format {
-            ImageFormat::Lxc => {
-                *step = "image metadata";
+        let opened = Rootfs::open(&rootfs)?;
+        let prepared = instance::prepare(&opened)?;
+        let mut made = Vec::new();
+        let rootfs_tar = scratch.join(format!("rootfs.tar.{ext}"));
+        if image.format.has_lxc() {
+            *step = "image metadata";
+            check(step)?;
+            let devices = lxc::device_nodes(&rootfs).map_err(io(&rootfs))?;
+            let manifest = &creator.plugin.manifest;
+            let made_by = format!("lxc-tmpl {} {}", manifest.name, manifest.version);
+            let message = filled.message.clone().unwrap_or_else(|| format!("An image made by {made_by}."));
+            let meta_dir = scratch.join("meta");
+            fs::create_dir(&meta_dir).map_err(io(&meta_dir))?;
+            let meta = lxc::Meta {
+                made_by,
+                entries: &filled.entries,
+                user_entries: &filled.user_entries,
+                devices: &devices,
+                message,
+                expiry,
+            };
+            meta.write(&meta_dir).map_err(|(path, source)| ImageError::Output { path, source })?;
+            let meta_tar = scratch.join(format!("meta.tar.{ext}"));
+            *step = "pack metadata";
+            check(step)?;
+            archive::pack(creator.runner, &meta_dir, &meta_tar, image.compression, image.source_date_epoch)?;
+            made.push(meta_tar);
+        }
+        let incus = image.format.has_incus().then_some(image.incus);
+        // One rootfs.tar.* for the LXC files and a split Incus image with a tar rootfs.
+        if image.format.has_lxc() || incus == Some(incus::IncusLayout::SplitTar) {
+            *step = "pack rootfs";
+            check(step)?;
+            archive::pack(creator.runner, &rootfs, &rootfs_tar, image.compression, image.source_date_epoch)?;
+            made.push(rootfs_tar);
+        }
+        if let Some(layout) = incus {
+            *step = "Incus metadata";
+            check(step)?;
+            let hosts = String::from_utf8_lossy(&opened.read_file("etc/hosts")?).into_owned();
+            let incus_dir = scratch.join("incus");
+            fs::create_dir(&incus_dir).map_err(io(&incus_dir))?;
+            let names = incus_meta.write(&incus_dir, &hosts)?;
+            let incus_tar = scratch.join(format!("{}.{ext}", incus::METADATA_TARBALL));
+            if layout == incus::IncusLayout::Unified {
+                *step = "pack the Incus image";
                 check(step)?;
-                let devices =
-                    lxc::device_nodes(&rootfs).map_err(|source| ImageError::Output { path: rootfs.clone(), source })?;
-                let manifest = &creator.plugin.manifest;
-                let made_by = format!("lxc-tmpl {} {}", manifest.name, manifest.version);
-                let message = filled.message.clone().unwrap_or_else(|| format!("An image made by {made_by}."));
-                let meta_dir = scratch.join("meta");
-                fs::create_dir(&meta_dir).map_err(|source| ImageError::Output { path: meta_dir.clone(), source })?;
-                let meta = lxc::Meta {
-                    made_by,
-                    entries: &filled.entries,
-                    user_entries: &filled.user_entries,
-                    devices: &devices,
-                    message,
-                    expiry: image.source_date_epoch.unwrap_or(image.now) + lxc::EXPIRY_DAYS * 86_400,
-                };
-                meta.write(&meta_dir).map_err(|(path, source)| ImageError::Output { path, source })?;
-                let ext = image.compression.extension();
-                let meta_tar = scratch.join(format!("meta.tar.{ext}"));
-                let rootfs_tar = scratch.join(format!("rootfs.tar.{ext}"));
-                *step = "pack metadata";
+                // metadata.yaml, templates/ and rootfs/ (the scratch dir's rootfs) as members.
+                archive::pack_parts(
+                    creator.runner,
+                    &[(&incus_dir, &names), (&scratch, &["rootfs"])],
+                    &incus_tar,
+                    image.compression,
+                    image.source_date_epoch,
+                )?;
+            } else {
+                *step = "pack Incus metadata";
                 check(step)?;
-                archive::pack(creator.runner, &meta_dir, &meta_tar, image.compression, image.source_date_epoch)?;
-                *step = "pack rootfs";
+                pack(&incus_dir, &names, &incus_tar)?;
+            }
+            made.push(incus_tar);
+            if layout == incus::IncusLayout::SplitSquashfs {
+                *step = "pack the squashfs rootfs";
                 check(step)?;
-                archive::pack(creator.runner, &rootfs, &rootfs_tar, image.compression, image.source_date_epoch)?;
-                Ok((prepared, vec![meta_tar, rootfs_tar]))
+                let squashed = scratch.join(incus::SQUASHFS_ROOTFS);
+                squashfs::make(creator.runner, &rootfs, &squashed, image.compression, image.source_date_epoch)?;
+                made.push(squashed);
             }
         }
+        Ok((prepared, made))
     };
     let result = run(&mut step);
     let (prepared, made) = result.map_err(|e| interrupted_or(e, step))?;
@@ -326,7 +409,9 @@ mod tests {
     #[test]
     fn formats_parse() {
         assert_eq!(ImageFormat::parse("lxc"), Ok(ImageFormat::Lxc));
+        assert_eq!(ImageFormat::parse("incus"), Ok(ImageFormat::Incus));
+        assert!(ImageFormat::parse("both").is_ok_and(|f| f.has_lxc() && f.has_incus()));
         let err = ImageFormat::parse("qcow2").unwrap_err();
-        assert!(err.contains("'qcow2'") && err.contains("use lxc"), "{err}");
+        assert!(err.contains("'qcow2'") && err.contains("use lxc, incus or both"), "{err}");
     }
 }
