@@ -499,9 +499,14 @@ impl Drop for Changes {
     }
 }
 
-/// Writes `text` to `root/rel` through a synced temporary file renamed over it.
+/// Writes `text` to `root/rel` through a synced temporary file renamed over
+/// it, unless the file holds `text` already (publishing the same image
+/// again leaves the tree alone).
 fn write_atomic(root: &Path, rel: &str, text: &str) -> Result<(), PublishError> {
     let path = root.join(rel);
+    if fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
     let dir = path.parent().unwrap_or(root);
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{}.", path.file_name().unwrap_or_default().to_string_lossy()))
