@@ -558,6 +558,14 @@ fn a_serial_is_published_again_only_with_the_same_files() {
     assert_mentions(&line, &["debian:bookworm:amd64:default", "already has version 20240101_0000", "another serial"]);
     lxc_tmpl_tests::assert_same_text!(before, tree_without_lock(&root), "a refused publish changes nothing");
 
+    // Both builds into a new tree at once: the copies of the first are made,
+    // the second conflicts, and the tree it made is removed again.
+    let fresh = test.path().join("fresh");
+    let failed = publish(&test, &fresh, &[&dir, &rebuilt]).run();
+    failed.assert_exit(1);
+    assert_mentions(&error_line(&failed.stderr), &["already has version 20240101_0000"]);
+    assert!(!fresh.exists(), "{} is left: {:?}", fresh.display(), names(&fresh));
+
     // Together with a good new image, the conflict refuses both.
     let good = image_dir(&test, "c", &Spec::new("trixie", "20240101_0000", Layout::Tar));
     publish(&test, &root, &[&good, &rebuilt]).run().assert_exit(1);

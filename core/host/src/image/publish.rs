@@ -40,7 +40,7 @@ use std::{
     collections::BTreeSet,
     fs::{self, File},
     io::{self, Read, Write},
-    os::unix::fs::PermissionsExt,
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Component, Path, PathBuf},
 };
 
@@ -533,12 +533,40 @@ fn is_inside(rel: &str) -> bool {
     !rel.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// The tree's root, made if missing; removed again when dropped unless kept.
+/// The tree's root, locked; made if missing, and then removed again when
+/// dropped unless kept: the lock file and the directory go while the lock
+/// is still held, so a publish that waited for it finds its lock file
+/// unlinked ([`Root::lock`] checks) rather than a tree that is gone.
 #[derive(Debug)]
 struct Root {
     path: PathBuf,
     made: bool,
     keep: bool,
+    // Dropped after `drop` has run.
+    _lock: FileLock,
+}
+
+impl Root {
+    /// Makes the root if missing and takes its lock, telling `on_wait` who
+    /// holds it before waiting.
+    fn lock(path: &Path, mut on_wait: impl FnMut(&str)) -> Result<Root, PublishError> {
+        let lock_path = path.join(LOCK_FILE);
+        let purpose = format!("publishing to {}", path.display());
+        loop {
+            let made = match fs::create_dir(path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => false,
+                Err(e) => return Err(io_err("create", path)(e)),
+            };
+            let lock = FileLock::acquire(&lock_path, LockMode::Exclusive, &purpose, &mut on_wait)?;
+            let held = nix::sys::stat::fstat(&lock).map(|st| (st.st_dev, st.st_ino)).ok();
+            let named = fs::metadata(&lock_path).ok().map(|m| (m.dev(), m.ino()));
+            if held.is_some() && held == named {
+                return Ok(Root { path: path.to_owned(), made, keep: false, _lock: lock });
+            }
+            // The publish that made the tree failed and removed it while this one waited.
+        }
+    }
 }
 
 impl Drop for Root {
@@ -561,7 +589,7 @@ impl Drop for Root {
 pub fn publish(
     tools: &dyn ToolRunner,
     request: &PublishRequest,
-    on_wait: impl FnOnce(&str),
+    on_wait: impl FnMut(&str),
 ) -> Result<PublishOutcome, PublishError> {
     let mut images = Vec::new();
     for dir in &request.dirs {
@@ -572,16 +600,8 @@ pub fn publish(
     if request.dirs.is_empty() && !request.root.join(simplestreams::PRODUCTS_PATH).is_file() {
         return Err(PublishError::NoTree(request.root.clone()));
     }
-    let made = match fs::create_dir(&request.root) {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && request.root.is_dir() => false,
-        Err(e) => return Err(io_err("create", &request.root)(e)),
-    };
-    let mut root = Root { path: request.root.clone(), made, keep: false };
+    let mut root = Root::lock(&request.root, on_wait)?;
     let root_path = root.path.clone();
-    let lock_path = root_path.join(LOCK_FILE);
-    let purpose = format!("publishing to {}", root_path.display());
-    let lock = FileLock::acquire(&lock_path, LockMode::Exclusive, &purpose, on_wait)?;
     check("lock")?;
 
     let products_path = root_path.join(simplestreams::PRODUCTS_PATH);
@@ -673,7 +693,7 @@ pub fn publish(
             dir = dir.parent().unwrap_or(&images_dir);
         }
     }
-    drop(lock);
+    drop(root);
     Ok(PublishOutcome { published, pruned })
 }
 
