@@ -44,6 +44,8 @@ can never delete files through a bind mount) and only then removes it.
 - [`slowtool`] slows down a host tool lxc-tmpl runs by name, so that a test
   can catch a create while it runs; [`tmpfs`] mounts a small tmpfs to run a
   create out of space.
+- [`https`] serves a directory over https with a CA made for the test (the
+  simplestreams trees LXD reads); [`mirror`] serves the apt fixture over http.
 - [`userns`] has the subordinate ids and the `lxc.idmap` base config of
   idmapped (unprivileged) containers.
 */
@@ -52,6 +54,7 @@ pub mod command;
 pub mod config;
 pub mod container;
 pub mod dir;
+pub mod https;
 pub mod leftovers;
 pub mod loopfs;
 pub mod lxd;

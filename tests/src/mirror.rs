@@ -228,7 +228,7 @@ pub struct MirrorServer {
 }
 
 /// How long a connection may stay silent.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -332,25 +332,35 @@ fn accept_loop(listener: &TcpListener, root: &Path, stop: &AtomicBool, served: &
 fn handle(mut stream: TcpStream, root: &Path, served: &Mutex<Vec<Served>>) {
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-    let Some(head) = read_head(&mut stream) else { return };
+    let Some(record) = answer(&mut stream, root) else { return };
+    served.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    let _ = stream.flush();
+    close_gently(&mut stream);
+}
+
+/// Reads one request from `stream` and answers it: `GET` and `HEAD` of the
+/// regular files below `root` (see [`resolve`]), 400, 404 or 405 otherwise,
+/// always with `Connection: close`. `None` when no request head came (the
+/// client went away, or did not speak HTTP). The transport is the
+/// caller's: plain TCP here, TLS in [`crate::https`].
+pub(crate) fn answer<S: Read + Write>(stream: &mut S, root: &Path) -> Option<Served> {
+    let head = read_head(stream)?;
     let request_line = head.lines().next().unwrap_or_default();
     let mut parts = request_line.split(' ');
     let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let status = match (method, resolve(root, target)) {
-        ("GET" | "HEAD", Ok(file)) => send_file(&mut stream, &file, method == "HEAD"),
-        ("GET" | "HEAD", Err(reject)) => send_status(&mut stream, reject.status()),
-        _ if method.is_empty() || target.is_empty() => send_status(&mut stream, 400),
-        _ => send_status(&mut stream, 405),
+        ("GET" | "HEAD", Ok(file)) => send_file(stream, &file, method == "HEAD"),
+        ("GET" | "HEAD", Err(reject)) => send_status(stream, reject.status()),
+        _ if method.is_empty() || target.is_empty() => send_status(stream, 400),
+        _ => send_status(stream, 405),
     };
-    served.lock().unwrap_or_else(|e| e.into_inner()).push(Served {
-        method: method.to_owned(),
-        target: target.to_owned(),
-        status,
-    });
-    // Half-close, then drain what the client still sends (pipelined
-    // requests): closing with unread data would send a RST, and the client
-    // could lose the answer.
-    let _ = stream.flush();
+    Some(Served { method: method.to_owned(), target: target.to_owned(), status })
+}
+
+/// Half-closes `stream`, then drains what the client still sends
+/// (pipelined requests): closing with unread data would send a RST, and the
+/// client could lose the answer.
+pub(crate) fn close_gently(stream: &mut TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut sink = [0u8; 8192];
@@ -364,7 +374,7 @@ fn handle(mut stream: TcpStream, root: &Path, served: &Mutex<Vec<Served>>) {
 }
 
 /// Reads up to the blank line that ends the request head.
-fn read_head(stream: &mut TcpStream) -> Option<String> {
+fn read_head(stream: &mut impl Read) -> Option<String> {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -387,7 +397,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn send_status(stream: &mut TcpStream, status: u16) -> u16 {
+fn send_status(stream: &mut impl Write, status: u16) -> u16 {
     let body = format!("{status} {}\n", reason(status));
     let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
     let _ = write!(
@@ -399,7 +409,7 @@ fn send_status(stream: &mut TcpStream, status: u16) -> u16 {
     status
 }
 
-fn send_file(stream: &mut TcpStream, path: &Path, head_only: bool) -> u16 {
+fn send_file(stream: &mut impl Write, path: &Path, head_only: bool) -> u16 {
     let Ok(mut file) = File::open(path) else { return send_status(stream, 404) };
     let Ok(len) = file.metadata().map(|m| m.len()) else { return send_status(stream, 500) };
     let header = format!(

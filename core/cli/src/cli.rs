@@ -101,6 +101,29 @@ pub struct DestroyArgs {
 pub enum ImageCommand {
     /// Build an image (distro options: `lxc-tmpl image build --distro D --help`).
     Build(ImageBuildArgs),
+    /// Add LXD/Incus images to a simplestreams tree that `lxc remote add NAME https://HOST
+    /// --protocol simplestreams` can use once a web server serves it over https.
+    Publish(ImagePublishArgs),
+}
+
+/// `lxc-tmpl image publish`.
+#[derive(Debug, Args)]
+pub struct ImagePublishArgs {
+    /// Image directories, as `image build --format incus` writes them.
+    #[arg(value_name = "DIR", required_unless_present = "prune")]
+    pub dirs: Vec<PathBuf>,
+    /// Root of the simplestreams tree (made if missing): streams/v1/index.json, images.json, images/.
+    #[arg(long, value_name = "ROOT")]
+    pub simplestreams: PathBuf,
+    /// Keep only the newest N versions of each product, deleting the others' files.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub prune: Option<u64>,
+    /// Print only errors and warnings.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print every command run.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `lxc-tmpl image build`.

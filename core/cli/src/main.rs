@@ -205,6 +205,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
             let (_, sub) = image.subcommand().expect("image has a subcommand");
             commands::image::build(build, sub, plugin)?;
         }
+        Commands::Image(cli::ImageCommand::Publish(publish)) => commands::image::publish(publish)?,
         Commands::List(list) => commands::list::list(list, &plugins)?,
         Commands::Template(template) => {
             let distro = &template.distro;

@@ -1,5 +1,7 @@
 //! `lxc-tmpl image build`: the distro's options and the image's choices
-//! turned into a request for the host's [`image::build`].
+//! turned into a request for the host's [`image::build`]; `lxc-tmpl image
+//! publish`: image directories added to a simplestreams tree by
+//! [`image::publish::publish`].
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use lxc_tmpl_host::{
     image::{
         self, Compression, ImageRequest,
         incus::{IncusLayout, LayoutError},
+        publish::{PublishRequest, publish as publish_images},
+        simplestreams::Added,
     },
     lxcconf::{BaseConfig, Dialect},
     plugin::LoadedPlugin,
@@ -19,7 +23,7 @@ use lxc_tmpl_host::{
 };
 
 use crate::{
-    cli::{ImageBuildArgs, distro_values},
+    cli::{ImageBuildArgs, ImagePublishArgs, distro_values},
     report::{CliReporter, Display, Verbosity},
 };
 
@@ -139,6 +143,53 @@ pub fn build(args: &ImageBuildArgs, matches: &ArgMatches, plugin: &LoadedPlugin)
     if verbosity > Verbosity::Quiet {
         let listing: String = outcome.files.iter().map(|file| format!("{}\n", file.display())).collect();
         crate::stdout::print(&listing)?;
+    }
+    Ok(())
+}
+
+/// `lxc-tmpl image publish`.
+pub fn publish(args: &ImagePublishArgs) -> Result<()> {
+    // tar reads each image's metadata.yaml through the runner, whose namespaces need root.
+    if !facts::running_as_root() {
+        bail!("publishing images needs root (tar runs in the runner's namespaces): run lxc-tmpl as root");
+    }
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let reporter = Arc::new(CliReporter::new(verbosity, Display::for_stderr(true), None));
+    let runner = Runner::new(std::env::current_exe().context("cannot find the lxc-tmpl binary for the runner")?)
+        .reporting_to(reporter.clone());
+    let request = PublishRequest {
+        dirs: args.dirs.clone(),
+        root: args.simplestreams.clone(),
+        prune: args.prune.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    let outcome = publish_images(&runner, &request, |holder| {
+        eprintln!("waiting for the lock of {}, held by {holder}", args.simplestreams.display());
+    });
+    reporter.finish();
+    let outcome = outcome?;
+    if verbosity > Verbosity::Quiet {
+        let mut text = String::new();
+        for image in &outcome.published {
+            let what = match image.added {
+                Added::New => "published",
+                Added::Same => "already published (same files)",
+            };
+            text.push_str(&format!(
+                "{what}: {} {} in {} (fingerprint {})\n",
+                image.product,
+                image.serial,
+                image.dir.display(),
+                image.fingerprints.join(", ")
+            ));
+        }
+        for (product, serial) in &outcome.pruned {
+            text.push_str(&format!("pruned: {product} {serial}\n"));
+        }
+        crate::stdout::print(&text)?;
     }
     Ok(())
 }

@@ -14,6 +14,9 @@
 //! signal (see [`crate::interrupt`]) removes the scratch directory, and the
 //! output directory too when the build made it.
 //!
+//! Publishing: [`publish`] adds LXD/Incus images to a simplestreams tree
+//! ([`simplestreams`]) that LXD and Incus use as a remote.
+//!
 //! Reproducible: with `SOURCE_DATE_EPOCH` set, no member of a tarball is
 //! newer than it and `expiry` is computed from it, so two builds from the
 //! same inputs (plugin, options, cache entry) give the same bytes; a
@@ -28,7 +31,9 @@ pub mod archive;
 pub mod incus;
 pub mod instance;
 pub mod lxc;
+pub mod publish;
 pub mod squashfs;
+pub mod simplestreams;
 
 use std::{
     fs,
