@@ -7,9 +7,35 @@
 //! Only the LXD daemon and client are LXD's here; nothing is faked. The
 //! daemon runs without a network (instances have no nic).
 
-use std::path::{Path, PathBuf};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
-use lxc_tmpl_tests::{TestCommand, TestDir, lxd::Lxd, require_root, require_tools};
+use lxc_tmpl_tests::{
+    LXC_TOOLS, MirrorServer, TestCommand, TestDir, apt_fixture,
+    https::{self, HttpsServer, TestCa},
+    lxd::Lxd,
+    require_root, require_tools,
+};
+
+/// A fixed `SOURCE_DATE_EPOCH` (2024-01-01), earlier than any build.
+const EPOCH: &str = "1704067200";
+
+/// The names in a directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn sha256(path: &Path) -> String {
+    let out = TestCommand::new("sha256sum").arg(path).stdout();
+    out.split_whitespace().next().unwrap_or_default().to_owned()
+}
 
 /// `lxc-tmpl image build --distro busybox --format incus -o <dir>/<name>` plus `extra`.
 fn busybox_image(dir: &TestDir, name: &str, extra: &[&str]) -> PathBuf {
@@ -82,4 +108,140 @@ fn busybox_incus_images_import_and_launch() {
     lxd.lxc().args(["copy", "bb1", "bb4"]).stdout();
     lxd.lxc().args(["start", "bb4"]).stdout();
     assert_named(&lxd, "bb4");
+}
+
+/// The ssh host public key of an LXD instance, once its first boot made it.
+fn lxd_host_key(lxd: &Lxd, instance: &str) -> String {
+    lxd.exec(
+        instance,
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 240); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 0.5; done; \
+             cat /etc/ssh/ssh_host_ed25519_key.pub",
+        ],
+    )
+}
+
+/// The ssh host public key of an LXC container, once its first boot made it.
+fn lxc_host_key(ct: &lxc_tmpl_tests::Container) -> String {
+    ct.attach(&[
+        "sh",
+        "-c",
+        "for i in $(seq 240); do [ -s /etc/ssh/ssh_host_ed25519_key.pub ] && break; sleep 0.5; done; \
+         cat /etc/ssh/ssh_host_ed25519_key.pub",
+    ])
+}
+
+/// Debian from the local signed mirror, built once for LXC and LXD
+/// (`--format both`, one rootfs tarball for both):
+/// - two builds with one `SOURCE_DATE_EPOCH` (the first debootstraps into the
+///   cache, the second reuses it and runs every later hook again) are
+///   byte-identical, file by file; the image holds no instance state;
+/// - LXC: a container from `lxc-create -t local` boots with its own name and
+///   makes its own ssh host key at first boot;
+/// - LXD: the image imported with `lxc image import` launches; published with
+///   `lxc-tmpl image publish` to a simplestreams tree served over https (a
+///   test CA handed to LXD through `SSL_CERT_FILE`), it launches as
+///   `REMOTE:debian/bookworm` after the local copy is deleted, so LXD really
+///   downloads it, with the fingerprint the import had; every instance has its
+///   own name and ssh host key.
+///
+/// One test, because the Debian build is the slow part (a cold debootstrap).
+#[test]
+fn debian_image_for_lxc_and_lxd_is_reproducible_and_instances_are_their_own() {
+    require_root();
+    require_tools(LXC_TOOLS);
+    require_tools(&["lxc-create", "debootstrap", "wget", "gpgv", "sha256sum", "xz"]);
+    https::require_curl();
+    let fixture = apt_fixture();
+    let server = MirrorServer::start();
+    let dir = TestDir::new("lxd-debian");
+    let build = |name: &str| {
+        let out = dir.path().join(name);
+        let mut cmd = dir.command();
+        cmd.args(["image", "build", "--distro", "debian", "--format", "both", "--incus-rootfs", "tar", "-o"]).arg(&out);
+        cmd.arg("--cache-dir").arg(dir.cache()).env("SOURCE_DATE_EPOCH", EPOCH);
+        fixture.from_mirror(&mut cmd, &server.url("debian"), "bookworm");
+        cmd.stdout();
+        out
+    };
+    let a = build("a");
+    let b = build("b");
+    let files = ["meta.tar.xz", "rootfs.tar.xz", "incus.tar.xz"];
+    assert_eq!(listing(&a), {
+        let mut f = files.to_vec();
+        f.sort_unstable();
+        f
+    });
+    for file in files {
+        assert_eq!(
+            sha256(&a.join(file)),
+            sha256(&b.join(file)),
+            "{file} differs between two builds with one SOURCE_DATE_EPOCH"
+        );
+    }
+
+    let rootfs = a.join("rootfs.tar.xz");
+    let members = TestCommand::new("tar").arg("-tf").arg(&rootfs).stdout();
+    assert!(!members.lines().any(|f| f.starts_with("./etc/ssh/ssh_host_")), "ssh host keys in the image");
+    assert!(
+        !members.lines().any(|f| f.starts_with("./var/lib/apt/lists/") && !f.ends_with('/')),
+        "apt lists in the image"
+    );
+    let member = |name: &str| TestCommand::new("tar").arg("-xOf").arg(&rootfs).arg(name).stdout();
+    assert_eq!(member("./etc/machine-id"), "", "machine-id is not empty");
+    assert!(
+        members.lines().any(|f| f == "./etc/systemd/system/multi-user.target.wants/lxc-tmpl-ssh-host-keys.service"),
+        "no first-boot unit for the ssh host keys"
+    );
+
+    // LXC, privileged, through lxc-local.
+    let mut ct = dir.container("deb1");
+    let mut create = TestCommand::new("lxc-create");
+    create.arg("-P").arg(dir.lxcpath()).arg("-f").arg(dir.safe_conf()).args(["-n", "deb1", "-t", "local", "--"]);
+    create.arg("--metadata").arg(a.join("meta.tar.xz")).arg("--fstree").arg(&rootfs);
+    create.stdout();
+    ct.start();
+    assert_eq!(ct.attach(&["hostname"]).trim(), "deb1");
+    let key = lxc_host_key(&ct);
+    assert!(key.starts_with("ssh-ed25519 "), "deb1 made no host key: {key:?}");
+    assert_eq!(ct.attach(&["sh", "-c", "/usr/sbin/sshd -t 2>&1"]), "", "sshd -t in deb1");
+    let mut keys = vec![key];
+    drop(ct);
+
+    // The simplestreams tree, served over https with a CA made for the test.
+    let tree = dir.path().join("simplestreams");
+    dir.command().args(["image", "publish"]).arg(&a).arg("--simplestreams").arg(&tree).stdout();
+    let ca = TestCa::new();
+    let web = HttpsServer::serve_with(&tree, &ca);
+    let lxd = Lxd::start(&dir, &[("SSL_CERT_FILE", ca.cert_path())]);
+
+    // LXD: lxc image import, then launch.
+    let imported = import(&lxd, &a, &["incus.tar.xz", "rootfs.tar.xz"], "deb-local");
+    lxd.launch("deb-local", "l1");
+    lxd.lxc().args(["image", "delete", "deb-local"]).stdout();
+    assert_eq!(fingerprint(&lxd, &imported), None, "the imported image is still there");
+
+    // LXD: the remote.
+    lxd.lxc().args(["remote", "add", "tmpl"]).arg(web.base_url()).args(["--protocol", "simplestreams"]).stdout();
+    lxd.launch("tmpl:debian/bookworm", "r1");
+    let fetched: Vec<String> = web.served().iter().map(|s| s.target.clone()).collect();
+    assert!(fetched.iter().any(|t| t.ends_with("/rootfs.tar.xz")), "LXD did not download the rootfs: {fetched:?}");
+    assert_eq!(
+        fingerprint(&lxd, &imported).as_deref(),
+        Some(imported.as_str()),
+        "the image downloaded from the remote is not the one imported (LXD's images: {})",
+        lxd.lxc().args(["image", "list", "--format", "csv"]).stdout()
+    );
+    for instance in ["l1", "r1"] {
+        assert_eq!(lxd.exec(instance, &["hostname"]).trim(), instance, "hostname in {instance}");
+        let key = lxd_host_key(&lxd, instance);
+        assert!(key.starts_with("ssh-ed25519 "), "{instance} made no host key: {key:?}");
+        keys.push(key);
+    }
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), keys.len(), "instances of one image share an ssh host key: {keys:?}");
 }
