@@ -48,6 +48,12 @@ pub const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHU
 /// The first signal received, as its number; 0 while none has arrived.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
+/// Set by the signal thread as soon as `sigwait` hands it a signal, before it is recorded.
+static TAKING: AtomicBool = AtomicBool::new(false);
+
+/// How long [`interrupted`] waits for the signal thread to record a signal that has arrived.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Whether [`install`] made this process a subreaper whose orphans [`reap_orphans`] collects.
 static REAPING: AtomicBool = AtomicBool::new(false);
 
@@ -105,6 +111,7 @@ fn start_signal_thread() -> io::Result<()> {
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         loop {
             if let Ok(signal) = set.wait() {
+                TAKING.store(true, Ordering::SeqCst);
                 on_signal(signal);
             }
         }
@@ -135,12 +142,39 @@ fn registry() -> MutexGuard<'static, Vec<(u64, OwnedFd)>> {
     CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The signal that interrupted this process, if one did.
-pub fn interrupted() -> Option<Interrupted> {
+/// The signal recorded so far, if any.
+fn recorded() -> Option<Interrupted> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         number => Signal::try_from(number).ok().map(Interrupted),
     }
+}
+
+/// Whether one of [`SIGNALS`] has arrived but the signal thread has not recorded it yet.
+fn arriving() -> bool {
+    TAKING.load(Ordering::SeqCst)
+        || sys::pending_signals().is_ok_and(|pending| SIGNALS.iter().any(|s| pending.contains(*s)))
+}
+
+/// The signal that interrupted this process, if one did.
+///
+/// A signal sent to the process group (Ctrl-C, `kill -TERM -PGID`) reaches lxc-tmpl and the
+/// command it runs at once, and the command can die and be reaped before the signal thread has
+/// run. So a signal that has arrived (pending, or taken by the thread) but is not yet recorded
+/// is waited for, up to [`SETTLE`]: the failure of that command is then reported as the
+/// interruption it is, not as the command's own failure.
+pub fn interrupted() -> Option<Interrupted> {
+    if let Some(signal) = recorded() {
+        return Some(signal);
+    }
+    let start = std::time::Instant::now();
+    while arriving() && start.elapsed() < SETTLE {
+        if let Some(signal) = recorded() {
+            return Some(signal);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    recorded()
 }
 
 /// `Err` once a signal has arrived: steps call this before starting anything new.
@@ -148,7 +182,7 @@ pub fn interrupted() -> Option<Interrupted> {
 /// # Errors
 /// [`Interrupted`] with the signal.
 pub fn check() -> Result<(), Interrupted> {
-    interrupted().map_or(Ok(()), Err)
+    recorded().map_or(Ok(()), Err)
 }
 
 /// Asks for SIGTERM when the parent dies (`PR_SET_PDEATHSIG`), so that a template killed out from

@@ -321,6 +321,21 @@ pub fn pidfd_kill(pidfd: &impl AsFd) -> nix::Result<()> {
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// `sigpending(2)`: the signals raised for this thread or the process that are blocked and not
+/// yet taken (by `sigwait`).
+pub fn pending_signals() -> nix::Result<SigSet> {
+    let mut set = std::mem::MaybeUninit::<nix::libc::sigset_t>::uninit();
+    // SAFETY: sigpending fills the set it is given; it is only read after a success.
+    #[allow(unsafe_code)]
+    let rc = unsafe { nix::libc::sigpending(set.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: initialised by the successful call above, so a valid sigset_t.
+    #[allow(unsafe_code)]
+    Ok(unsafe { SigSet::from_sigset_t_unchecked(set.assume_init()) })
+}
+
 /// Prepare a forked child for `execve`: default dispositions for the signals the Rust runtime
 /// (or anyone) may have ignored, and an empty signal mask. Ignored dispositions and the mask
 /// survive exec, and a command started with SIGPIPE ignored misbehaves in pipelines.
