@@ -32,8 +32,8 @@ pub mod incus;
 pub mod instance;
 pub mod lxc;
 pub mod publish;
-pub mod squashfs;
 pub mod simplestreams;
+pub mod squashfs;
 
 use std::{
     fs,

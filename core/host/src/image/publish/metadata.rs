@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use thiserror::Error;
-use yaml_rust2::{Yaml, YamlLoader};
 
 /// The properties an image must have to be published.
 pub const REQUIRED_PROPERTIES: [&str; 6] = ["os", "release", "variant", "architecture", "description", "serial"];
@@ -129,25 +129,28 @@ impl ImageMetadata {
     /// # Errors
     /// [`MetadataError`], naming the first problem found.
     pub fn parse(text: &str) -> Result<ImageMetadata, MetadataError> {
-        let docs = YamlLoader::load_from_str(text).map_err(|e| MetadataError::NotYaml(e.to_string()))?;
-        let doc = docs.into_iter().next().ok_or(MetadataError::NotMapping)?;
-        if doc.as_hash().is_none() {
-            return Err(MetadataError::NotMapping);
-        }
-        let architecture = doc["architecture"]
-            .as_str()
-            .filter(|a| !a.is_empty())
-            .ok_or(MetadataError::MissingField { field: "architecture", wanted: "the kernel's architecture name" })?
-            .to_owned();
-        let creation_date = doc["creation_date"].as_i64().filter(|d| *d > 0).ok_or(MetadataError::MissingField {
-            field: "creation_date",
-            wanted: "the build time in seconds since 1970",
+        let doc: Option<Raw> = serde_saphyr::from_str(text).map_err(|e| {
+            // A document that is not a mapping is told apart from one that is not YAML.
+            match serde_saphyr::from_str::<Option<serde::de::IgnoredAny>>(text) {
+                Ok(_) => MetadataError::NotMapping,
+                Err(_) => MetadataError::NotYaml(e.to_string().lines().next().unwrap_or_default().to_owned()),
+            }
         })?;
-        let Some(hash) = doc["properties"].as_hash() else {
+        let doc = doc.ok_or(MetadataError::NotMapping)?;
+        let architecture =
+            doc.architecture.and_then(Scalar::into_text).filter(|a| !a.is_empty()).ok_or(
+                MetadataError::MissingField { field: "architecture", wanted: "the kernel's architecture name" },
+            )?;
+        let creation_date =
+            doc.creation_date.and_then(Scalar::into_seconds).filter(|d| *d > 0).ok_or(MetadataError::MissingField {
+                field: "creation_date",
+                wanted: "the build time in seconds since 1970",
+            })?;
+        let Some(Properties::Mapping(raw)) = doc.properties else {
             return Err(MetadataError::MissingField { field: "properties", wanted: "a mapping of os, release, ..." });
         };
         let properties: BTreeMap<String, String> =
-            hash.iter().filter_map(|(k, v)| Some((scalar(k)?, scalar(v)?))).collect();
+            raw.into_iter().filter_map(|(k, v)| Some((k, v?.into_text()?))).collect();
         for name in REQUIRED_PROPERTIES {
             if properties.get(name).is_none_or(|v| v.trim().is_empty()) {
                 return Err(MetadataError::MissingProperty(name));
@@ -182,13 +185,54 @@ impl ImageMetadata {
     }
 }
 
-/// A YAML scalar as text (`release: 12` is the string "12"), or `None`.
-fn scalar(value: &Yaml) -> Option<String> {
-    match value {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
+/// The top level of `metadata.yaml`, as far as publishing reads it; any
+/// other field (`expiry_date`, `templates`) is ignored.
+#[derive(Debug, Deserialize)]
+struct Raw {
+    architecture: Option<Scalar>,
+    creation_date: Option<Scalar>,
+    properties: Option<Properties>,
+}
+
+/// `properties`: a mapping (a value that is not a scalar is dropped, and a
+/// required property so dropped is reported missing), or anything else.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Properties {
+    Mapping(BTreeMap<String, Option<Scalar>>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// A YAML value: a scalar of any type (`release: 12` is the text "12"), or
+/// something else (a sequence, a mapping), which no field here takes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Integer(i64),
+    Boolean(bool),
+    Real(f64),
+    Text(String),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Scalar {
+    /// The scalar as text, or `None` for a sequence or mapping.
+    fn into_text(self) -> Option<String> {
+        match self {
+            Scalar::Integer(i) => Some(i.to_string()),
+            Scalar::Boolean(b) => Some(b.to_string()),
+            Scalar::Real(r) => Some(r.to_string()),
+            Scalar::Text(s) => Some(s),
+            Scalar::Other(_) => None,
+        }
+    }
+
+    /// An integer, or `None`.
+    fn into_seconds(self) -> Option<i64> {
+        match self {
+            Scalar::Integer(i) => Some(i),
+            _ => None,
+        }
     }
 }
 
