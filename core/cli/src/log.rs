@@ -25,7 +25,7 @@ use std::{
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::Mutex,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use lxc_tmpl_host::report::OutputStream;
@@ -222,37 +222,20 @@ pub fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
 }
 
-/// The UTC civil date and time of `time`: (year, month, day, hour, minute,
-/// second, millisecond). Days to dates by Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>), which is exact
-/// for every date after 1970.
-fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32, since.subsec_millis())
+/// `time` in UTC, formatted by `format`.
+fn utc(time: SystemTime, format: &[time::format_description::FormatItem<'_>]) -> String {
+    time::OffsetDateTime::from(time).format(format).unwrap_or_default()
 }
 
 /// RFC 3339 UTC with milliseconds: `2026-11-30T13:45:01.123Z`.
 pub fn rfc3339(time: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(time);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    utc(time, time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
 }
 
 /// The time in a log file name: RFC 3339's basic format, UTC, with
 /// milliseconds and no colons (`20261130T134501.123Z`).
 pub fn file_stamp(time: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(time);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{ms:03}Z")
+    utc(time, time::macros::format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"))
 }
 
 /// The credentials (`user:password`) of the proxy URLs in this process's
@@ -277,6 +260,8 @@ pub fn proxy_credentials() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]

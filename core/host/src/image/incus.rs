@@ -179,29 +179,15 @@ pub fn os_name(distro: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// The UTC date and time of `unix` seconds as (year, month, day, hour,
-/// minute). Days to dates by Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>), as the CLI's
-/// log does.
-fn utc(unix: i64) -> (i64, i64, i64, i64, i64) {
-    let (days, rem) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60)
-}
-
 /// An image's serial: the UTC minute of `unix` as `YYYYMMDD_HHMM`, the form
-/// of images.linuxcontainers.org's serials.
+/// of images.linuxcontainers.org's serials. A time `time` cannot represent
+/// (beyond year 9999) gives the serial of 1970, which no build has.
 pub fn serial(unix: i64) -> String {
-    let (y, mo, d, h, mi) = utc(unix);
-    format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}")
+    let format = time::macros::format_description!("[year][month][day]_[hour][minute]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(format)
+        .unwrap_or_default()
 }
 
 /// `text` as a YAML scalar that no character can break: a double-quoted
