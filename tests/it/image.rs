@@ -12,6 +12,7 @@ use lxc_tmpl_tests::{
     LXC_TOOLS, TestCommand, TestDir, assert_mentions, error_line, procs, require_root, require_tools,
     running::{Running, exit_status},
     slowtool::SlowTool,
+    snapshot::listing,
     userns::{MAPPED_ROOT, ensure_subordinate_ids, idmapped_conf},
 };
 use nix::sys::signal::Signal;
@@ -77,16 +78,6 @@ fn assert_same_images(a: &Path, b: &Path, ext: &str, scratch: &Path) {
         }
     }
     assert!(differ.is_empty(), "two builds with one SOURCE_DATE_EPOCH differ:\n{}", differ.join("\n"));
-}
-
-/// The names in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// `lxc-create -t local` of the image in `out`, from base config `conf`.

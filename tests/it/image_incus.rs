@@ -20,6 +20,7 @@ use lxc_tmpl_tests::{
     TestCommand, TestDir, assert_mentions, error_line, paths, procs, require_root, require_tools,
     running::{Running, exit_status},
     slowtool::SlowTool,
+    snapshot::listing,
 };
 use nix::sys::signal::Signal;
 use serde::Deserialize;
@@ -52,16 +53,6 @@ fn member(archive: &Path, name: &str) -> String {
 fn sha256(path: &Path) -> String {
     let out = TestCommand::new("sha256sum").arg(path).stdout();
     out.split_whitespace().next().unwrap_or_default().to_owned()
-}
-
-/// The names in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A template rule of metadata.yaml.

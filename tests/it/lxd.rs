@@ -17,20 +17,11 @@ use lxc_tmpl_tests::{
     https::{self, HttpsServer, TestCa},
     lxd::Lxd,
     require_root, require_tools,
+    snapshot::listing,
 };
 
 /// A fixed `SOURCE_DATE_EPOCH` (2024-01-01), earlier than any build.
 const EPOCH: &str = "1704067200";
-
-/// The names in a directory, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 fn sha256(path: &Path) -> String {
     let out = TestCommand::new("sha256sum").arg(path).stdout();

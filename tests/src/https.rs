@@ -43,7 +43,6 @@ use std::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::{self, JoinHandle},
-    time::Duration,
 };
 
 use rcgen::{
@@ -55,7 +54,7 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
 };
 
-use crate::mirror::{IO_TIMEOUT, Served, answer, close_gently};
+use crate::mirror::{IO_TIMEOUT, Served, answer, close_gently, stop_accepting};
 
 /// Where the CA directories are made.
 const BASE: &str = "/tmp/lxc-tmpl-tests";
@@ -218,12 +217,7 @@ impl HttpsServer {
 
 impl Drop for HttpsServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        stop_accepting(&self.addr, &self.stop, self.thread.take());
     }
 }
 
@@ -309,6 +303,8 @@ pub fn curl(ca: Option<&Path>) -> crate::TestCommand {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn tree() -> tempfile::TempDir {

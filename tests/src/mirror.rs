@@ -300,12 +300,17 @@ impl MirrorServer {
 
 impl Drop for MirrorServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        stop_accepting(&self.addr, &self.stop, self.thread.take());
+    }
+}
+
+/// Stops a server's accept loop: raises `stop`, wakes the blocking
+/// `accept()` with a connection of its own, and joins the loop's thread.
+pub(crate) fn stop_accepting(addr: &SocketAddr, stop: &AtomicBool, thread: Option<JoinHandle<()>>) {
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
