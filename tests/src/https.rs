@@ -54,7 +54,7 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
 };
 
-use crate::mirror::{IO_TIMEOUT, Served, answer, close_gently, stop_accepting};
+use crate::mirror::{IO_TIMEOUT, Served, accept_loop, answer, close_gently, stop_accepting};
 
 /// Where the CA directories are made.
 const BASE: &str = "/tmp/lxc-tmpl-tests";
@@ -164,7 +164,11 @@ impl HttpsServer {
             let (stop, served, failed) = (Arc::clone(&stop), Arc::clone(&served), Arc::clone(&failed));
             thread::Builder::new()
                 .name(format!("https-server-{}", addr.port()))
-                .spawn(move || accept_loop(&listener, &root, &config, &stop, &served, &failed))
+                .spawn(move || {
+                    accept_loop(&listener, "https-conn", &stop, move |stream| {
+                        handle(stream, &root, Arc::clone(&config), &served, &failed);
+                    });
+                })
                 .expect("cannot spawn the https server thread")
         };
         HttpsServer {
@@ -218,36 +222,6 @@ impl HttpsServer {
 impl Drop for HttpsServer {
     fn drop(&mut self) {
         stop_accepting(&self.addr, &self.stop, self.thread.take());
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    root: &Path,
-    config: &Arc<ServerConfig>,
-    stop: &AtomicBool,
-    served: &Arc<Mutex<Vec<Served>>>,
-    failed: &Arc<AtomicUsize>,
-) {
-    let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        connections.retain(|c| !c.is_finished());
-        let (root, config, served, failed) =
-            (root.to_owned(), Arc::clone(config), Arc::clone(served), Arc::clone(failed));
-        let spawned = thread::Builder::new()
-            .name("https-conn".into())
-            .spawn(move || handle(stream, &root, config, &served, &failed));
-        match spawned {
-            Ok(handle) => connections.push(handle),
-            Err(e) => eprintln!("https server: cannot spawn a connection thread: {e}"),
-        }
-    }
-    for connection in connections {
-        let _ = connection.join();
     }
 }
 

@@ -250,7 +250,9 @@ impl MirrorServer {
             let (stop, served) = (Arc::clone(&stop), Arc::clone(&served));
             thread::Builder::new()
                 .name(format!("mirror-server-{}", addr.port()))
-                .spawn(move || accept_loop(&listener, &root, &stop, &served))
+                .spawn(move || {
+                    accept_loop(&listener, "mirror-conn", &stop, move |stream| handle(stream, &root, &served));
+                })
                 .expect("cannot spawn the mirror server thread")
         };
         MirrorServer { addr, stop, served, thread: Some(thread) }
@@ -314,7 +316,12 @@ pub(crate) fn stop_accepting(addr: &SocketAddr, stop: &AtomicBool, thread: Optio
     }
 }
 
-fn accept_loop(listener: &TcpListener, root: &Path, stop: &AtomicBool, served: &Arc<Mutex<Vec<Served>>>) {
+/// Accepts connections until `stop` is raised, each handled by `handle` on
+/// a thread of its own named `name`; joins them all before returning.
+pub(crate) fn accept_loop<H>(listener: &TcpListener, name: &str, stop: &AtomicBool, handle: H)
+where
+    H: Fn(TcpStream) + Clone + Send + 'static,
+{
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -322,10 +329,10 @@ fn accept_loop(listener: &TcpListener, root: &Path, stop: &AtomicBool, served: &
         }
         let Ok(stream) = stream else { continue };
         connections.retain(|c| !c.is_finished());
-        let (root, served) = (root.to_owned(), Arc::clone(served));
-        match thread::Builder::new().name("mirror-conn".into()).spawn(move || handle(stream, &root, &served)) {
-            Ok(handle) => connections.push(handle),
-            Err(e) => eprintln!("mirror server: cannot spawn a connection thread: {e}"),
+        let handle = handle.clone();
+        match thread::Builder::new().name(name.to_owned()).spawn(move || handle(stream)) {
+            Ok(thread) => connections.push(thread),
+            Err(e) => eprintln!("{name}: cannot spawn a connection thread: {e}"),
         }
     }
     for connection in connections {
