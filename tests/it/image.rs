@@ -100,8 +100,33 @@ fn lxc_image_has_the_files_lxc_local_reads_and_no_instance_state() {
     names.sort();
     assert_eq!(
         names,
-        ["./", "./config", "./config-user", "./create-message", "./excludes-user", "./expiry", "./templates"]
+        [
+            "./",
+            "./config",
+            "./config-user",
+            "./config-user.1",
+            "./config-user.2",
+            "./config-user.3",
+            "./config.1",
+            "./config.2",
+            "./config.3",
+            "./create-message",
+            "./excludes-user",
+            "./expiry",
+            "./templates"
+        ]
     );
+    // The variants for LXC 1.0-2.0's lxc-download: the same entries in the pre-2.1 key names.
+    for level in 1..=3 {
+        let legacy = member(&meta, &format!("./config.{level}"));
+        assert!(legacy.contains("lxc.include = /usr/share/lxc/config/common.conf"), "config.{level}:\n{legacy}");
+        assert!(
+            legacy.contains("lxc.tty = 1\n") && legacy.contains("lxc.haltsignal = SIGUSR1\n"),
+            "config.{level}:\n{legacy}"
+        );
+        assert!(!legacy.contains("lxc.tty.max") && !legacy.contains("lxc.signal."), "config.{level}:\n{legacy}");
+        assert!(member(&meta, &format!("./config-user.{level}")).contains("userns.conf"));
+    }
     let config = member(&meta, "./config");
     assert!(config.contains("lxc.include = /usr/share/lxc/config/common.conf"), "config:\n{config}");
     for key in ["lxc.rootfs.path", "lxc.uts.name", "lxc.net."] {

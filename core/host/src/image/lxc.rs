@@ -8,8 +8,10 @@
 //!
 //! The templates pick `FILE-user` over `FILE` for an unprivileged container
 //! and `FILE.N` over that where `N` is their compat level (5 for lxc-local,
-//! 7 for lxc-download of LXC 5); no `.N` variants are written, as `config`
-//! holds LXC 2.1+ keys, which every LXC that has these templates reads.
+//! 7 for lxc-download of LXC 5). `config` and `config-user` hold LXC 2.1+
+//! keys; `config.N` and `config-user.N` repeat them in the pre-2.1 names for
+//! the compat levels of LXC 1.0 to 2.0 ([`LEGACY_COMPAT_LEVELS`]), whose
+//! lxc-download reads only those.
 //! They append `config` after the container's own `lxc.*` lines are set
 //! aside and add those back after it, so the base config (`-f`) wins; they
 //! then add `lxc.uts.name` and replace `LXC_NAME` in the files `templates`
@@ -25,8 +27,22 @@ use std::{
 };
 
 use lxc_tmpl_plugin_api::ConfigEntry;
+use semver::Version;
 
 use super::instance::NAME_TEMPLATES;
+use crate::lxcconf::{Dialect, Translated};
+
+/// The compat levels of lxc-download (`DOWNLOAD_COMPAT_LEVEL`) whose LXC
+/// predates the 2.1 key names: 1 (LXC 1.0), 2 (LXC 1.1), 3 (LXC 2.0, bumped
+/// just before its release, lxc/lxc#901). Level 4 (lxc/lxc#1438) came with
+/// LXC 2.1, which reads the new names, as every later level does.
+pub const LEGACY_COMPAT_LEVELS: [u32; 3] = [1, 2, 3];
+
+/// The LXC whose key names the legacy variants use (any release before 2.1).
+const LEGACY_LXC: Version = Version::new(2, 0, 0);
+
+/// The LXC that introduced the key names `config` uses (every later one reads them).
+const NEW_NAMES_LXC: Version = Version::new(2, 1, 0);
 
 /// Days an image is fresh for: `expiry` is its build time (or
 /// `SOURCE_DATE_EPOCH`) plus this. lxc-download downloads an image again
@@ -43,12 +59,19 @@ fn is_per_container(key: &str) -> bool {
         || key.starts_with("lxc.network.")
 }
 
-/// The text of `config` (or `config-user`): a comment naming what made it,
-/// then the plugin's entries without the per-container ones.
-pub fn config_text(made_by: &str, entries: &[ConfigEntry]) -> String {
+/// The text of `config` (or `config-user`) in `dialect`'s key names: a
+/// comment naming what made it, then the plugin's entries without the
+/// per-container ones. An entry the dialect's LXC has no key for is kept as
+/// a comment, so that the file says what it lacks.
+pub fn config_text(made_by: &str, entries: &[ConfigEntry], dialect: &Dialect) -> String {
     let mut text = format!("# Distribution configuration of an image made by {made_by}\n");
     for entry in entries.iter().filter(|e| !is_per_container(&e.key)) {
-        text.push_str(&format!("{} = {}\n", entry.key, entry.value));
+        match dialect.translate(&entry.key, &entry.value) {
+            Translated::Entry(key, value) => text.push_str(&format!("{key} = {value}\n")),
+            Translated::Dropped => {
+                text.push_str(&format!("# not in LXC {}: {} = {}\n", dialect.target(), entry.key, entry.value))
+            }
+        }
     }
     text
 }
@@ -122,14 +145,21 @@ impl Meta<'_> {
         let mut message = self.message.trim_end().to_owned();
         message.push('\n');
         let templates: String = NAME_TEMPLATES.iter().map(|t| format!("{t}\n")).collect();
-        let files = [
-            ("config", config_text(&self.made_by, self.entries)),
-            ("config-user", config_text(&self.made_by, &user_entries(self.user_entries))),
-            ("excludes-user", devices),
-            ("templates", templates),
-            ("create-message", message),
-            ("expiry", format!("{}\n", self.expiry)),
+        let user = user_entries(self.user_entries);
+        let current = Dialect::for_version(NEW_NAMES_LXC);
+        let legacy = Dialect::for_version(LEGACY_LXC);
+        let mut files = vec![
+            ("config".to_owned(), config_text(&self.made_by, self.entries, &current)),
+            ("config-user".to_owned(), config_text(&self.made_by, &user, &current)),
+            ("excludes-user".to_owned(), devices),
+            ("templates".to_owned(), templates),
+            ("create-message".to_owned(), message),
+            ("expiry".to_owned(), format!("{}\n", self.expiry)),
         ];
+        for level in LEGACY_COMPAT_LEVELS {
+            files.push((format!("config.{level}"), config_text(&self.made_by, self.entries, &legacy)));
+            files.push((format!("config-user.{level}"), config_text(&self.made_by, &user, &legacy)));
+        }
         let mut written = Vec::new();
         for (name, text) in files {
             let path = dir.join(name);
@@ -153,11 +183,28 @@ mod tests {
             ConfigEntry::new("lxc.net.0.type", "veth"),
             ConfigEntry::new("lxc.tty.max", "1"),
         ];
-        let text = config_text("lxc-tmpl demo 1.0.0", &entries);
+        let text = config_text("lxc-tmpl demo 1.0.0", &entries, &Dialect::for_version(Version::new(5, 0, 0)));
         assert_eq!(
             text,
             "# Distribution configuration of an image made by lxc-tmpl demo 1.0.0\n\
              lxc.include = /usr/share/lxc/config/common.conf\nlxc.tty.max = 1\n"
+        );
+    }
+
+    #[test]
+    fn legacy_variants_use_the_pre_2_1_names() {
+        let entries = [
+            ConfigEntry::new("lxc.include", "/usr/share/lxc/config/common.conf"),
+            ConfigEntry::new("lxc.tty.max", "1"),
+            ConfigEntry::new("lxc.apparmor.profile", "generated"),
+            ConfigEntry::new("lxc.apparmor.allow_nesting", "1"),
+        ];
+        let text = config_text("lxc-tmpl demo 1.0.0", &entries, &Dialect::for_version(LEGACY_LXC));
+        assert_eq!(
+            text,
+            "# Distribution configuration of an image made by lxc-tmpl demo 1.0.0\n\
+             lxc.include = /usr/share/lxc/config/common.conf\nlxc.tty = 1\nlxc.aa_profile = generated\n\
+             # not in LXC 2.0.0: lxc.apparmor.allow_nesting = 1\n"
         );
     }
 
