@@ -50,6 +50,7 @@ use crate::{
     create::{CacheUse, CreateError, Creator},
     interrupt::{self, Interrupted},
     lxcconf::BaseConfig,
+    report::Reporter,
     request::{CreateSpec, MappedIds},
     rootfs::{Rootfs, RootfsError},
 };
@@ -249,8 +250,10 @@ impl Drop for Output {
     }
 }
 
-/// Stops here if a signal has arrived.
-fn check(step: &'static str) -> Result<(), ImageError> {
+/// Starts step `step`: tells `reporter` (so that progress and its timings
+/// name the packing, not the last hook), and stops here if a signal has arrived.
+fn check(reporter: &dyn Reporter, step: &'static str) -> Result<(), ImageError> {
+    reporter.step(step);
     interrupt::check().map_err(|signal| ImageError::Interrupted { signal, step })
 }
 
@@ -324,14 +327,14 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
     let mut step = "instance state";
     let run = |step: &mut &'static str| -> Result<(instance::Prepared, Vec<PathBuf>), ImageError> {
         *step = "instance state";
-        check(step)?;
+        check(creator.reporter, step)?;
         let opened = Rootfs::open(&rootfs)?;
         let prepared = instance::prepare(&opened)?;
         let mut made = Vec::new();
         let rootfs_tar = scratch.join(format!("rootfs.tar.{ext}"));
         if image.format.has_lxc() {
             *step = "image metadata";
-            check(step)?;
+            check(creator.reporter, step)?;
             let devices = lxc::device_nodes(&rootfs).map_err(io(&rootfs))?;
             let manifest = &creator.plugin.manifest;
             let made_by = format!("lxc-tmpl {} {}", manifest.name, manifest.version);
@@ -349,7 +352,7 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
             meta.write(&meta_dir).map_err(|(path, source)| ImageError::Output { path, source })?;
             let meta_tar = scratch.join(format!("meta.tar.{ext}"));
             *step = "pack metadata";
-            check(step)?;
+            check(creator.reporter, step)?;
             archive::pack(creator.runner, &meta_dir, &meta_tar, image.compression, image.source_date_epoch)?;
             made.push(meta_tar);
         }
@@ -357,13 +360,13 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
         // One rootfs.tar.* for the LXC files and a split Incus image with a tar rootfs.
         if image.format.has_lxc() || incus == Some(incus::IncusLayout::SplitTar) {
             *step = "pack rootfs";
-            check(step)?;
+            check(creator.reporter, step)?;
             archive::pack(creator.runner, &rootfs, &rootfs_tar, image.compression, image.source_date_epoch)?;
             made.push(rootfs_tar);
         }
         if let Some(layout) = incus {
             *step = "Incus metadata";
-            check(step)?;
+            check(creator.reporter, step)?;
             let hosts = String::from_utf8_lossy(&opened.read_file("etc/hosts")?).into_owned();
             let incus_dir = scratch.join("incus");
             fs::create_dir(&incus_dir).map_err(io(&incus_dir))?;
@@ -371,7 +374,7 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
             let incus_tar = scratch.join(format!("{}.{ext}", incus::METADATA_TARBALL));
             if layout == incus::IncusLayout::Unified {
                 *step = "pack the Incus image";
-                check(step)?;
+                check(creator.reporter, step)?;
                 // metadata.yaml, templates/ and rootfs/ (the scratch dir's rootfs) as members.
                 archive::pack_parts(
                     creator.runner,
@@ -382,13 +385,13 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
                 )?;
             } else {
                 *step = "pack Incus metadata";
-                check(step)?;
+                check(creator.reporter, step)?;
                 pack(&incus_dir, &names, &incus_tar)?;
             }
             made.push(incus_tar);
             if layout == incus::IncusLayout::SplitSquashfs {
                 *step = "pack the squashfs rootfs";
-                check(step)?;
+                check(creator.reporter, step)?;
                 let squashed = scratch.join(incus::SQUASHFS_ROOTFS);
                 squashfs::make(creator.runner, &rootfs, &squashed, image.compression, image.source_date_epoch)?;
                 made.push(squashed);
@@ -398,7 +401,7 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
     };
     let result = run(&mut step);
     let (prepared, made) = result.map_err(|e| interrupted_or(e, step))?;
-    check("move into place")?;
+    check(creator.reporter, "move into place")?;
     let mut files = Vec::new();
     for file in made {
         files.push(output.place(&file)?);
