@@ -465,9 +465,11 @@ impl Shared<'_> {
                     queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            let result = match interrupt::interrupted() {
-                Some(signal) => Err(CopyError::Interrupted(signal)),
-                None => self.copy_entry(work),
+            // check(), not interrupted(): this runs once per entry, and only a
+            // failure needs to wait for a signal that is still arriving.
+            let result = match interrupt::check() {
+                Err(signal) => Err(CopyError::Interrupted(signal)),
+                Ok(()) => self.copy_entry(work),
             };
             if let Err(err) = result {
                 self.fail(err);
