@@ -127,8 +127,8 @@ fn split_squashfs_image_has_metadata_templates_and_the_rootfs() {
     assert_eq!(props["architecture"], dpkg_arch);
     assert_eq!(props["variant"], "default");
     assert_eq!(props["serial"], serial);
-    assert_eq!(props["description"], format!("Busybox {dpkg_arch} (default) ({serial})"));
-    assert!(!props.contains_key("release"), "busybox has no release: {props:?}");
+    assert_eq!(props["description"], format!("Busybox current {dpkg_arch} (default) ({serial})"));
+    assert_eq!(props["release"], "current", "busybox, without releases, is current: {props:?}");
     for path in ["/etc/hostname", "/etc/hosts"] {
         let rule = parsed.templates.get(path).unwrap_or_else(|| panic!("no template for {path}: {parsed:?}"));
         assert_eq!(rule.when, ["create", "copy"], "{path}");

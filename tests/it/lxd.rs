@@ -73,6 +73,17 @@ fn busybox_incus_images_import_and_launch() {
     let dir = TestDir::new("lxd-busybox");
     let split = busybox_image(&dir, "split", &["--incus-rootfs", "squashfs"]);
     let unified = busybox_image(&dir, "unified", &["--incus-type", "unified"]);
+    // image build's output is what image publish takes: busybox, which has no
+    // releases, is published as release `current`.
+    let tree = dir.path().join("simplestreams");
+    dir.command().args(["image", "publish"]).arg(&split).arg("--simplestreams").arg(&tree).stdout();
+    let images: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(tree.join("streams/v1/images.json")).unwrap()).unwrap();
+    let products: Vec<&String> = images["products"].as_object().unwrap().keys().collect();
+    assert!(
+        products.iter().any(|p| p.starts_with("busybox:current:") && p.ends_with(":default")),
+        "busybox is not in the tree: {products:?}"
+    );
     let lxd = Lxd::start(&dir, &[]);
 
     let split_fp = import(&lxd, &split, &["incus.tar.xz", "rootfs.squashfs"], "bb-split");

@@ -265,12 +265,19 @@ templates:
 /// The files `templates/` holds, and the rootfs file each one makes.
 pub const TEMPLATES: [(&str, &str); 2] = [("/etc/hostname", "hostname.tpl"), ("/etc/hosts", "hosts.tpl")];
 
+/// The release of an image whose distro has none (busybox): the name
+/// images.linuxcontainers.org gives rolling distributions
+/// (`archlinux/current`). LXD and Incus need one to list the image in a
+/// simplestreams tree (its product is `os:release:arch:variant`).
+pub const NO_RELEASE: &str = "current";
+
 /// What `metadata.yaml` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
     /// The plugin's name (`debian`).
     pub distro: String,
-    /// The release the plugin resolved (`bookworm`), if it has releases.
+    /// The release the plugin resolved (`bookworm`), if it has releases;
+    /// [`NO_RELEASE`] is written otherwise.
     pub release: Option<String>,
     /// The dpkg architecture (`amd64`).
     pub arch: String,
@@ -286,22 +293,17 @@ impl Metadata {
     pub fn properties(&self) -> Vec<(&'static str, String)> {
         let serial = serial(self.creation_date);
         let os = os_name(&self.distro);
-        let release = self.release.as_deref();
-        let words = |sep: &str, first: &str| {
-            [Some(first), release, Some(self.arch.as_str())].into_iter().flatten().collect::<Vec<_>>().join(sep)
-        };
+        let release = self.release.as_deref().unwrap_or(NO_RELEASE);
+        let words = |sep: &str, first: &str| [first, release, self.arch.as_str()].join(sep);
         vec![
             ("architecture", self.arch.clone()),
             ("description", format!("{} ({VARIANT}) ({serial})", words(" ", &os))),
             ("name", format!("{}-{VARIANT}-{serial}", words("-", &self.distro))),
             ("os", os.clone()),
-            ("release", release.unwrap_or_default().to_owned()),
+            ("release", release.to_owned()),
             ("serial", serial.clone()),
             ("variant", VARIANT.to_owned()),
         ]
-        .into_iter()
-        .filter(|(key, value)| *key != "release" || !value.is_empty())
-        .collect()
     }
 
     /// The text of `metadata.yaml`.
@@ -454,12 +456,13 @@ mod tests {
     }
 
     #[test]
-    fn a_distro_without_releases_leaves_release_out() {
+    fn a_distro_without_releases_is_current() {
         let meta = Metadata { distro: "busybox".into(), release: None, ..debian() };
         let props = meta.properties();
-        assert!(!props.iter().any(|(k, _)| *k == "release"), "{props:?}");
+        let release = &props.iter().find(|(k, _)| *k == "release").unwrap().1;
+        assert_eq!(release, NO_RELEASE);
         let description = &props.iter().find(|(k, _)| *k == "description").unwrap().1;
-        assert_eq!(description, "Busybox amd64 (default) (20240101_0000)");
+        assert_eq!(description, "Busybox current amd64 (default) (20240101_0000)");
     }
 
     #[test]
