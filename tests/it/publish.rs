@@ -535,6 +535,41 @@ fn versions_accumulate_and_prune_keeps_the_newest() {
     assert_eq!(versions(&root), ["20240104_0000"]);
 }
 
+/// What `kill -9` during a publish leaves (temporary copies named
+/// `.NAME.XXXXXX.tmp` next to their targets, a temporary index), planted
+/// here because a kill at the right byte cannot be timed: the next publish
+/// removes them under the lock and keeps every other file.
+#[test]
+fn the_next_publish_removes_what_a_killed_one_left() {
+    require_root();
+    require_tools(&["tar", "xz", "sha256sum"]);
+    let test = TestDir::new("publish-stale");
+    let root = test.path().join("tree");
+    let first = image_dir(&test, "first", &Spec::new("bookworm", "20240101_0000", Layout::Tar));
+    publish(&test, &root, &[&first]).run().assert_success();
+    let version = root.join("images/debian/bookworm/amd64/default/20240101_0000");
+    let dead_version = root.join("images/debian/bookworm/amd64/default/20240102_0000");
+    fs::create_dir_all(&dead_version).unwrap();
+    let stale = [
+        version.join(".rootfs.tar.xz.Ab3dE9.tmp"),
+        dead_version.join(".incus.tar.xz.Qw8rTy.tmp"),
+        root.join("streams/v1/.images.json.Zx1cVb.tmp"),
+    ];
+    let kept = [version.join("notes.tmp"), version.join(".htaccess"), root.join("streams/v1/README")];
+    for file in stale.iter().chain(&kept) {
+        fs::write(file, "left behind\n").unwrap();
+    }
+    let second = image_dir(&test, "second", &Spec::new("trixie", "20240101_0000", Layout::Tar));
+    publish(&test, &root, &[&second]).run().assert_success();
+    for file in &stale {
+        assert!(!file.exists(), "{} is a dead publish's temporary file: the next publish removes it", file.display());
+    }
+    for file in &kept {
+        assert!(file.is_file(), "{} is not a temporary file of lxc-tmpl: it stays", file.display());
+    }
+    assert_eq!(check_tree(&root).len(), 2);
+}
+
 #[test]
 fn a_serial_is_published_again_only_with_the_same_files() {
     require_root();

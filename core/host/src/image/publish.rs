@@ -28,7 +28,9 @@
 //! `images.json` rename removes every copy and directory the publish made:
 //! the tree is as it was. `kill -9` or a power loss may leave temporary
 //! files (`.NAME.*.tmp`) or files no item names, never a JSON file that
-//! names a missing file.
+//! names a missing file; the next publish deletes those temporary files
+//! once it holds the lock ([`sweep_stale_temps`]), since only a dead
+//! publisher can have left them.
 
 // The tree is a host directory the user chose, like an image build's output
 // directory; nothing here touches a rootfs.
@@ -526,6 +528,41 @@ fn sync_dir(dir: &Path) -> Result<(), PublishError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync", dir))
 }
 
+/// Whether `name` is one of this module's temporary names (`.NAME.XXXXXX.tmp`,
+/// made by [`prepare`] and [`write_atomic`]); no published file starts with a dot.
+fn is_temp_name(name: &str) -> bool {
+    name.len() > ".x.tmp".len() && name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Deletes the temporary files a publish killed by `kill -9` or a power
+/// loss left under `root/images` and `root/streams`. Called with the lock
+/// held, so no live publish owns any of them. Symlinks are not followed.
+fn sweep_stale_temps(root: &Path) -> Result<(), PublishError> {
+    let mut dirs: Vec<PathBuf> = vec![root.join("images"), root.join("streams")];
+    while let Some(dir) = dirs.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("read", &dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err("read", &dir))?;
+            let kind = entry.file_type().map_err(io_err("read", &entry.path()))?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() && is_temp_name(&entry.file_name().to_string_lossy()) {
+                let path = entry.path();
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("remove a stale temporary file", &path)(e)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether `rel` is a plain relative path (no `..`, not absolute): only
 /// such paths of a tree's items are deleted by a prune.
 fn is_inside(rel: &str) -> bool {
@@ -603,6 +640,7 @@ pub fn publish(
     let mut root = Root::lock(&request.root, on_wait)?;
     let root_path = root.path.clone();
     check("lock")?;
+    sweep_stale_temps(&root_path)?;
 
     let products_path = root_path.join(simplestreams::PRODUCTS_PATH);
     let mut products = match fs::read(&products_path) {
