@@ -136,6 +136,10 @@ fn lxc_image_has_the_files_lxc_local_reads_and_no_instance_state() {
     assert!(user.contains("userns.conf"), "config-user without userns.conf:\n{user}");
     assert!(!user.contains("lxc.cap.drop"), "config-user has the privileged container's entries:\n{user}");
     assert_eq!(member(&meta, "./templates"), "/etc/hostname\n/etc/hosts\n");
+    // lxc-download prints create-message as it is: no placeholder a user would type.
+    let message = member(&meta, "./create-message");
+    assert!(message.contains("lxc-start -n <name> && lxc-attach -n <name>"), "create-message:\n{message}");
+    assert!(!message.contains("LXC_NAME"), "create-message:\n{message}");
     let expiry: i64 = member(&meta, "./expiry").trim().parse().expect("expiry is a number");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((expiry - now - 30 * 86_400).abs() < 3600, "expiry {expiry} is not 30 days from now ({now})");

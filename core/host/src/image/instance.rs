@@ -8,7 +8,7 @@
 //! an empty `/etc/machine-id`, and a rootfs with sshd and systemd gets a
 //! oneshot unit ([`SSH_KEYGEN_UNIT`]) that runs `ssh-keygen -A` once.
 
-use lxc_tmpl_plugin_api::FileKind;
+use lxc_tmpl_plugin_api::{FileKind, rootfs_paths::SSH_HOST_KEYS};
 
 use crate::rootfs::{Rootfs, RootfsError};
 
@@ -16,21 +16,13 @@ use crate::rootfs::{Rootfs, RootfsError};
 /// (`sed s#LXC_NAME#<name>#g` over the files the image's `templates` lists).
 pub const NAME_PLACEHOLDER: &str = "LXC_NAME";
 
+/// What stands for the container's name in the image's `create-message`,
+/// which no one fills in: `lxc-start -n <name>`.
+pub const NAME_IN_MESSAGES: &str = "<name>";
+
 /// The files of the rootfs that carry [`NAME_PLACEHOLDER`], as the image's
 /// `templates` file lists them (paths inside the rootfs).
 pub const NAME_TEMPLATES: [&str; 2] = ["/etc/hostname", "/etc/hosts"];
-
-/// Host key files `ssh-keygen -A` and older releases make (as the deb
-/// plugin's list): all removed, so no two instances share a key.
-const SSH_HOST_KEYS: [&str; 7] = [
-    "etc/ssh/ssh_host_key",
-    "etc/ssh/ssh_host_rsa_key",
-    "etc/ssh/ssh_host_dsa_key",
-    "etc/ssh/ssh_host_ecdsa_key",
-    "etc/ssh/ssh_host_ed25519_key",
-    "etc/ssh/ssh_host_ecdsa_sk_key",
-    "etc/ssh/ssh_host_ed25519_sk_key",
-];
 
 /// Files whose content is random or records the build machine or time, and
 /// that their owners remake when missing: systemd's and sysvinit's random

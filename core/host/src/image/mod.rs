@@ -338,7 +338,15 @@ pub fn build(creator: &Creator<'_>, spec: CreateSpec, image: &ImageRequest) -> R
             let devices = lxc::device_nodes(&rootfs).map_err(io(&rootfs))?;
             let manifest = &creator.plugin.manifest;
             let made_by = format!("lxc-tmpl {} {}", manifest.name, manifest.version);
-            let message = filled.message.clone().unwrap_or_else(|| format!("An image made by {made_by}."));
+            // lxc-download prints create-message as it is (lxc-local fills the
+            // name only into the rootfs files named by `templates`), so the
+            // plugin's hint, written for a container named LXC_NAME, names the
+            // container the way a man page would.
+            let message = filled
+                .message
+                .as_deref()
+                .map(|m| m.replace(instance::NAME_PLACEHOLDER, instance::NAME_IN_MESSAGES))
+                .unwrap_or_else(|| format!("An image made by {made_by}."));
             let meta_dir = scratch.join("meta");
             fs::create_dir(&meta_dir).map_err(io(&meta_dir))?;
             let meta = lxc::Meta {
