@@ -157,6 +157,7 @@ mod hook;
 mod host;
 mod manifest;
 mod module;
+pub mod rootfs_paths;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

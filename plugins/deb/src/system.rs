@@ -3,7 +3,9 @@
 //! keyring, and the scrubbing that keeps host and per-machine state out of
 //! a cached rootfs.
 
-use lxc_tmpl_plugin_api::{CommandSpec, FileKind, Host, PluginError, serde_json::json, short_hostname};
+use lxc_tmpl_plugin_api::{
+    CommandSpec, FileKind, Host, PluginError, rootfs_paths::SSH_HOST_KEYS, serde_json::json, short_hostname,
+};
 
 use crate::templates;
 
@@ -468,19 +470,6 @@ pub fn configure_timezone(host: &mut Host<'_>) -> Result<(), PluginError> {
     host.debug(&format!("time zone set to {zone}"));
     Ok(())
 }
-
-/// Host key files `ssh-keygen -A` and older releases make, all removed
-/// before keys are generated (the host API lists no directories, so the
-/// names are spelled out).
-pub const SSH_HOST_KEYS: &[&str] = &[
-    "etc/ssh/ssh_host_key",
-    "etc/ssh/ssh_host_rsa_key",
-    "etc/ssh/ssh_host_dsa_key",
-    "etc/ssh/ssh_host_ecdsa_key",
-    "etc/ssh/ssh_host_ed25519_key",
-    "etc/ssh/ssh_host_ecdsa_sk_key",
-    "etc/ssh/ssh_host_ed25519_sk_key",
-];
 
 /// Removes every ssh host key (private and `.pub`); returns how many files
 /// were there.
