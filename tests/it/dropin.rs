@@ -15,11 +15,13 @@ use lxc_tmpl_tests::{
 };
 
 /// `lxc-create -P <lxcpath> -f <safe.conf> -n <name> -t <template>`, with the
-/// test's plugin dir in the environment (lxc-create passes it on).
+/// test's plugin, cache and log dirs in the environment (lxc-create passes
+/// it on), so the template's create logs go with the test dir.
 fn lxc_create(dir: &TestDir, name: &str, template: &Path) -> TestCommand {
     let mut cmd = TestCommand::new("lxc-create");
     cmd.arg("-P").arg(dir.lxcpath()).arg("-f").arg(dir.safe_conf()).args(["-n", name]).arg("-t").arg(template);
     cmd.env("LXC_TMPL_PLUGIN_PATH", dir.plugins()).env("LXC_CACHE_PATH", dir.cache());
+    cmd.env("LXC_TMPL_LOG_DIR", dir.logs());
     cmd
 }
 
