@@ -8,6 +8,9 @@ use std::{
 
 use crate::{command::TestCommand, config, snapshot};
 
+/// Seconds between two halt signals of [`Container::stop_clean`].
+const HALT_RESEND: u32 = 5;
+
 /// The lock file behind [`heavy_lock`].
 const HEAVY_LOCK: &str = "/tmp/lxc-tmpl-tests/.heavy.lock";
 
@@ -146,9 +149,29 @@ impl Container {
     }
 
     /// Stops the container cleanly (its halt signal, no SIGKILL) within
-    /// `timeout` seconds; returns how `lxc-stop` ended.
+    /// `timeout` seconds; returns how the last `lxc-stop` ended.
+    ///
+    /// The halt signal is sent again every [`HALT_RESEND`] seconds: PID 1
+    /// drops a signal it has no handler for yet, and systemd installs its
+    /// handlers a moment after `lxc-wait -s RUNNING` returns, so a signal
+    /// sent right after a start can be lost. An init that never honours its
+    /// `lxc.signal.halt` still fails.
     pub fn stop_clean(&self, timeout: u32) -> crate::Outcome {
-        self.lxc("lxc-stop").args(["--nokill", "-t", &timeout.to_string()]).run()
+        let mut left = timeout.max(1);
+        loop {
+            let slice = left.min(HALT_RESEND);
+            let outcome = self.lxc("lxc-stop").args(["--nokill", "-t", &slice.to_string()]).run();
+            left -= slice;
+            if outcome.status.success() || left == 0 {
+                return outcome;
+            }
+            // It may have stopped just as the slice ended; the next lxc-stop would then
+            // fail with "not running", so ask lxc-wait, which succeeds on a stopped one.
+            let stopped = self.lxc("lxc-wait").args(["-s", "STOPPED", "-t", "1"]).run();
+            if stopped.status.success() {
+                return stopped;
+            }
+        }
     }
 
     /// `lxc-destroy`; returns how it ended.
