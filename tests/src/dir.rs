@@ -18,6 +18,13 @@ use crate::{
 /// binary as an unprivileged user.
 const BASE: &str = "/tmp/lxc-tmpl-tests";
 
+/// Names the directory, below [`BASE`], to make the test dirs in instead of
+/// [`BASE`] itself. `tests/run` points it at a scratch ext4 file system it
+/// mounts there without write barriers: debootstrap's dpkg syncs every file
+/// it unpacks, and on the CI disk those syncs, not the work, took two thirds
+/// of each cold build.
+pub const DIRS_ENV: &str = "LXC_TMPL_TEST_DIRS";
+
 /// The safe base config every test container starts from (`-f safe.conf`).
 pub const SAFE_CONF: &str = "lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\nlxc.start.auto = 0\n";
 
@@ -49,7 +56,7 @@ const KEEP_ENV: &str = "LXC_TMPL_KEEP_TEST_DIRS";
 /// A fresh directory for one test:
 ///
 /// ```text
-/// /tmp/lxc-tmpl-tests/<name>-XXXXXX/
+/// /tmp/lxc-tmpl-tests/<name>-XXXXXX/  ($LXC_TMPL_TEST_DIRS/<name>-XXXXXX/ if set)
 ///     lxcpath/    the private lxcpath (-P)
 ///     cache/      the private cache dir (--cache-dir)
 ///     plugins/    $LXC_TMPL_PLUGIN_PATH
@@ -67,12 +74,14 @@ pub struct TestDir {
 impl TestDir {
     /// Makes the directory for the test called `name`.
     pub fn new(name: &str) -> TestDir {
-        fs::create_dir_all(BASE).unwrap_or_else(|e| panic!("cannot create {BASE}: {e}"));
+        let base = base();
+        fs::create_dir_all(&base).unwrap_or_else(|e| panic!("cannot create {}: {e}", base.display()));
         set_mode(Path::new(BASE), 0o755);
+        set_mode(&base, 0o755);
         let root = tempfile::Builder::new()
             .prefix(&format!("{name}-"))
-            .tempdir_in(BASE)
-            .unwrap_or_else(|e| panic!("cannot create a test dir in {BASE}: {e}"))
+            .tempdir_in(&base)
+            .unwrap_or_else(|e| panic!("cannot create a test dir in {}: {e}", base.display()))
             .keep();
         set_mode(&root, 0o755);
         let dir = TestDir { root };
@@ -208,6 +217,26 @@ impl TestDir {
         fs::copy(&plugin, &plugin_copy).expect("cannot copy the busybox plugin");
         set_mode(&plugin_copy, 0o644);
         copy
+    }
+}
+
+/// The directory the test dirs are made in: `$LXC_TMPL_TEST_DIRS` or
+/// [`BASE`]. Panics when the variable names a place outside [`BASE`]: the
+/// container and mount guards accept nothing else.
+fn base() -> PathBuf {
+    match std::env::var_os(DIRS_ENV).filter(|v| !v.is_empty()) {
+        None => PathBuf::from(BASE),
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            assert!(
+                dir.starts_with(BASE)
+                    && dir != Path::new(BASE)
+                    && !dir.components().any(|c| c == std::path::Component::ParentDir),
+                "{DIRS_ENV}={} is not a directory below {BASE}: unset it or name one there",
+                dir.display()
+            );
+            dir
+        }
     }
 }
 
