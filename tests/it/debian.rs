@@ -173,6 +173,12 @@ fn debian_from_the_local_mirror_creates_reuses_the_cache_and_boots() {
     assert!(key_text.starts_with("debian-v1 release=bookworm arch=amd64 variant=minbase"), "{key_text}");
     assert!(key_text.contains(&format!("keyring={}@", fixture.keyring.display())), "{key_text}");
     assert!(ssh_host_keys(&cached).is_empty(), "the cache ships ssh host keys");
+    // The build ran dpkg with force-unsafe-io; neither the cache nor a container keeps it.
+    for rootfs in [&cached, &d1.rootfs()] {
+        let unsafe_io = rootfs.join("etc/dpkg/dpkg.cfg.d/lxc-tmpl-unsafe-io");
+        assert!(!unsafe_io.exists(), "{} outlived the build", unsafe_io.display());
+        assert!(rootfs.join("etc/dpkg/dpkg.cfg.d").is_dir(), "dpkg's own config dir is missing");
+    }
     let cache_inode = fs::metadata(&cached).unwrap().ino();
 
     // Warm: `--release 12` names the same codename, so the same cache entry;

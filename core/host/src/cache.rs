@@ -421,6 +421,10 @@ impl CacheEntry {
         }
         let generation = self.new_generation_path();
         let finish = || -> Result<()> {
+            // The build may have skipped per-file fsyncs (the Debian family runs dpkg with
+            // force-unsafe-io); one syncfs(2) makes the rootfs durable before a rename
+            // makes it a generation, so a power loss never leaves an entry of empty files.
+            crate::sys::syncfs(&rootfs).map_err(io_err("cannot sync the new rootfs", &rootfs))?;
             fs::write(self.dir.join("key"), format!("{}\n", self.key)).map_err(io_err("cannot write", &self.dir))?;
             fs::rename(&staging, &generation).map_err(io_err("cannot move into place", &staging))?;
             self.set_current(&generation)

@@ -590,6 +590,17 @@ pub fn unmount_detached(target: &Path) -> nix::Result<()> {
     nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
 }
 
+/// `syncfs(2)` of the file system that holds `path`: writes out everything
+/// dirty on it, once, where a build skipped per-file fsyncs.
+///
+/// # Errors
+/// The `open(2)` of `path` or the `syncfs(2)` error (EIO, ENOSPC, EDQUOT:
+/// data that never reached the disk).
+pub fn syncfs(path: &Path) -> std::io::Result<()> {
+    let dir = std::fs::File::open(path)?;
+    nix::unistd::syncfs(&dir).map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,6 +251,47 @@ pub fn write_apt_proxy(host: &mut Host<'_>, proxy: &str) -> Result<(), PluginErr
     host.write_file(APT_PROXY_CONF, text.as_bytes(), 0o644)
 }
 
+/// A dpkg configuration file (dpkg.cfg(5): one option per line) that makes
+/// dpkg skip its per-file fsync(2) (dpkg(1), `--force-unsafe-io`) while a
+/// rootfs is built (see [`with_unsafe_io`]).
+pub const UNSAFE_IO_CONF: &str = "etc/dpkg/dpkg.cfg.d/lxc-tmpl-unsafe-io";
+
+/// Runs `build` with [`UNSAFE_IO_CONF`] in place, then removes the file,
+/// whether `build` succeeded or not.
+///
+/// Why: nothing a build writes needs to be durable before the host renames
+/// the finished cache entry into place, and the host syncs the whole file
+/// system once before that rename (`syncfs(2)`). Measured here with a
+/// debootstrap of the debian plugin's package set while another process
+/// wrote and fsynced: 121 s and 115 s with dpkg's syncs, 87 s and 105 s
+/// without. On an idle disk the two are the same. The file goes into the
+/// target before debootstrap runs, so debootstrap's dpkg reads it (dpkg
+/// ships `/etc/dpkg/dpkg.cfg.d`, and its unpack keeps a file it does not
+/// own), and apt's dpkg runs of the same build read it too. Without a
+/// cache (`--clean`) the build writes the container's own rootfs, which a
+/// create does not sync (nor did lxc-create's templates, past dpkg), so a
+/// power loss right after such a create can cost files dpkg wrote.
+///
+/// # Errors
+/// The error of writing or removing the file, or `build`'s error (which
+/// wins over a failed removal: the rootfs is thrown away then anyway).
+pub fn with_unsafe_io<T>(
+    host: &mut Host<'_>,
+    build: impl FnOnce(&mut Host<'_>) -> Result<T, PluginError>,
+) -> Result<T, PluginError> {
+    host.mkdir_all("etc/dpkg/dpkg.cfg.d", 0o755)?;
+    host.write_file(
+        UNSAFE_IO_CONF,
+        b"# lxc-tmpl: removed when the build ends; the host syncs the rootfs once instead.\nforce-unsafe-io\n",
+        0o644,
+    )?;
+    let built = build(host);
+    let removed = host.remove(UNSAFE_IO_CONF);
+    let value = built?;
+    removed?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

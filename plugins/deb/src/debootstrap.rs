@@ -5,9 +5,11 @@
 //! numbers): the same minbase + lxc-debian include set of bookworm from the
 //! local fixture mirror, on this project's 2-core machines, took 42.6 s with
 //! mmdebstrap against 50.2 s with debootstrap on an idle machine, and 125.7
-//! s against 128.5 s under a load of 6; mmdebstrap with
-//! `--dpkgopt=force-unsafe-io` took 149.1 s in that same loaded run, no
-//! gain from skipping dpkg's fsyncs on these disks. 2-15 % does not pay for
+//! s against 128.5 s under a load of 6 (mmdebstrap with
+//! `--dpkgopt=force-unsafe-io` took 149.1 s in that loaded run; later,
+//! paired runs against a steady fsync load showed dpkg's unsafe-io saving
+//! 10-28 %, which is why the build now runs with it: see
+//! [`crate::apt::with_unsafe_io`]). 2-15 % does not pay for
 //! a second bootstrap path with its own options, keyring handling and test
 //! matrix; the rebuild cost is cut instead by keeping the downloaded
 //! packages (`--cache-dir`, [`DebootstrapPlan::cache_dir`]). mmdebstrap

@@ -448,6 +448,37 @@ mod tests {
     }
 
     #[test]
+    fn dpkg_skips_its_fsyncs_during_the_build_and_the_entry_keeps_no_trace() {
+        use std::{cell::RefCell, rc::Rc};
+
+        use crate::{apt::UNSAFE_IO_CONF, fake::debootstrap_responder};
+
+        let mut builder = testix_host_with_locales();
+        // Each command the build runs, with whether dpkg would have read the file then.
+        let seen: Rc<RefCell<Vec<(String, bool)>>> = Rc::default();
+        let log = Rc::clone(&seen);
+        builder.set_responder(move |cmd, world| {
+            log.borrow_mut().push((cmd.argv.join(" "), world.contains_key(UNSAFE_IO_CONF)));
+            debootstrap_responder(cmd, world)
+        });
+        let ctx = context("testix", "t0", &[MIRROR]);
+        let cache = build_cache_entry(&Testix, &mut builder, &ctx).unwrap();
+        let seen = seen.borrow();
+        for (program, word) in
+            [("debootstrap", "--variant=minbase"), ("apt-get", "update"), ("apt-get", "dist-upgrade")]
+        {
+            let runs = |l: &String| {
+                let mut words = l.split_whitespace();
+                words.next().is_some_and(|p| p.ends_with(program)) && words.any(|w| w == word)
+            };
+            let (line, unsafe_io) = seen.iter().find(|(l, _)| runs(l)).unwrap_or_else(|| panic!("no {program} {word}"));
+            assert!(*unsafe_io, "{line} ran without /{UNSAFE_IO_CONF}");
+        }
+        assert!(!builder.exists(UNSAFE_IO_CONF), "/{UNSAFE_IO_CONF} is still there after the build");
+        assert!(!cache.contains_key(UNSAFE_IO_CONF), "the cache entry keeps /{UNSAFE_IO_CONF}");
+    }
+
+    #[test]
     fn a_warm_create_runs_no_generator_in_the_rootfs() {
         let cache = cache_entry("en_US.UTF-8");
         let fake = warm_create(&cache, "t1", &[MIRROR]);

@@ -17,7 +17,7 @@
 use lxc_tmpl_plugin_api::{ConfigEntry, FileKind, HookContext, Host, PluginError, short_hostname};
 
 use crate::{
-    apt::Apt,
+    apt::{Apt, with_unsafe_io},
     arch::lxc_arch,
     debootstrap::{DebootstrapPlan, SignatureCheck, content_hash, run_debootstrap},
     options::{AuthKey, UserOptions},
@@ -78,7 +78,9 @@ pub struct SecondStage {
 /// The `download` hook of a debootstrap plugin: debootstrap into the current
 /// root (the cache staging dir) with signature checks, the package sources,
 /// the keyring, `apt-get update --error-on=any` + `dist-upgrade` + `clean`
-/// in the host's namespaced runner, the locale ([`generate_locale`]: here,
+/// in the host's namespaced runner (all with dpkg's unsafe-io,
+/// [`with_unsafe_io`]: the host syncs the entry once before it is renamed
+/// into place), the locale ([`generate_locale`]: here,
 /// once per cache entry, so that a create from the cache runs no
 /// `locale-gen`), and finally the scrub that keeps ssh host keys and host
 /// state out of the cache. Without a cache (`--clean`) it builds the
@@ -88,36 +90,39 @@ pub fn build_cached_rootfs(host: &mut Host<'_>, spec: &BuildSpec<'_>) -> Result<
     let cache_dir = host.package_cache_dir(&spec.plan.package_cache_key())?;
     let plan = DebootstrapPlan { target: host.root_path()?, cache_dir: Some(cache_dir), ..spec.plan.clone() };
     host.progress(&format!("debootstrap {} {} from {}", plan.suite, plan.arch, plan.mirror));
-    run_debootstrap(host, spec.debootstrap, &plan, spec.proxy.as_deref())?;
-    if let Some(stage) = &spec.second_stage {
-        run_second_stage(host, stage)?;
-    }
-    if !any_exists(host, &["usr/bin/apt-get", "bin/apt-get"])? {
-        return Err(PluginError::failed(format!(
-            "debootstrap of {} finished but the rootfs has no apt-get: {} is not a {} archive",
-            plan.suite, plan.mirror, spec.distro
-        )));
-    }
-    write_sources_list(host, &spec.sources_list)?;
-    if let Some(keyring) = spec.install_keyring {
-        let path = install_apt_keyring(host, keyring, ROOTFS_KEYRING_NAME)?;
-        host.debug(&format!("installed {keyring} as /{path}"));
-    }
-    let apt = Apt::new(spec.proxy.clone());
-    let hint = |step: &'static str| {
-        move |e: PluginError| {
-            PluginError::new(
-                e.kind,
-                format!(
-                    "{step} in the new rootfs failed (is the mirror complete and signed by the keyring?): {}",
-                    e.message
-                ),
-            )
+    // Every dpkg run of the build skips its per-file fsyncs; the host syncs once at the end.
+    with_unsafe_io(host, |host| {
+        run_debootstrap(host, spec.debootstrap, &plan, spec.proxy.as_deref())?;
+        if let Some(stage) = &spec.second_stage {
+            run_second_stage(host, stage)?;
         }
-    };
-    apt.update(host).map_err(hint("apt-get update"))?;
-    apt.dist_upgrade(host).map_err(hint("apt-get dist-upgrade"))?;
-    apt.clean(host)?;
+        if !any_exists(host, &["usr/bin/apt-get", "bin/apt-get"])? {
+            return Err(PluginError::failed(format!(
+                "debootstrap of {} finished but the rootfs has no apt-get: {} is not a {} archive",
+                plan.suite, plan.mirror, spec.distro
+            )));
+        }
+        write_sources_list(host, &spec.sources_list)?;
+        if let Some(keyring) = spec.install_keyring {
+            let path = install_apt_keyring(host, keyring, ROOTFS_KEYRING_NAME)?;
+            host.debug(&format!("installed {keyring} as /{path}"));
+        }
+        let apt = Apt::new(spec.proxy.clone());
+        let hint = |step: &'static str| {
+            move |e: PluginError| {
+                PluginError::new(
+                    e.kind,
+                    format!(
+                        "{step} in the new rootfs failed (is the mirror complete and signed by the keyring?): {}",
+                        e.message
+                    ),
+                )
+            }
+        };
+        apt.update(host).map_err(hint("apt-get update"))?;
+        apt.dist_upgrade(host).map_err(hint("apt-get dist-upgrade"))?;
+        apt.clean(host)
+    })?;
     generate_locale(host, spec.locale, spec.locale_gen)?;
     scrub_for_cache(host)
 }
