@@ -156,9 +156,12 @@ impl Meta<'_> {
             ("create-message".to_owned(), message),
             ("expiry".to_owned(), format!("{}\n", self.expiry)),
         ];
+        // Every legacy level gets the same text.
+        let (legacy_config, legacy_user) =
+            (config_text(&self.made_by, self.entries, &legacy), config_text(&self.made_by, &user, &legacy));
         for level in LEGACY_COMPAT_LEVELS {
-            files.push((format!("config.{level}"), config_text(&self.made_by, self.entries, &legacy)));
-            files.push((format!("config-user.{level}"), config_text(&self.made_by, &user, &legacy)));
+            files.push((format!("config.{level}"), legacy_config.clone()));
+            files.push((format!("config-user.{level}"), legacy_user.clone()));
         }
         let mut written = Vec::new();
         for (name, text) in files {

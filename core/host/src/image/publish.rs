@@ -410,11 +410,7 @@ fn prepare(image: &ImageDir, copy_into: Option<&Path>) -> Result<Prepared, Publi
         all.extend(hashers.iter_mut().map(|h| &mut **h));
         let size = match copy_into {
             Some(dir) => {
-                let mut temp = tempfile::Builder::new()
-                    .prefix(&format!(".{name}."))
-                    .suffix(".tmp")
-                    .tempfile_in(dir)
-                    .map_err(io_err("create a file in", dir))?;
+                let mut temp = temp_file_in(dir, &name)?;
                 let size = stream(from, Some(temp.as_file_mut()), &mut all)?;
                 let file = temp.as_file();
                 file.set_permissions(fs::Permissions::from_mode(0o644))
@@ -510,11 +506,7 @@ fn write_atomic(root: &Path, rel: &str, text: &str) -> Result<(), PublishError> 
         return Ok(());
     }
     let dir = path.parent().unwrap_or(root);
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", path.file_name().unwrap_or_default().to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io_err("create a file in", dir))?;
+    let mut temp = temp_file_in(dir, &path.file_name().unwrap_or_default().to_string_lossy())?;
     temp.write_all(text.as_bytes())
         .and_then(|()| temp.as_file().set_permissions(fs::Permissions::from_mode(0o644)))
         .and_then(|()| temp.as_file().sync_all())
@@ -528,10 +520,23 @@ fn sync_dir(dir: &Path) -> Result<(), PublishError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync", dir))
 }
 
-/// Whether `name` is one of this module's temporary names (`.NAME.XXXXXX.tmp`,
-/// made by [`prepare`] and [`write_atomic`]); no published file starts with a dot.
+/// The suffix of the temporary files a publish writes ([`temp_file_in`]).
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A new temporary file in `dir` that will be renamed to `name` there:
+/// `.NAME.XXXXXX.tmp`, a name no published file has ([`is_temp_name`]).
+fn temp_file_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, PublishError> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io_err("create a file in", dir))
+}
+
+/// Whether `name` has the shape of a [`temp_file_in`] name; no published
+/// file starts with a dot.
 fn is_temp_name(name: &str) -> bool {
-    name.len() > ".x.tmp".len() && name.starts_with('.') && name.ends_with(".tmp")
+    name.len() > ".x".len() + TEMP_SUFFIX.len() && name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
 }
 
 /// Deletes the temporary files a publish killed by `kill -9` or a power
